@@ -1,0 +1,204 @@
+"""The models every stage talks through.
+
+``Digest`` is the contract with the LLM: its JSON Schema is what the model is asked to fill,
+so its field descriptions double as instructions, and it carries no defaults and no length
+constraints (OpenAI's strict structured outputs reject them). Counts and lengths are checked by
+validators after parsing instead, with messages that can be sent back to the model.
+
+``Day`` is what ``outputs/data/YYYY-MM-DD.json`` holds, the source of truth ``render`` reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from digest.validation import check_line, check_line_count
+
+DigestLine = Annotated[str, AfterValidator(check_line)]
+
+NEW_STYLE_ID = r"\d{4}\.\d{4,5}"
+OLD_STYLE_ID = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
+ARXIV_ID = re.compile(rf"(?:{NEW_STYLE_ID}|{OLD_STYLE_ID})")
+_URL = re.compile(r"https?://[^\s()<>\[\]{}\"'`\\]+")
+
+
+class Introduction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal: DigestLine = Field(
+        description="One Korean line: what the paper sets out to do "
+        "(e.g. '본 연구는 … 방법을 제안하는 것이다.')."
+    )
+    motivation: DigestLine = Field(
+        description="One Korean line: the gap or problem in earlier work that motivates it."
+    )
+    contribution: DigestLine = Field(
+        description="One Korean line: what the paper contributes (method, dataset, finding)."
+    )
+
+
+class Digest(BaseModel):
+    """A paper's structured Korean digest. Field names are fixed by the contract."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    introduction: Introduction
+    method: list[DigestLine] = Field(
+        description="1 to 4 Korean lines on how the method works, naming its key components."
+    )
+    results: list[DigestLine] = Field(
+        description="1 to 3 Korean lines with concrete benchmarks and numbers from the paper."
+    )
+    limitations: list[DigestLine] = Field(
+        description="1 to 2 Korean lines on the limitations the paper states or implies."
+    )
+    conclusion: list[DigestLine] = Field(
+        description="1 to 2 Korean lines on what the work achieves and why it matters."
+    )
+
+    @field_validator("method", "results", "limitations", "conclusion", mode="before")
+    @classmethod
+    def _line_count(cls, lines: object, info: ValidationInfo) -> object:
+        return check_line_count(str(info.field_name), lines)
+
+
+class Links(BaseModel):
+    """Where the paper lives. A local PDF has none, and its post block shows no links."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    abs: str | None = None
+    alphaxiv: str | None = None
+    pdf: str | None = None
+
+    @field_validator("abs", "alphaxiv", "pdf")
+    @classmethod
+    def _plain_url(cls, url: str | None) -> str | None:
+        if url is not None and not _URL.fullmatch(url):
+            raise ValueError(
+                f"{url!r} is not a plain http(s) URL (no spaces, brackets, quotes or braces)"
+            )
+        return url
+
+    @classmethod
+    def for_arxiv(cls, arxiv_id: str) -> Links:
+        """The links the blog shows: always the unversioned ID, as the reference does."""
+        return cls(
+            abs=f"https://arxiv.org/abs/{arxiv_id}",
+            alphaxiv=f"https://www.alphaxiv.org/ko/overview/{arxiv_id}",
+            pdf=f"https://arxiv.org/pdf/{arxiv_id}",
+        )
+
+
+class Provenance(BaseModel):
+    """How an entry's digest came to be. Imported entries know only where they came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["llm", "import"]
+    imported_from: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    input: Literal["full-text", "abstract"] | None = None
+    input_reason: str | None = None
+    input_chars: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tokens_cached: int | None = None
+    attempts: int | None = None
+    seconds: float | None = None
+    cost_usd: float | None = None
+
+
+class PaperStyle(BaseModel):
+    """How a paper's block is laid out. The reference uses both styles (its paper 4 is bullets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intro_labels: bool = Field(
+        default=True, description="'- Goal: …' lines; without labels the lines are '- …'."
+    )
+    bullets: bool = Field(
+        default=False, description="Method … Conclusion lines as '- ' bullets, not plain lines."
+    )
+
+
+class PaperEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    arxiv_id: str | None = Field(description="Unversioned arXiv ID; None for a local PDF.")
+    version: int | None = Field(default=None, description="arXiv version the digest was made from.")
+    title: str
+    authors: list[str] = Field(default_factory=list)
+    links: Links = Field(default_factory=Links)
+    digest: Digest
+    provenance: Provenance
+    style: PaperStyle = Field(default_factory=PaperStyle)
+
+    @field_validator("arxiv_id")
+    @classmethod
+    def _arxiv_id(cls, arxiv_id: str | None) -> str | None:
+        if arxiv_id is not None and not ARXIV_ID.fullmatch(arxiv_id):
+            raise ValueError(
+                f"{arxiv_id!r} is not an unversioned arXiv ID like '2512.13604' or 'hep-th/9901001'"
+            )
+        return arxiv_id
+
+    @field_validator("title")
+    @classmethod
+    def _one_line_title(cls, title: str) -> str:
+        title = " ".join(title.split())
+        if not title:
+            raise ValueError("is empty")
+        return title
+
+
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d")
+
+
+class Day(BaseModel):
+    """One day's post: front matter settings and the ordered papers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    date: dt.date
+    time: str = Field(default="08:15:00", description="Front matter time, HH:MM:SS.")
+    title: str = Field(description="Front matter title, e.g. 'Daily Papers — 2025-12-16'.")
+    layout: str = "post"
+    tags: list[str] = Field(default_factory=lambda: ["papers", "hugginface"])
+    categories: list[str] = Field(default_factory=list)
+    papers: list[PaperEntry] = Field(default_factory=list)
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, time: str) -> str:
+        if not _TIME.fullmatch(time):
+            raise ValueError(f"{time!r} is not a time of day as HH:MM:SS")
+        return time
+
+    @field_validator("title", "layout")
+    @classmethod
+    def _single_line(cls, text: str) -> str:
+        if not text.strip() or "\n" in text or "\r" in text:
+            raise ValueError("must be a non-empty single line")
+        return text
+
+    @field_validator("tags", "categories")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        for label in labels:
+            if not label.strip() or "\n" in label:
+                raise ValueError(f"{label!r} must be a non-empty single line")
+        return labels

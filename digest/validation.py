@@ -1,0 +1,143 @@
+"""Checks on every line of a digest.
+
+The messages go back to the LLM when its answer fails (and to the user when an imported post
+fails), so each one says what is wrong and what to write instead. The caller adds the field
+name (``results[0]: …``), see ``describe_validation_error``.
+
+Thresholds, measured on the reference post (46 lines):
+
+- Hangul share: the share of letters that are Hangul syllables or jamo. The reference's lowest
+  line is 0.49 (a results line full of benchmark names); its median is about 0.8. An English
+  sentence scores 0, a mostly English one with a Korean ending well under 0.3. We accept 0.40.
+- Length: the reference's lines are 66 to 285 characters. We accept 20 to 400.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pydantic import ValidationError
+
+HANGUL_SHARE_MIN = 0.40
+LINE_MIN_CHARS = 20
+LINE_MAX_CHARS = 400
+
+# (min, max) lines per list section; CONTRACT.md fixes these.
+SECTION_LINE_COUNTS: dict[str, tuple[int, int]] = {
+    "method": (1, 4),
+    "results": (1, 3),
+    "limitations": (1, 2),
+    "conclusion": (1, 2),
+}
+
+_POLITE_ENDING = re.compile(r"(\S{0,3}니다)\.(?=\s|$)")
+_LINE_BREAKS = re.compile(r"[\n\r\u2028\u2029\x0b\x0c\x85]")
+
+# Markdown that would change how a line renders. Single '*' or '_' (as in "x_t" or "GPT-4*")
+# render literally, so only paired emphasis is rejected.
+_MARKDOWN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\*\*|__"), "bold markers ('**' or '__')"),
+    (re.compile(r"~~"), "strikethrough ('~~')"),
+    (re.compile(r"`"), "code backticks ('`')"),
+    (re.compile(r"!?\[[^\]]*\]\s*[(\[]"), "a link ('[text](url)')"),
+    (re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>"), "an HTML tag"),
+    (re.compile(r"(?<![\w*])\*(?=[^\s*])[^*]*(?<=[^\s*])\*(?![\w*])"), "emphasis ('*text*')"),
+    (re.compile(r"(?<![\w_])_(?=[^\s_])[^_]*(?<=[^\s_])_(?![\w_])"), "emphasis ('_text_')"),
+    (
+        re.compile(r"^\s*(#{1,6}\s|>|[-*+]\s|\d+[.)]\s)"),
+        "a heading, quote or list marker at the start",
+    ),
+]
+
+
+def is_hangul(char: str) -> bool:
+    code = ord(char)
+    return 0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F
+
+
+def hangul_share(text: str) -> float:
+    """Share of the letters in ``text`` that are Hangul (0.0 when there are no letters)."""
+    letters = [char for char in text if char.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for char in letters if is_hangul(char)) / len(letters)
+
+
+def line_problems(text: str) -> list[str]:
+    """Everything wrong with one digest line, as messages that say how to fix it."""
+    if not text.strip():
+        return ["is empty; write one or more complete Korean sentences"]
+    problems: list[str] = []
+    if _LINE_BREAKS.search(text):
+        problems.append("contains a line break; write each item as a single line")
+    if any(unicodedata.category(char) == "Cc" for char in text if char not in "\n\r"):
+        problems.append("contains control characters; remove them")
+    for pattern, what in _MARKDOWN_PATTERNS:
+        if pattern.search(text):
+            problems.append(f"contains Markdown ({what}); write plain text")
+    if len(text) < LINE_MIN_CHARS:
+        problems.append(
+            f"is {len(text)} characters long; write a complete sentence of at least "
+            f"{LINE_MIN_CHARS} characters"
+        )
+    elif len(text) > LINE_MAX_CHARS:
+        problems.append(
+            f"is {len(text)} characters long; shorten it to at most {LINE_MAX_CHARS} characters"
+        )
+    share = hangul_share(text)
+    if share < HANGUL_SHARE_MIN:
+        problems.append(
+            f"is only {share:.0%} Hangul (at least {HANGUL_SHARE_MIN:.0%} is required); write it "
+            "in Korean, keeping English only for names, benchmarks and technical terms"
+        )
+    polite = _POLITE_ENDING.search(text)
+    if polite:
+        problems.append(
+            f"uses the polite style ('{polite.group(1)}.'); use the formal written style that "
+            "ends in '다.', e.g. '제안한다.' or '향상시켰다.'"
+        )
+    elif not text.rstrip().endswith("다."):
+        problems.append(
+            "does not end in '다.'; end the line with a sentence in the formal written style, "
+            "e.g. '…를 제안한다.' or '…를 달성하였다.'"
+        )
+    return problems
+
+
+def check_line(text: str) -> str:
+    """Pydantic validator for one digest line: strips outer spaces, raises on any problem."""
+    text = text.strip()
+    problems = line_problems(text)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return text
+
+
+def check_line_count(section: str, lines: object) -> object:
+    """Pydantic validator for the number of lines in a list section."""
+    if isinstance(lines, list):
+        low, high = SECTION_LINE_COUNTS[section]
+        if not low <= len(lines) <= high:
+            raise ValueError(f"has {len(lines)} lines; write {low} to {high}")
+    return lines
+
+
+def field_path(location: tuple[int | str, ...]) -> str:
+    """``("digest", "results", 0)`` → ``digest.results[0]``."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path or "(root)"
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One ``field: message`` line per error, the form the LLM and the user are shown."""
+    messages = []
+    for item in error.errors(include_url=False):
+        message = item["msg"].removeprefix("Value error, ")
+        messages.append(f"{field_path(item['loc'])}: {message}")
+    return messages
