@@ -135,9 +135,11 @@ def _parse_front_matter(lines: _Lines) -> dict[str, object]:
     try:
         data = yaml.safe_load("\n".join(block))
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+        # The context mark is where the broken construct starts (the line a user must fix).
+        mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
         line = start + (mark.line if mark else 0)
-        raise PostFormatError(lines.path, line, f"valid YAML front matter ({error})") from None
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise PostFormatError(lines.path, line, f"valid YAML front matter ({problem})") from None
     if not isinstance(data, dict):
         raise PostFormatError(lines.path, start, "front matter of 'key: value' lines")
 

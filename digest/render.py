@@ -108,8 +108,11 @@ def render_paper(entry: PaperEntry, number: int) -> list[str]:
     intro = entry.digest.introduction
     lines.append("## Introduction")
     if entry.style.intro_labels:
-        labelled = [("Goal", intro.goal), ("Motivation", intro.motivation),
-                    ("Contribution", intro.contribution)]  # fmt: skip
+        labelled = [
+            ("Goal", intro.goal),
+            ("Motivation", intro.motivation),
+            ("Contribution", intro.contribution),
+        ]
         lines += [f"- {label}: {guard_liquid(text)}{HARD_BREAK}" for label, text in labelled]
     else:
         texts = [intro.goal, intro.motivation, intro.contribution]

@@ -1,0 +1,55 @@
+"""Small builders of valid models for tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from digest.models import Day, Digest, Introduction, Links, PaperEntry, PaperStyle, Provenance
+
+
+def make_digest(topic: str = "긴 비디오 생성") -> Digest:
+    return Digest(
+        introduction=Introduction(
+            goal=f"본 연구는 {topic}에서 시간적 일관성을 유지하는 방법을 제안하는 것이다.",
+            motivation=f"기존 {topic} 방법은 장시간 생성 시 품질 저하와 불연속성 문제를 겪는다.",
+            contribution=f"{topic}을 위한 3단계 학습 방식과 새로운 벤치마크를 함께 제안하였다.",
+        ),
+        method=[
+            f"제안 방법은 {topic} 과정을 여러 단계로 나누어 각 단계의 정보를 전달한다.",
+            "학습 시에는 열화된 프레임을 입력으로 사용하여 추론 환경과의 차이를 줄인다.",
+        ],
+        results=["LongVGenBench에서 FVD를 기존 대비 38% 낮추며 최고 성능을 달성하였다."],
+        limitations=["생성 길이가 길어질수록 클립 경계에서 불연속성이 일부 남아 있다."],
+        conclusion=[f"본 연구는 {topic}의 제어성과 일관성을 함께 향상시키는 기반을 제시하였다."],
+    )
+
+
+def make_entry(
+    arxiv_id: str | None = "2512.13604",
+    title: str = "LongVie 2: Multimodal Controllable Ultra-Long Video World Model",
+    *,
+    digest: Digest | None = None,
+    bullets: bool = False,
+    intro_labels: bool = True,
+) -> PaperEntry:
+    return PaperEntry(
+        arxiv_id=arxiv_id,
+        version=1 if arxiv_id else None,
+        title=title,
+        authors=["Jane Doe", "김철수"],
+        links=Links.for_arxiv(arxiv_id) if arxiv_id else Links(),
+        digest=digest or make_digest(),
+        provenance=Provenance(source="llm", model="test-model", prompt_version="test"),
+        style=PaperStyle(bullets=bullets, intro_labels=intro_labels),
+    )
+
+
+def make_day(*entries: PaperEntry, date: dt.date = dt.date(2026, 1, 5), **front: object) -> Day:
+    return Day.model_validate(
+        {
+            "date": date,
+            "title": f"Daily Papers — {date.isoformat()}",
+            "papers": [entry.model_dump() for entry in entries],
+            **front,
+        }
+    )

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from digest.models import Digest
+from digest.validation import (
+    HANGUL_SHARE_MIN,
+    describe_validation_error,
+    hangul_share,
+    line_problems,
+)
+from tests.conftest import REFERENCE_POST
+
+GOOD = "본 연구는 긴 비디오 생성에서 시간적 일관성을 유지하는 새로운 방법을 제안한다."
+
+
+def reference_lines() -> list[str]:
+    """Every digest line of the reference post, without labels, bullets or hard breaks."""
+    body = REFERENCE_POST.read_text(encoding="utf-8").split("---\n", 2)[2]
+    lines = []
+    for line in body.splitlines():
+        if not line.strip() or line.startswith(("#", ">")):
+            continue
+        line = re.sub(r"^- (Goal|Motivation|Contribution): ", "", line)
+        lines.append(line.removeprefix("- ").rstrip())
+    return lines
+
+
+def test_the_reference_has_46_digest_lines() -> None:
+    assert len(reference_lines()) == 46
+
+
+@pytest.mark.parametrize("line", reference_lines(), ids=lambda line: line[:12])
+def test_every_reference_line_is_accepted(line: str) -> None:
+    assert line_problems(line) == []
+
+
+def test_the_threshold_sits_below_the_reference_lowest_line() -> None:
+    lowest = min(hangul_share(line) for line in reference_lines())
+    assert round(lowest, 2) == 0.49
+    assert lowest > HANGUL_SHARE_MIN
+
+
+BAD_LINES = [
+    ("", "is empty"),
+    ("   ", "is empty"),
+    ("This paper proposes a new method for long video generation models.", "Hangul"),
+    ("The proposed LongVie 2 model improves FVD on LongVGenBench 한다.", "Hangul"),
+    (
+        "본 연구는 긴 비디오 생성에서 일관성을 유지하는 새로운 방법을 제안합니다.",
+        "polite style ('제안합니다.')",
+    ),
+    ("본 연구는 긴 비디오 생성에서 일관성을 유지하는 방법을 보여주었습니다.", "polite style"),
+    ("이 방법은 긴 비디오 생성에서 일관성을 유지하는 데 매우 효과적인 방법입니다.", "polite style"),
+    ("제안된 방법은 훈련 없이 적용되며 기존 모델보다 빠릅니다. 또한 더 정확하다.", "polite style"),
+    (
+        "본 연구는 긴 비디오 생성에서 시간적 일관성을 유지하는 새로운 방법을 제안",
+        "does not end in '다.'",
+    ),
+    (
+        "본 연구는 긴 비디오 생성에서 시간적 일관성을 유지하는 새로운 방법을 제안한다",
+        "does not end in '다.'",
+    ),
+    ("본 연구는 **긴 비디오** 생성에서 시간적 일관성을 유지하는 방법을 제안한다.", "bold"),
+    (
+        "본 연구는 `LongVie` 모델로 긴 비디오 생성에서 일관성을 유지하는 방법을 제안한다.",
+        "backticks",
+    ),
+    (
+        "본 연구는 [LongVie](https://x.org) 모델로 긴 비디오의 일관성을 유지하는 방법을 제안한다.",
+        "link",
+    ),
+    ("# 본 연구는 긴 비디오 생성에서 시간적 일관성을 유지하는 방법을 제안한다.", "heading"),
+    ("- 본 연구는 긴 비디오 생성에서 시간적 일관성을 유지하는 방법을 제안한다.", "list marker"),
+    ("1. 본 연구는 긴 비디오 생성에서 시간적 일관성을 유지하는 방법을 제안한다.", "list marker"),
+    ("본 연구는 *긴 비디오* 생성에서 시간적 일관성을 유지하는 방법을 제안한다.", "emphasis"),
+    ("본 연구는 <b>긴 비디오</b> 생성에서 시간적 일관성을 유지하는 방법을 제안한다.", "HTML tag"),
+    (
+        "본 연구는 긴 비디오 생성 방법을 제안한다.\n또한 일관성을 유지하는 방법을 보인다.",
+        "line break",
+    ),
+    ("짧은 문장이다.", "at least 20 characters"),
+    (
+        "본 연구는 " + "긴 비디오 생성에서 시간적 일관성을 유지하는 " * 20 + "방법을 제안한다.",
+        "at most 400",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), BAD_LINES, ids=lambda value: str(value)[:16])
+def test_bad_lines_are_rejected_with_the_right_message(line: str, expected: str) -> None:
+    problems = line_problems(line)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_single_underscores_stars_and_liquid_are_not_markdown() -> None:
+    line = "x_t와 GPT-4* 및 {{ site.url }} 표기를 포함한 문장도 평문으로 그대로 허용된다."
+    assert line_problems(line) == []
+
+
+def digest_data(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "introduction": {"goal": GOOD, "motivation": GOOD, "contribution": GOOD},
+        "method": [GOOD],
+        "results": [GOOD],
+        "limitations": [GOOD],
+        "conclusion": [GOOD],
+    }
+    data.update(changes)
+    return data
+
+
+def messages(data: dict[str, object]) -> list[str]:
+    with pytest.raises(ValidationError) as raised:
+        Digest.model_validate(data)
+    return describe_validation_error(raised.value)
+
+
+def test_messages_name_the_field_and_the_problem() -> None:
+    data = digest_data(
+        introduction={
+            "goal": "The goal is faster video.",
+            "motivation": GOOD,
+            "contribution": GOOD,
+        },
+        results=[GOOD, "결과는 매우 좋았습니다. 이상입니다."],
+    )
+    found = messages(data)
+    assert found[0].startswith("introduction.goal: ")
+    assert "Hangul" in found[0]
+    assert found[1].startswith("results[1]: uses the polite style")
+
+
+@pytest.mark.parametrize(
+    ("section", "count", "expected"),
+    [
+        ("method", 5, "method: has 5 lines; write 1 to 4"),
+        ("results", 0, "results: has 0 lines; write 1 to 3"),
+        ("results", 4, "results: has 4 lines; write 1 to 3"),
+        ("limitations", 3, "limitations: has 3 lines; write 1 to 2"),
+        ("conclusion", 3, "conclusion: has 3 lines; write 1 to 2"),
+    ],
+)
+def test_item_counts_per_section(section: str, count: int, expected: str) -> None:
+    assert messages(digest_data(**{section: [GOOD] * count})) == [expected]
+
+
+def test_unknown_and_missing_fields_are_rejected() -> None:
+    data = digest_data(summary=[GOOD])
+    del data["conclusion"]
+    found = messages(data)
+    assert "conclusion: Field required" in found
+    assert "summary: Extra inputs are not permitted" in found
+
+
+def test_outer_whitespace_is_trimmed_not_rejected() -> None:
+    digest = Digest.model_validate(digest_data(method=[f"  {GOOD}  "]))
+    assert digest.method == [GOOD]
