@@ -6,20 +6,25 @@ Exit codes: 0 done; 1 something failed or is out of date; 2 bad usage, input or 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from digest import __version__, render, schemas
 from digest.errors import DigestError, UsageError
 from digest.models import Day
+from digest.pipeline import PaperResult, Pipeline, run_ids_day
 from digest.post_parser import parse_post
-from digest.settings import load_settings
+from digest.settings import Settings, load_settings
+from digest.sources import ArxivRef, LocalPdf, parse_id_list, parse_paper_argument
 from digest.store import OutputStore, atomic_write_text, dump_day
 
 app = typer.Typer(
@@ -190,6 +195,111 @@ def schema_command(
             return
         for path in schemas.write(directory):
             stdout.print(f"wrote: {path}")
+
+
+class Source(StrEnum):
+    ids = "ids"
+
+
+@app.command("daily")
+def daily_command(
+    source: Annotated[Source, typer.Option(help="Where the day's papers come from.")] = Source.ids,
+    ids: Annotated[
+        str | None, typer.Option(help="Comma-separated arXiv IDs or URLs (with --source ids).")
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option(help="The day (YYYY-MM-DD). Default: today in DIGEST_TIMEZONE.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo papers already in the day file.")
+    ] = False,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Output folder [env DIGEST_OUTPUT_DIR, default outputs].")
+    ] = None,
+) -> None:
+    """Digest a day's papers and write outputs/data/DATE.json and its post.
+
+    A paper that fails is left out of the post and listed at the end with its reason (exit 1);
+    the others are still written.
+    """
+    with _reporting():
+        settings = load_settings(output_dir=output_dir)
+        day = parse_date(date) if date else settings.today()
+        if day > settings.today():
+            raise UsageError(f"--date {date!r} is in the future (today is {settings.today()})")
+        if ids is None:
+            raise UsageError("--source ids needs --ids, e.g. --ids 2512.13604,2512.10655")
+        refs = parse_id_list(ids)
+        run = asyncio.run(run_ids_day(settings, refs, day, force=force))
+        _print_summary(run.results, settings)
+        if run.post:
+            stdout.print(f"wrote: {run.post} ({len(run.day.papers)} papers)")
+        failed = [result for result in run.results if result.error]
+        for result in failed:
+            stderr.print(f"[bold red]failed:[/] {result.ref}: {result.error}", markup=True)
+        if run.fatal:
+            raise run.fatal
+        if failed:
+            stderr.print(f"{len(failed)} of {len(run.results)} papers failed.")
+            raise typer.Exit(1)
+
+
+def _print_summary(results: list[PaperResult], settings: Settings) -> None:
+    table = Table(title="digest run", title_justify="left")
+    for column in ("paper", "status", "input", "tokens in/out", "cost $", "seconds"):
+        table.add_column(column, justify="right" if column not in ("paper", "status") else "left")
+    for result in results:
+        provenance = result.entry.provenance if result.entry else None
+        status = "reused" if result.reused else ("done" if result.entry else "failed")
+        if provenance is None or result.reused:
+            table.add_row(str(result.ref), status, "", "", "", "")
+            continue
+        table.add_row(
+            str(result.ref),
+            status,
+            provenance.input or "",
+            f"{provenance.tokens_in}/{provenance.tokens_out}",
+            f"{provenance.cost_usd or 0:.4f}",
+            f"{provenance.seconds or 0:.1f}",
+        )
+    stderr.print(table)
+
+
+@app.command("paper")
+def paper_command(
+    paper: Annotated[str, typer.Argument(help="An arXiv ID or URL, or a local FILE.pdf.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the paper's entry as JSON instead.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Digest one paper and print its block in the post format."""
+    with _reporting():
+        settings = load_settings()
+        target = parse_paper_argument(paper)
+        result = asyncio.run(_digest_one(settings, target))
+        if result.entry is None:
+            raise DigestError(f"{result.ref}: {result.error}")
+        if as_json:
+            text = result.entry.model_dump_json(indent=2) + "\n"
+        else:
+            text = "\n".join(render.render_paper(result.entry, 1)) + "\n"
+        if out is None:
+            stdout.out(text, end="", highlight=False)
+        else:
+            atomic_write_text(out, text)
+            stderr.print(f"wrote: {out}")
+
+
+async def _digest_one(settings: Settings, target: ArxivRef | LocalPdf) -> PaperResult:
+    async with Pipeline(settings) as pipeline:
+        if isinstance(target, ArxivRef):
+            (result,) = await pipeline.digest_arxiv([target])
+        else:
+            result = await pipeline.digest_local_pdf(target)
+        if pipeline.fatal:
+            raise pipeline.fatal
+        return result
 
 
 def main() -> None:

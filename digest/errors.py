@@ -42,3 +42,16 @@ class PostFormatError(UsageError):
         super().__init__(message)
         self.path = path
         self.line_number = line_number
+
+
+class PaperFailed(DigestError):
+    """One paper could not be digested; the run goes on without it and lists the reason."""
+
+    def __init__(self, paper: str, reason: str) -> None:
+        super().__init__(f"{paper}: {reason}")
+        self.paper = paper
+        self.reason = reason
+
+
+class LLMConfigError(UsageError):
+    """The LLM server refuses every request (bad key, unknown model): no paper can succeed."""

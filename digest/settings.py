@@ -11,8 +11,9 @@ import datetime as dt
 import os
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -30,7 +31,45 @@ CONFIG_FILE_ENV = "DIGEST_CONFIG"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DIGEST_", extra="ignore")
 
+    # Where things go.
     output_dir: Path = Path("outputs")
+    cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
+    timezone: str = "Asia/Seoul"
+
+    # The LLM: any OpenAI-compatible Chat Completions server.
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "api_key")
+    )
+    base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "base_url")
+    )
+    model: str = "gpt-4.1-mini"
+    temperature: float | None = 0.2
+    max_output_tokens: int = Field(default=2000, gt=0)
+    llm_timeout: float = Field(default=120.0, gt=0)
+    llm_max_attempts: int = Field(default=6, ge=1)
+    llm_retry_budget: float = Field(default=600.0, gt=0)
+    retry_after_cap: float = Field(default=600.0, ge=0)
+    retry_backoff: float = Field(default=1.0, gt=0)  # first wait of exponential backoff, seconds
+    max_reasks: int = Field(default=2, ge=0, le=2)
+    # USD per million tokens: input, cached input, output (the default model's list prices).
+    price_input: float = 0.40
+    price_cached_input: float = 0.10
+    price_output: float = 1.60
+
+    # arXiv.
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_pdf_url: str = "https://arxiv.org/pdf/{id}"
+    arxiv_delay: float = Field(default=3.0, ge=0)
+    http_timeout: float = Field(default=30.0, gt=0)
+    http_max_attempts: int = Field(default=4, ge=1)
+    pdf_max_mb: float = Field(default=50.0, gt=0)
+    text_budget: int = Field(default=40_000, ge=2_000)
+
+    # Running.
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+    # The post's front matter.
     post_time: str = "08:15:00"
     post_tags: Annotated[list[str], NoDecode] = ["papers", "hugginface"]
     post_categories: Annotated[list[str], NoDecode] = []
@@ -56,6 +95,26 @@ class Settings(BaseSettings):
             ) from None
         return template
 
+    @field_validator("arxiv_pdf_url")
+    @classmethod
+    def _pdf_template(cls, template: str) -> str:
+        if "{id}" not in template:
+            raise ValueError(f"{template!r} must contain {{id}}, e.g. https://arxiv.org/pdf/{{id}}")
+        return template
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a known time zone, e.g. Asia/Seoul or UTC") from None
+        return name
+
+    def today(self) -> dt.date:
+        """Today's date where the blog is written (the ``timezone`` setting)."""
+        return dt.datetime.now(ZoneInfo(self.timezone)).date()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -80,6 +139,12 @@ class Settings(BaseSettings):
         )
 
 
+def default_cache_dir() -> Path:
+    """The per-user cache folder: $XDG_CACHE_HOME/digest, else ~/.cache/digest."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "digest"
+
+
 def load_settings(**flags: object) -> Settings:
     """Settings with ``flags`` (the command line's non-None options) taking precedence."""
     given = {name: value for name, value in flags.items() if value is not None}
@@ -92,8 +157,7 @@ def load_settings(**flags: object) -> Settings:
         first = error.errors(include_url=False)[0]
         name = str(first["loc"][0]) if first["loc"] else "settings"
         message = first["msg"].removeprefix("Value error, ")
-        raise UsageError(
-            f"setting {name} (environment DIGEST_{name.upper()} or digest.toml): {message}"
-        ) from None
+        environment = name if name.startswith("OPENAI_") else f"DIGEST_{name.upper()}"
+        raise UsageError(f"setting {name} (environment {environment}): {message}") from None
     except Exception as error:  # a malformed digest.toml
         raise UsageError(f"cannot read the settings file: {error}") from None

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.standins import StandIn, serve
+
 DATA = Path(__file__).parent / "data"
 REFERENCE_POST = DATA / "2025-12-16-daily-papers.md"
 REPO = Path(__file__).parent.parent
+PDFS = DATA / "pdfs"
+SECRET_KEY = "sk-test-SECRET-0123456789"
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +24,25 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
+    """Local arXiv API, PDF host and OpenAI-compatible API, with settings pointing at them."""
+    state = StandIn()
+    server = serve(state)
+    settings = {
+        "OPENAI_BASE_URL": f"{state.url}/v1",
+        "OPENAI_API_KEY": SECRET_KEY,
+        "DIGEST_MODEL": "standin-model",
+        "DIGEST_ARXIV_API_URL": f"{state.url}/api/query",
+        "DIGEST_ARXIV_PDF_URL": f"{state.url}/pdf/{{id}}",
+        "DIGEST_ARXIV_DELAY": "0",
+        "DIGEST_RETRY_BACKOFF": "0.01",
+        "DIGEST_CACHE_DIR": str(isolated / "cache"),
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    yield state
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,446 @@
+"""Extract stage: the text of an arXiv PDF, cleaned and cut to a character budget for the LLM.
+
+pypdf gives plain text, one line per layout line, with a paper's headings on lines of their own.
+``apply_budget`` splits the text at those headings so that, when a paper is longer than the
+budget, what a digest needs most survives: the front matter (title, authors, abstract), the
+conclusion, the introduction. References and acknowledgements never go to the LLM; appendices
+go last.
+
+The heading rules were tuned on the papers in the shared corpus (REVTeX, ACL, ACM, NeurIPS and
+single-column preprints), including their false positives: numbered instructions and dated
+tables inside figures, tables of contents, reference entries, rows of matrix labels.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
+
+from pydantic import BaseModel
+from pypdf import PasswordType, PdfReader
+
+MIN_CHARS_PER_PAGE = 50  # less than this on average: scanned images or empty pages
+FRONT_MATTER = "front matter"
+CUT_MARK = "[…]"
+
+_HEADER_SEARCH_BYTES = 1024  # PDF readers accept this much junk before "%PDF-"
+_TRAILER_SEARCH_BYTES = 2048
+_HEADING_MAX_CHARS = 80
+_HEADING_MAX_WORDS = 12
+_MIN_CUT_CHARS = 200  # the start of a section shorter than this is noise, not context
+_HEAD_SHARE = 0.7  # without headings: this share from the start, the rest from the end
+
+
+class ExtractionFailed(Exception):
+    """The PDF gives no usable text; ``reason`` is a short phrase a user can read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ExtractedText(BaseModel):
+    text: str  # the budgeted text that goes to the LLM
+    pages: int
+    chars_raw: int  # characters pypdf returned
+    chars_clean: int  # after clean_text
+    chars_kept: int  # len(text)
+    kept_sections: list[str]  # document order; FRONT_MATTER is the part before any heading
+    dropped_sections: list[str]
+    title: str | None  # from the metadata if it looks real, else guessed from the first page
+    seconds: float  # extraction wall time
+
+
+def check_pdf_bytes(data: bytes) -> None:
+    """Reject what is plainly not a whole PDF before pypdf spends time trying to repair it."""
+    if b"%PDF-" not in data[: _HEADER_SEARCH_BYTES + len(b"%PDF-")]:
+        raise ExtractionFailed("not a PDF (no %PDF- header)")
+    if b"%%EOF" not in data[-_TRAILER_SEARCH_BYTES:]:
+        raise ExtractionFailed("truncated (no %%EOF marker)")
+
+
+def extract_pdf(data: bytes, budget: int) -> ExtractedText:
+    """The paper's text cut to ``budget`` characters; ExtractionFailed when it gives none."""
+    started = time.perf_counter()
+    check_pdf_bytes(data)
+    page_texts, metadata_title = _read_pages(data)
+    raw = "\n".join(page_texts)  # not "\n\n": a word hyphenated across pages is joined too
+    clean = clean_text(raw)
+    pages = len(page_texts)
+    if len(clean) < MIN_CHARS_PER_PAGE * max(pages, 1):
+        counts = f"{len(clean)} characters on {pages} page{'' if pages == 1 else 's'}"
+        raise ExtractionFailed(f"image-only or empty ({counts})")
+    text, kept, dropped = apply_budget(clean, budget)
+    title = " ".join(metadata_title.split()) if metadata_title else None
+    return ExtractedText(
+        text=text,
+        pages=pages,
+        chars_raw=len(raw),
+        chars_clean=len(clean),
+        chars_kept=len(text),
+        kept_sections=kept,
+        dropped_sections=dropped,
+        title=title if _looks_like_title(title) else _guess_title(clean_text(page_texts[0])),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+class _QuietPypdf:
+    """Raises the "pypdf" logger's level while extractions run.
+
+    pypdf logs a warning for every oddity it repairs (fonts, xref offsets); a user can do nothing
+    about them, and one paper can print hundreds. Extractions run in threads (the pipeline uses
+    ``asyncio.to_thread``), so the first one in saves the level and the last one out restores it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved_level = logging.NOTSET
+
+    def __enter__(self) -> None:
+        logger = logging.getLogger("pypdf")
+        with self._lock:
+            if self._running == 0:
+                self._saved_level = logger.level
+                logger.setLevel(logging.CRITICAL)
+            self._running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                logging.getLogger("pypdf").setLevel(self._saved_level)
+
+
+_quiet_pypdf = _QuietPypdf()
+
+
+def _read_pages(data: bytes) -> tuple[list[str], str | None]:
+    """Each page's text, and the metadata title."""
+    with _quiet_pypdf:
+        try:
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+                raise ExtractionFailed("encrypted")
+            texts = [page.extract_text() for page in reader.pages]
+            title = reader.metadata.title if reader.metadata else None
+        except ExtractionFailed:
+            raise
+        except Exception as error:
+            # pypdf warns that broken files raise more than PyPdfError (ValueError, KeyError,
+            # NotImplementedError, RecursionError…); a broken PDF must not crash the caller.
+            detail = f"{type(error).__name__}: {error}"
+            raise ExtractionFailed(f"unreadable PDF ({detail[:200]})") from error
+    return texts, title if isinstance(title, str) else None
+
+
+_SPACING_ACCENT = re.compile(r" ([\u0300-\u036f])([ıA-Za-z])")
+_ARXIV_STAMP = re.compile(
+    r"^ *arXiv:(?:\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?"
+    r" +(?:\[[^\]\n]+\] +)?\d{1,2} [A-Z][a-z]{2} \d{4}$\n?",
+    re.MULTILINE,
+)
+_LINE_END_HYPHEN = re.compile(r"(?<=(\w))-\n(?=(\w))")
+
+
+def _join_broken_word(match: re.Match[str]) -> str:
+    # "ef-\nficient" is one word broken at the line end; "DeepSeek-\nR1" keeps its hyphen.
+    pair = match[1] + match[2]
+    return "" if pair.isalpha() and pair.islower() else "-"
+
+
+def clean_text(raw: str) -> str:
+    """pypdf's text without ligatures, broken words, control characters, the arXiv stamp and
+    runs of blanks."""
+    text = unicodedata.normalize("NFKC", raw)
+    # TeX accents come out as spacing accents ("F´ısica"), which NFKC turns into a space and a
+    # combining mark; put the mark back on its letter ("Física").
+    text = _SPACING_ACCENT.sub(
+        lambda match: unicodedata.normalize("NFC", match[2].replace("ı", "i") + match[1]), text
+    )
+    text = re.sub(r"\r\n?|\f", "\n", text).replace("\t", " ")
+    text = "".join(
+        char for char in text if char == "\n" or unicodedata.category(char) != "Cc"
+    ).replace("\ufffd", "")
+    text = re.sub(r" +", " ", text)
+    text = re.sub(r" +$", "", text, flags=re.MULTILINE)
+    text = _ARXIV_STAMP.sub("", text)
+    text = _LINE_END_HYPHEN.sub(_join_broken_word, text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+class _Kind(IntEnum):
+    """What a section is; when the budget is short, sections are kept in this order."""
+
+    FRONT = 0
+    CONCLUSION = 1
+    INTRODUCTION = 2
+    BODY = 3
+    RELATED = 4
+    APPENDIX = 5
+    DROPPED = 6  # references and acknowledgements: never sent
+
+
+@dataclass(frozen=True)
+class _Heading:
+    name: str  # the whole line, e.g. "IV. CONCLUSIONS"
+    title: str  # without its number, e.g. "CONCLUSIONS"
+    style: Literal["named", "numbered", "lettered"]  # "Abstract"; "2" or "IV."; "A" or "B.1"
+    top_level: bool  # "2.1 Data", "B.1 Proofs" and REVTeX's "A. Data" are parts of a section
+    number: int = 0  # of a numbered heading: 2 for "2.1 Data", 4 for "IV. CONCLUSIONS"
+
+
+@dataclass(frozen=True)
+class _Section:
+    name: str
+    text: str  # its heading line included
+    kind: _Kind
+
+
+_KNOWN_NAME = re.compile(
+    r"abstract|introduction|related work|background|references|bibliography|appendix"
+    r"|appendices|acknowledge?ments?|concluding remarks|appendix [A-Z](?:[:.] .+)?"
+    r"|(?:conclusions?|discussion|limitations|summary)"
+    r"(?:,? and (?:conclusions?|discussion|limitations|future work|outlook))?",
+    re.IGNORECASE,
+)
+_LABELLED = re.compile(r"(\d{1,2}(?:\.\d{1,2})*\.?|[IVX]{1,4}\.|[A-Z](?:\.\d{1,2})*\.?) (.+)")
+_FUNCTION_WORD = re.compile(
+    r"a|an|the|of|to|in|on|at|by|for|from|with|via|and|or|but|as|is|are|be|can|that|this|these"
+    r"|its|their|if|when|then|into|toward|towards|until|between",
+    re.IGNORECASE,
+)
+_DROPPED_TITLE = re.compile(r"references|bibliography|acknowledge?ments?", re.IGNORECASE)
+_KIND_WORDS = [
+    (_Kind.APPENDIX, re.compile(r"appendi", re.IGNORECASE)),
+    (_Kind.FRONT, re.compile(r"abstract", re.IGNORECASE)),
+    (_Kind.CONCLUSION, re.compile(r"conclu|summary|discussion|limitation|future work", re.I)),
+    (_Kind.INTRODUCTION, re.compile(r"introduction", re.IGNORECASE)),
+    (_Kind.RELATED, re.compile(r"related work|background|preliminaries|prior work", re.I)),
+]
+
+
+def _parse_heading(line: str) -> _Heading | None:
+    """The heading on ``line``, if the whole line is one."""
+    line = line.strip()
+    if _KNOWN_NAME.fullmatch(line):
+        return _Heading(line, line, "named", top_level=True)
+    match = _LABELLED.fullmatch(line)
+    if not match or len(line) > _HEADING_MAX_CHARS or not _reads_like_heading(match[2]):
+        return None
+    label, title = match[1], match[2]
+    if label[0].isdigit():
+        number = int(label.split(".")[0])
+        return _Heading(line, title, "numbered", "." not in label.rstrip("."), number)
+    if label[-1] == "." and set(label[:-1]) <= set("IVX"):
+        values = [{"I": 1, "V": 5, "X": 10}[char] for char in label[:-1]]
+        number = sum(
+            -v if v < after else v for v, after in zip(values, [*values[1:], 0], strict=True)
+        )
+        return _Heading(line, title, "numbered", True, number)
+    return _Heading(line, title, "lettered", top_level="." not in label)
+
+
+def _reads_like_heading(title: str) -> bool:
+    """Whether the words after a number or letter read as a heading, not a sentence or data."""
+    words = title.split()
+    if not title[0].isupper() or title[-1] in ".,;:" or len(words) > _HEADING_MAX_WORDS:
+        return False
+    if ". ." in title or re.search(r"[a-z]{2}\. [A-Z]", title):
+        return False  # a table of contents' dot leader, or a sentence running on
+    if not any(sum(char.isalpha() for char in word) >= 3 for word in words):
+        return False  # "C Q C D D": matrix labels in a figure
+    if any(len(word) >= 3 and word.strip(",.;:()").isdigit() for word in words):
+        return False  # "22 August 2012 full year result": a table in a figure; zip codes
+    lettered = [word for word in words if word[0].isalpha()]
+    if sum(word[0].isupper() for word in lettered) * 2 >= len(lettered):
+        return True  # Title Case or ALL CAPS
+    # Sentence case is a heading ("1 Online learning in teacher-student networks") unless it
+    # reads like a step of instructions in a figure ("1. Turn the focusing knob away or toward").
+    function_words = sum(bool(_FUNCTION_WORD.fullmatch(word)) for word in lettered)
+    return (
+        "," not in title
+        and not _FUNCTION_WORD.fullmatch(words[-1])
+        and function_words < 0.4 * len(lettered)
+    )
+
+
+def _find_headings(lines: list[str]) -> dict[int, _Heading]:
+    """The top-level headings by line index, in document order."""
+    found = {}
+    for index, line in enumerate(lines):
+        heading = _parse_heading(line)
+        if heading and heading.top_level:
+            found[index] = heading
+    references = next((i for i, heading in found.items() if _is_references(heading)), None)
+    if references is None:
+        # REVTeX prints no heading over its reference list, which starts at "[1] ".
+        start = next((i for i, line in enumerate(lines) if line.startswith("[1] ")), None)
+        if start is not None and any(line.startswith("[2] ") for line in lines[start : start + 9]):
+            found[start] = _Heading("References", "References", "named", top_level=True)
+            references = start
+    if references is not None:
+        # After the references, numbered lines are reference entries or lists in figures.
+        found = {i: h for i, h in found.items() if i <= references or h.style != "numbered"}
+    # Section numbers go up one by one (by two past a missed heading); numbered lines off the
+    # longest such run are footnotes, affiliations, list items or a table of contents. Of equal
+    # runs, the one that starts last wins: contents and affiliations come before the sections.
+    runs: dict[int, list[int]] = {}
+    for index, heading in found.items():
+        if heading.style == "numbered":
+            before = [
+                run for end, run in runs.items() if 1 <= heading.number - found[end].number <= 2
+            ]
+            runs[index] = [*max(before, key=_run_rank, default=[]), index]
+    numbered = set(max(runs.values(), key=_run_rank, default=[]))
+    found = {i: h for i, h in found.items() if h.style != "numbered" or i in numbered}
+    # Appendices are lettered A, B, … after the last numbered section. A lone "A Handheld VR
+    # Device for …" is a reference entry; "A Survey of …" before section 1 is a title.
+    last_numbered = max((i for i, h in found.items() if h.style == "numbered"), default=-1)
+    appendices = {i for i, h in found.items() if h.style == "lettered" and i > last_numbered}
+    if len({found[i].name[0] for i in appendices}) < 2:
+        appendices = set()
+    return {
+        index: heading
+        for index, heading in sorted(found.items())
+        if heading.style != "lettered" or index in appendices
+    }
+
+
+def _run_rank(run: list[int]) -> tuple[int, int]:
+    return len(run), run[0]
+
+
+def _is_references(heading: _Heading) -> bool:
+    return heading.title.lower() in ("references", "bibliography")
+
+
+def _split_sections(text: str) -> list[_Section]:
+    lines = text.split("\n")
+    headings = _find_headings(lines)
+    starts = list(headings)
+    sections = []
+    front = "\n".join(lines[: starts[0] if starts else len(lines)]).strip()
+    if front:
+        sections.append(_Section(FRONT_MATTER, front, _Kind.FRONT))
+    back_matter = False  # past the references or an appendix heading
+    for start, end in zip(starts, [*starts[1:], len(lines)], strict=False):
+        heading = headings[start]
+        if _DROPPED_TITLE.fullmatch(heading.title):
+            kind = _Kind.DROPPED
+            back_matter = back_matter or _is_references(heading)
+        elif back_matter or heading.style == "lettered":
+            kind = _Kind.APPENDIX
+        else:
+            kind = next((k for k, words in _KIND_WORDS if words.search(heading.title)), _Kind.BODY)
+        back_matter = back_matter or kind is _Kind.APPENDIX
+        section_text = "\n".join(lines[start:end]).strip()
+        sections.append(_Section(heading.name, section_text, kind))
+    return sections
+
+
+def apply_budget(text: str, budget: int) -> tuple[str, list[str], list[str]]:
+    """The text to send, at most ``budget`` characters, and the section names kept and dropped."""
+    sections = _split_sections(text)
+    candidates = [i for i, section in enumerate(sections) if section.kind is not _Kind.DROPPED]
+    kept: dict[int, str] = {i: sections[i].text for i in candidates}
+    if len("\n\n".join(kept.values())) > budget:
+        if len(candidates) == 1:
+            # No headings to go by: the abstract is at the start, the conclusion at the end.
+            kept[candidates[0]] = _head_and_tail(sections[candidates[0]].text, budget)
+        else:
+            kept = _keep_by_priority(sections, candidates, budget)
+    kept_text = "\n\n".join(kept[i] for i in sorted(kept))
+    dropped = [section.name for i, section in enumerate(sections) if i not in kept]
+    return kept_text, [sections[i].name for i in sorted(kept)], dropped
+
+
+def _keep_by_priority(
+    sections: list[_Section], candidates: list[int], budget: int
+) -> dict[int, str]:
+    priority = {i: sections[i].kind for i in candidates}
+    if _Kind.CONCLUSION not in priority.values():
+        # Without a conclusion, the last main section usually holds the closing discussion.
+        main = [i for i in candidates if priority[i] in (_Kind.INTRODUCTION, _Kind.BODY)]
+        if main:
+            priority[main[-1]] = _Kind.CONCLUSION
+    kept: dict[int, str] = {}
+    room = budget + 2  # each kept section costs its length and a 2-character separator
+    for index in sorted(candidates, key=lambda i: (priority[i], i)):
+        whole = sections[index].text
+        if len(whole) + 2 <= room:
+            kept[index] = whole
+        elif room - 2 >= _MIN_CUT_CHARS:
+            kept[index] = _head(whole, room - 2 - len(CUT_MARK) - 1) + " " + CUT_MARK
+        else:
+            continue
+        room -= len(kept[index]) + 2
+    return kept
+
+
+def _head_and_tail(text: str, budget: int) -> str:
+    separator = f"\n{CUT_MARK}\n"
+    head = _head(text, int(budget * _HEAD_SHARE))
+    tail = _tail(text, budget - len(head) - len(separator))
+    return head + separator + tail if head and tail else _head(text, budget)
+
+
+def _head(text: str, limit: int) -> str:
+    """The start of ``text`` in ``limit`` characters or fewer, ending at the end of a paragraph,
+    a sentence or a word when one falls in the second half."""
+    if len(text) <= limit:
+        return text
+    window = text[: max(limit, 0)]
+    for boundary in (r"\n\n", r"[.!?](?=\s)", r"\s"):
+        ends = [match.end() for match in re.finditer(boundary, window)]
+        if ends and ends[-1] >= limit // 2:
+            return window[: ends[-1]].rstrip()
+    return window
+
+
+def _tail(text: str, limit: int) -> str:
+    """The end of ``text`` in ``limit`` characters or fewer, starting at the start of a
+    paragraph, a sentence or a word when one falls in the first half."""
+    if limit <= 0:
+        return ""
+    window = text[-limit:]
+    for boundary in (r"\n\n", r"[.!?]\s", r"\s"):
+        match = re.search(boundary, window[: limit // 2])
+        if match:
+            return window[match.end() :].lstrip()
+    return window
+
+
+def _looks_like_title(value: str | None) -> bool:
+    """Whether a metadata title or a first line is a title, not a file name or a placeholder."""
+    if not value or len(value.split()) < 2 or len(value) > 300 or value.endswith("."):
+        return False
+    return not re.search(r"\.(pdf|tex|dvi|docx?|ps)$|^(microsoft word|untitled)", value, re.I)
+
+
+def _guess_title(first_page: str) -> str | None:
+    """The first line of the first page, and the second when the title clearly goes on there
+    (authors' lines have commas, digits, footnote marks, or few words)."""
+    lines = [line.strip() for line in first_page.split("\n") if line.strip()][:2]
+    if not lines or _parse_heading(lines[0]) or not _looks_like_title(lines[0]):
+        return None
+    running_head = re.fullmatch(r"(.+) \d{1,4}", lines[0])  # "Table Structure Recognition 9"
+    if running_head:
+        return running_head[1]
+    if len(lines) == 2 and (
+        lines[0].endswith(":")
+        or _FUNCTION_WORD.fullmatch(lines[0].split()[-1])
+        or lines[1][0].islower()
+        or (len(lines[1].split()) >= 4 and not re.search(r"[,\d∗*†‡§¶@]", lines[1]))
+    ):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]

@@ -1,0 +1,49 @@
+"""Prompt templates: ``prompts/<version>/<name>.md``, with ``$variables`` that must all be given.
+
+The version is recorded in every paper's provenance and is part of the digest cache key, so a
+change to a prompt's text comes with a new version folder (``tests/test_prompts.py`` holds the
+fingerprint of each released version's files and fails when one changes in place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from functools import cache
+from pathlib import Path
+
+from digest.errors import UsageError
+
+PROMPT_VERSION = "v1"
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+
+@cache
+def _template(version: str, name: str) -> string.Template:
+    path = PROMPTS_DIR / version / f"{name}.md"
+    try:
+        return string.Template(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise UsageError(
+            f"{path}: prompt template not found (is digest installed from its checkout?)"
+        ) from None
+
+
+def render_prompt(name: str, version: str = PROMPT_VERSION, **variables: str) -> str:
+    """The template filled in; a missing or unknown variable is an error, never left blank."""
+    template = _template(version, name)
+    wanted = set(template.get_identifiers())
+    missing, unknown = wanted - variables.keys(), variables.keys() - wanted
+    if missing or unknown:
+        raise ValueError(
+            f"prompt {version}/{name}: missing {sorted(missing)}, unknown {sorted(unknown)}"
+        )
+    return template.substitute(variables)
+
+
+def fingerprint(version: str = PROMPT_VERSION) -> str:
+    """A hash of every file of a prompt version, to notice edits that did not bump it."""
+    digest = hashlib.sha256()
+    for path in sorted((PROMPTS_DIR / version).glob("*.md")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

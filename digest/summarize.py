@@ -1,0 +1,338 @@
+"""The summarize stage: one paper's text to a validated Korean ``Digest`` through the LLM.
+
+The request goes through ``chat.completions.parse`` with ``Digest`` as a strict
+``json_schema``. Three kinds of trouble, each handled once and in one place:
+
+- Transient (429, 5xx, connection errors, timeouts): retried by tenacity with exponential
+  jitter, waiting what ``Retry-After`` asks up to ``retry_after_cap`` (the SDK gives up above
+  120 s), within ``llm_max_attempts`` and ``llm_retry_budget`` seconds. The SDK's own retries
+  are off so the two never multiply. 400, 401, 403 and 404 are never retried.
+- An answer that fails validation (invalid JSON, English, polite style, counts): asked again
+  with the answer and the validation messages, at most ``max_reasks`` times.
+- An answer cut off by ``finish_reason=length``: asked once more with twice the token limit.
+- A refusal or a content-filter stop: asked again (a summary of a published paper is rarely
+  refused twice), counted against the same ``max_reasks``; then the paper fails with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import openai
+from openai import AsyncOpenAI
+from pydantic import BaseModel, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from digest.errors import LLMConfigError, UsageError
+from digest.models import Digest
+from digest.prompts import render_prompt
+from digest.settings import Settings
+from digest.validation import describe_validation_error
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class PaperText(BaseModel):
+    """What the LLM reads about one paper."""
+
+    arxiv_id: str | None
+    title: str
+    authors: list[str]
+    input: Literal["full-text", "abstract"]
+    input_reason: str | None = None
+    content: str
+
+
+class Usage(BaseModel):
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+
+    def add(self, usage: dict[str, Any] | None) -> None:
+        if not usage:
+            return
+        self.tokens_in += int(usage.get("prompt_tokens") or 0)
+        self.tokens_out += int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        self.tokens_cached += int(details.get("cached_tokens") or 0)
+
+    def cost_usd(self, settings: Settings) -> float:
+        uncached = self.tokens_in - self.tokens_cached
+        return (
+            uncached * settings.price_input
+            + self.tokens_cached * settings.price_cached_input
+            + self.tokens_out * settings.price_output
+        ) / 1_000_000
+
+
+class Summary(BaseModel):
+    digest: Digest
+    usage: Usage
+    attempts: int
+    seconds: float
+
+
+class SummaryFailed(Exception):
+    """The LLM gave no usable digest; the message says why."""
+
+
+class _MalformedAnswer(Exception):
+    """HTTP 200 whose body is not a chat completion (a proxy's error page, say)."""
+
+
+_TRANSIENT = (
+    openai.APIConnectionError,  # includes APITimeoutError
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.ConflictError,
+    _MalformedAnswer,
+)
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """The wait a server asked for in ``retry-after-ms`` or ``Retry-After``, if any."""
+    if not isinstance(error, openai.APIStatusError):
+        return None
+    headers = error.response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        if "retry-after" in headers:
+            value = headers["retry-after"].strip()
+            if value.replace(".", "", 1).isdigit():
+                return float(value)
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return None
+
+
+def make_client(settings: Settings) -> AsyncOpenAI:
+    """The OpenAI client, with the SDK's own retries off (tenacity does them)."""
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    if not key:
+        if settings.base_url is None:
+            raise UsageError(
+                "no API key: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server "
+                "that needs none"
+            )
+        key = "unused"  # local OpenAI-compatible servers accept any key
+    return AsyncOpenAI(
+        api_key=key, base_url=settings.base_url, timeout=settings.llm_timeout, max_retries=0
+    )
+
+
+@dataclass
+class _Answer:
+    digest: Digest | None = None
+    content: str | None = None
+    problems: list[str] = field(default_factory=list)
+    cut_off: bool = False
+    refused: str | None = None  # why the model or the server's filter gave no answer
+
+
+class Summarizer:
+    def __init__(self, settings: Settings, client: AsyncOpenAI, sleep: Sleep = asyncio.sleep):
+        self.settings = settings
+        self.client = client
+        self.sleep = sleep
+        self._backoff = wait_exponential_jitter(
+            multiplier=settings.retry_backoff, jitter=settings.retry_backoff, max=60
+        )
+
+    def messages_for(self, paper: PaperText) -> list[dict[str, str]]:
+        kind = "full text (abridged)" if paper.input == "full-text" else "abstract only"
+        user = render_prompt(
+            "user",
+            title=paper.title,
+            authors=", ".join(paper.authors) or "unknown",
+            arxiv_id=paper.arxiv_id or "none (local PDF)",
+            input_kind=kind,
+            # The closing tag inside the paper must not end the untrusted block early.
+            content=paper.content.replace("</paper>", "</ paper>"),
+        )
+        return [
+            {"role": "system", "content": render_prompt("system")},
+            {"role": "user", "content": user},
+        ]
+
+    async def summarize(self, paper: PaperText) -> Summary:
+        started = time.monotonic()
+        usage = Usage()
+        messages = self.messages_for(paper)
+        max_tokens = self.settings.max_output_tokens
+        requests = 0
+        enlarged = False
+        reasks = 0
+        while True:
+            answer, request_count = await self._ask(messages, max_tokens, usage)
+            requests += request_count
+            if answer.digest is not None:
+                seconds = round(time.monotonic() - started, 3)
+                return Summary(
+                    digest=answer.digest, usage=usage, attempts=requests, seconds=seconds
+                )
+            if answer.cut_off:
+                if enlarged:
+                    raise SummaryFailed(
+                        f"the answer was cut off at {max_tokens} output tokens even after one "
+                        "retry with twice the limit (raise DIGEST_MAX_OUTPUT_TOKENS)"
+                    )
+                enlarged = True
+                max_tokens *= 2
+                continue
+            if reasks == self.settings.max_reasks:
+                if answer.refused:
+                    raise SummaryFailed(f"{answer.refused} ({reasks + 1} times)")
+                raise SummaryFailed(
+                    f"the digest failed validation {reasks + 1} times; last problems: "
+                    + "; ".join(answer.problems)
+                )
+            reasks += 1
+            if answer.refused:
+                log.info("asking again (%d): %s", reasks, answer.refused)
+                continue  # the same question again; a refusal is no answer to correct
+            log.info("re-asking (%d): %s", reasks, "; ".join(answer.problems))
+            problems = "\n".join(f"- {problem}" for problem in answer.problems)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": answer.content or ""},
+                {"role": "user", "content": render_prompt("reask", problems=problems)},
+            ]
+
+    async def _ask(
+        self, messages: list[dict[str, str]], max_tokens: int, usage: Usage
+    ) -> tuple[_Answer, int]:
+        """One answer from the model, transient failures retried. Returns it and the requests."""
+        requests = 0
+
+        async def post() -> tuple[Any, dict[str, Any]]:
+            nonlocal requests
+            requests += 1
+            return await self._post(messages, max_tokens)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_TRANSIENT) & retry_if_exception(self._wait_is_allowed),
+            wait=self._wait,
+            stop=stop_after_attempt(self.settings.llm_max_attempts)
+            | stop_before_delay(self.settings.llm_retry_budget),
+            sleep=self.sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            raw, body = await retrying(post)
+        except openai.APIStatusError as error:
+            raise self._status_failure(error, requests) from None
+        except (openai.APIConnectionError, _MalformedAnswer) as error:
+            where = self.settings.base_url or "the OpenAI API"
+            raise SummaryFailed(
+                f"no answer from {where} after {requests} attempts ({error})"
+            ) from None
+        usage.add(body.get("usage"))
+        return self._read(raw, body), requests
+
+    async def _post(
+        self, messages: list[dict[str, str]], max_tokens: int
+    ) -> tuple[Any, dict[str, Any]]:
+        options: dict[str, Any] = {}
+        if self.settings.temperature is not None:
+            options["temperature"] = self.settings.temperature
+        raw = await self.client.chat.completions.with_raw_response.parse(
+            model=self.settings.model,
+            messages=messages,  # type: ignore[arg-type]
+            response_format=Digest,
+            max_completion_tokens=max_tokens,
+            **options,
+        )
+        try:
+            body = raw.http_response.json()
+            if not isinstance(body, dict) or not body.get("choices"):
+                raise ValueError("no choices")
+        except ValueError as error:
+            raise _MalformedAnswer(
+                f"the server's answer is not a chat completion: {error}"
+            ) from None
+        return raw, body
+
+    def _read(self, raw: Any, body: dict[str, Any]) -> _Answer:
+        content = (body["choices"][0].get("message") or {}).get("content")
+        try:
+            completion = raw.parse()
+        except openai.LengthFinishReasonError:
+            return _Answer(cut_off=True, content=content)
+        except openai.ContentFilterFinishReasonError:
+            return _Answer(refused="the answer was blocked by the server's content filter")
+        except ValidationError as error:
+            return _Answer(content=content, problems=describe_validation_error(error))
+        message = completion.choices[0].message
+        if message.refusal:
+            return _Answer(refused=f"the model refused: {message.refusal}")
+        if message.parsed is None:
+            return _Answer(
+                content=content, problems=["(root): the answer is empty; return the digest as JSON"]
+            )
+        return _Answer(digest=message.parsed, content=content)
+
+    def _wait_is_allowed(self, error: BaseException) -> bool:
+        wait = retry_after_seconds(error)
+        return wait is None or wait <= self.settings.retry_after_cap
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        asked = retry_after_seconds(error) if error else None
+        return asked if asked is not None else self._backoff(state)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning("LLM request failed (%s); retrying in %.1f s", type(error).__name__, wait)
+
+    def _status_failure(self, error: openai.APIStatusError, requests: int) -> Exception:
+        status = error.status_code
+        detail = _error_detail(error)
+        if status in (401, 403):
+            return LLMConfigError(
+                f"the LLM server refused the API key (HTTP {status}: {detail}); "
+                "check OPENAI_API_KEY"
+            )
+        if status == 404:
+            return LLMConfigError(
+                f"model {self.settings.model!r} not found (HTTP 404: {detail}); "
+                "check DIGEST_MODEL and OPENAI_BASE_URL"
+            )
+        asked = retry_after_seconds(error)
+        if asked is not None and asked > self.settings.retry_after_cap:
+            return SummaryFailed(
+                f"rate limited (HTTP {status}): the server asks to wait {asked:.0f} s, more than "
+                f"DIGEST_RETRY_AFTER_CAP={self.settings.retry_after_cap:g} s"
+            )
+        if isinstance(error, _TRANSIENT):
+            return SummaryFailed(
+                f"HTTP {status} from the LLM server after {requests} attempts: {detail}"
+            )
+        return SummaryFailed(f"the LLM server rejected the request (HTTP {status}): {detail}")
+
+
+def _error_detail(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return error.message

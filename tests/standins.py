@@ -1,0 +1,205 @@
+"""Local stand-ins for the services digest talks to, as real HTTP servers on 127.0.0.1.
+
+One threaded server answers three kinds of request, so the real ``openai``, ``arxiv`` and
+``httpx2`` clients run over real sockets:
+
+- ``POST /v1/chat/completions``: an OpenAI-compatible API. It answers from ``llm_script``
+  (one scripted reply per request, then ``llm_default``) and records every request body.
+- ``GET /api/query``: the arXiv API, answering Atom like the real one for ``papers``.
+- ``GET /pdf/<id>``: the PDF host, serving ``pdfs`` (ID with version → bytes).
+
+``faults`` injects a status for the next requests of a kind (``"arxiv"`` or ``"pdf"``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+from xml.sax.saxutils import escape
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class ArxivPaper:
+    arxiv_id: str
+    version: int
+    title: str
+    authors: list[str]
+    abstract: str
+    comment: str = ""
+
+
+def completion(
+    content: str | None,
+    *,
+    finish_reason: str = "stop",
+    refusal: str | None = None,
+    usage: dict[str, Any] | None = None,
+) -> Reply:
+    """A chat completion in the OpenAI wire format."""
+    body = {
+        "id": "chatcmpl-standin",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "standin-model",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish_reason,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+            }
+        ],
+        "usage": usage
+        or {
+            "prompt_tokens": 1000,
+            "completion_tokens": 200,
+            "total_tokens": 1200,
+            "prompt_tokens_details": {"cached_tokens": 100},
+        },
+    }
+    return 200, {"content-type": "application/json"}, json.dumps(body).encode()
+
+
+def json_reply(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> Reply:
+    return (
+        status,
+        {"content-type": "application/json", **(headers or {})},
+        json.dumps(payload).encode(),
+    )
+
+
+def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return json_reply(
+        status, {"error": {"message": message, "type": "standin", "code": None}}, headers
+    )
+
+
+def atom_feed(papers: list[ArxivPaper]) -> bytes:
+    entries = []
+    for paper in papers:
+        authors = "".join(f"<author><name>{escape(name)}</name></author>" for name in paper.authors)
+        comment = f"<arxiv:comment>{escape(paper.comment)}</arxiv:comment>" if paper.comment else ""
+        versioned = f"{paper.arxiv_id}v{paper.version}"
+        entries.append(
+            f"""<entry>
+    <id>http://arxiv.org/abs/{versioned}</id>
+    <updated>2025-12-15T10:00:00Z</updated>
+    <published>2025-12-14T10:00:00Z</published>
+    <title>{escape(paper.title)}</title>
+    <summary>  {escape(paper.abstract)}
+</summary>
+    {authors}{comment}
+    <link href="http://arxiv.org/abs/{versioned}" rel="alternate" type="text/html"/>
+    <link title="pdf" href="http://arxiv.org/pdf/{versioned}" rel="related" type="application/pdf"/>
+    <arxiv:primary_category term="cs.LG"/>
+    <category term="cs.LG"/>
+  </entry>"""
+        )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"
+      xmlns:arxiv="http://arxiv.org/schemas/atom">
+  <title>arXiv Query</title>
+  <id>https://arxiv.org/api/standin</id>
+  <updated>2025-12-16T00:00:00Z</updated>
+  <opensearch:totalResults>{len(papers)}</opensearch:totalResults>
+  <opensearch:startIndex>0</opensearch:startIndex>
+  <opensearch:itemsPerPage>{len(papers)}</opensearch:itemsPerPage>
+  {"".join(entries)}
+</feed>
+""".encode()
+
+
+@dataclass
+class StandIn:
+    """The server's state; tests read its records and change its behaviour."""
+
+    papers: dict[str, ArxivPaper] = field(default_factory=dict)
+    pdfs: dict[str, bytes] = field(default_factory=dict)
+    llm_script: list[Reply | Callable[[dict[str, Any]], Reply]] = field(default_factory=list)
+    llm_default: Callable[[dict[str, Any]], Reply] | None = None
+    faults: dict[str, list[int]] = field(default_factory=dict)
+    llm_requests: list[dict[str, Any]] = field(default_factory=list)
+    llm_headers: list[dict[str, str]] = field(default_factory=list)
+    arxiv_requests: list[dict[str, list[str]]] = field(default_factory=list)
+    pdf_requests: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
+        parsed = urlparse(path)
+        if method == "POST" and parsed.path.endswith("/chat/completions"):
+            request = json.loads(body)
+            with self.lock:
+                self.llm_requests.append(request)
+                self.llm_headers.append(headers)
+                step = self.llm_script.pop(0) if self.llm_script else self.llm_default
+            if step is None:
+                return error_reply(500, "stand-in has no scripted answer")
+            return step(request) if callable(step) else step
+        if method == "GET" and parsed.path == "/api/query":
+            query = parse_qs(parsed.query)
+            with self.lock:
+                self.arxiv_requests.append(query)
+                fault = self._fault("arxiv")
+            if fault:
+                return fault, {"content-type": "text/plain"}, b"arXiv is down"
+            wanted = query.get("id_list", [""])[0].split(",")
+            found = []
+            for item in wanted:
+                arxiv_id = item.rsplit("v", 1)[0] if "v" in item.split("/")[-1] else item
+                if arxiv_id in self.papers:
+                    found.append(self.papers[arxiv_id])
+            return 200, {"content-type": "application/atom+xml"}, atom_feed(found)
+        if method == "GET" and parsed.path.startswith("/pdf/"):
+            name = parsed.path.removeprefix("/pdf/")
+            with self.lock:
+                self.pdf_requests.append(name)
+                fault = self._fault("pdf")
+            if fault:
+                return fault, {"content-type": "text/plain"}, b"PDF host error"
+            if name not in self.pdfs:
+                return 404, {"content-type": "text/plain"}, b"not found"
+            return 200, {"content-type": "application/pdf"}, self.pdfs[name]
+        return 404, {"content-type": "text/plain"}, b"unknown path"
+
+    def _fault(self, kind: str) -> int | None:
+        pending = self.faults.get(kind)
+        return pending.pop(0) if pending else None
+
+
+def serve(state: StandIn) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            status, reply_headers, payload = state.answer(self.command, self.path, body, headers)
+            self.send_response(status)
+            for key, value in reply_headers.items():
+                self.send_header(key, value)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _reply
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    return server

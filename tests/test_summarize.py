@@ -1,0 +1,110 @@
+"""The LLM stage on its own: Retry-After beyond the SDK's 120 s, and the bounds on retrying."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+
+import httpx2
+import openai
+import pytest
+
+from digest.settings import load_settings
+from digest.summarize import PaperText, Summarizer, SummaryFailed, make_client, retry_after_seconds
+from tests.factories import make_digest
+from tests.standins import StandIn, completion, error_reply
+
+PAPER = PaperText(
+    arxiv_id="2512.13604", title="T", authors=["A"], input="abstract", content="Abstract."
+)
+
+
+def good_reply() -> tuple[int, dict[str, str], bytes]:
+    return completion(json.dumps(make_digest().model_dump(), ensure_ascii=False))
+
+
+def summarize(slept: list[float], **settings: object) -> object:
+    config = load_settings(**settings)
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def run() -> object:
+        client = make_client(config)
+        try:
+            return await Summarizer(config, client, sleep=fake_sleep).summarize(PAPER)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_retry_after_over_120_seconds_is_honoured_up_to_the_cap(standin: StandIn) -> None:
+    standin.llm_script = [error_reply(429, "slow down", {"retry-after": "200"})]
+    standin.llm_default = lambda request: good_reply()
+    slept: list[float] = []
+    summary = summarize(slept, retry_after_cap=600)
+    assert slept == [200.0]  # the SDK alone would have given up on a wait over 120 s
+    assert summary.attempts == 2  # type: ignore[attr-defined]
+
+
+def test_retry_after_over_the_cap_fails_at_once(standin: StandIn) -> None:
+    standin.llm_default = lambda request: error_reply(429, "slow down", {"retry-after": "900"})
+    slept: list[float] = []
+    with pytest.raises(SummaryFailed) as raised:
+        summarize(slept, retry_after_cap=600)
+    assert str(raised.value) == (
+        "rate limited (HTTP 429): the server asks to wait 900 s, more than DIGEST_RETRY_AFTER_CAP=600 s"
+    )
+    assert slept == [] and len(standin.llm_requests) == 1
+
+
+def test_backoff_grows_and_attempts_are_bounded(standin: StandIn) -> None:
+    standin.llm_default = lambda request: error_reply(503, "busy")
+    slept: list[float] = []
+    with pytest.raises(SummaryFailed, match="after 5 attempts"):
+        summarize(slept, llm_max_attempts=5, retry_backoff=1.0)
+    assert len(standin.llm_requests) == 5 and len(slept) == 4
+    assert all(low <= wait <= low + 1 for low, wait in zip([1, 2, 4, 8], slept, strict=True))
+
+
+def test_the_total_retry_time_is_bounded(standin: StandIn) -> None:
+    standin.llm_default = lambda request: error_reply(500, "down")
+
+    async def real_sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    config = load_settings(llm_max_attempts=50, llm_retry_budget=0.6, retry_backoff=0.2)
+
+    async def run() -> None:
+        client = make_client(config)
+        try:
+            await Summarizer(config, client, sleep=real_sleep).summarize(PAPER)
+        finally:
+            await client.close()
+
+    started = time.monotonic()
+    with pytest.raises(SummaryFailed, match="HTTP 500"):
+        asyncio.run(run())
+    assert time.monotonic() - started < 3
+    assert 2 <= len(standin.llm_requests) < 10
+
+
+def _error(headers: dict[str, str]) -> openai.RateLimitError:
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    return openai.RateLimitError(
+        "x", response=httpx2.Response(429, headers=headers, request=request), body=None
+    )
+
+
+def test_retry_after_header_forms() -> None:
+    assert retry_after_seconds(_error({"retry-after": "7"})) == 7.0
+    assert retry_after_seconds(_error({"retry-after": "1.5"})) == 1.5
+    assert retry_after_seconds(_error({"retry-after-ms": "250"})) == 0.25
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= retry_after_seconds(_error({"retry-after": later})) <= 31  # type: ignore[operator]
+    assert retry_after_seconds(_error({"retry-after": "soon"})) is None
+    assert retry_after_seconds(_error({})) is None
+    assert retry_after_seconds(ValueError("not an HTTP error")) is None
