@@ -132,7 +132,9 @@ def _render_days(store: OutputStore, dates: list[dt.date], *, check: bool) -> li
 
 @app.command("import")
 def import_command(
-    posts: Annotated[list[Path], typer.Argument(help="Existing post files to import.")],
+    posts: Annotated[
+        list[Path], typer.Argument(metavar="POST.md...", help="Existing post files to import.")
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Replace a day file that already differs.")
     ] = False,
@@ -267,7 +269,9 @@ def _print_summary(results: list[PaperResult], settings: Settings) -> None:
 
 @app.command("paper")
 def paper_command(
-    paper: Annotated[str, typer.Argument(help="An arXiv ID or URL, or a local FILE.pdf.")],
+    paper: Annotated[
+        str, typer.Argument(metavar="ID|URL|FILE.pdf", help="An arXiv ID or URL, or a local PDF.")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the paper's entry as JSON instead.")
     ] = False,

@@ -8,13 +8,15 @@ One threaded server answers three kinds of request, so the real ``openai``, ``ar
 - ``GET /api/query``: the arXiv API, answering Atom like the real one for ``papers``.
 - ``GET /pdf/<id>``: the PDF host, serving ``pdfs`` (ID with version → bytes).
 
-``faults`` injects a status for the next requests of a kind (``"arxiv"`` or ``"pdf"``).
+``faults`` injects a status for the next requests of a kind (``"arxiv"`` or ``"pdf"``); the
+status ``STALL`` instead holds the request for ``stall_seconds`` before answering normally.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
 Reply = tuple[int, dict[str, str], bytes]
+STALL = 0
 
 
 @dataclass
@@ -132,6 +135,7 @@ class StandIn:
     pdf_requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    stall_seconds: float = 1.5
 
     def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         parsed = urlparse(path)
@@ -148,7 +152,7 @@ class StandIn:
             query = parse_qs(parsed.query)
             with self.lock:
                 self.arxiv_requests.append(query)
-                fault = self._fault("arxiv")
+            fault = self._fault("arxiv")
             if fault:
                 return fault, {"content-type": "text/plain"}, b"arXiv is down"
             wanted = query.get("id_list", [""])[0].split(",")
@@ -162,7 +166,7 @@ class StandIn:
             name = parsed.path.removeprefix("/pdf/")
             with self.lock:
                 self.pdf_requests.append(name)
-                fault = self._fault("pdf")
+            fault = self._fault("pdf")
             if fault:
                 return fault, {"content-type": "text/plain"}, b"PDF host error"
             if name not in self.pdfs:
@@ -171,8 +175,13 @@ class StandIn:
         return 404, {"content-type": "text/plain"}, b"unknown path"
 
     def _fault(self, kind: str) -> int | None:
-        pending = self.faults.get(kind)
-        return pending.pop(0) if pending else None
+        with self.lock:
+            pending = self.faults.get(kind)
+            fault = pending.pop(0) if pending else None
+        if fault == STALL:
+            time.sleep(self.stall_seconds)
+            return None
+        return fault
 
 
 def serve(state: StandIn) -> ThreadingHTTPServer:

@@ -21,7 +21,7 @@ DATA_FILE = Path("outputs/data/2025-12-16.json")
 
 
 def digest(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, list(args), prog_name="digest")
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr

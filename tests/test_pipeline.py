@@ -15,7 +15,7 @@ from digest.models import Day, Links, PaperEntry, Provenance
 from digest.render import render_day
 from tests.conftest import PDFS, REPO, SECRET_KEY
 from tests.factories import make_digest
-from tests.standins import ArxivPaper, StandIn, completion, error_reply
+from tests.standins import STALL, ArxivPaper, StandIn, completion, error_reply
 
 DIGEST = make_digest().model_dump()
 PDF_SENTENCE = "In this work we report the cosmological effects"
@@ -45,7 +45,7 @@ def add_paper(standin: StandIn, paper: ArxivPaper = PAPER, pdf: bytes | None = N
 
 
 def digest(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, list(args), prog_name="digest")
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
@@ -228,6 +228,19 @@ def test_pdf_and_arxiv_5xx_are_retried_and_the_pdf_is_cached(standin: StandIn) -
     assert len(standin.pdf_requests) == 3  # served from the cache
 
 
+def test_arxiv_and_pdf_requests_time_out_and_are_retried(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_paper(standin)
+    standin.llm_default = good
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    standin.faults = {"arxiv": [STALL], "pdf": [STALL]}
+    code, out, err = digest("paper", "0908.0054", "--json")
+    assert code == 0, err
+    assert json.loads(out)["provenance"]["input"] == "full-text"
+    assert len(standin.arxiv_requests) == 2 and len(standin.pdf_requests) == 2
+
+
 def test_an_arxiv_4xx_is_not_retried(standin: StandIn) -> None:
     standin.faults = {"arxiv": [400, 400, 400]}
     code, _, err = digest("paper", "0908.0054")
@@ -373,6 +386,12 @@ def test_client_errors_are_never_retried(
     assert expected in err
     assert len(standin.llm_requests) == 1
     assert SECRET_KEY not in err
+
+
+@pytest.mark.parametrize("command", [[], ["daily"], ["paper"], ["render"], ["import"], ["schema"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    code, out, _ = digest(*command, "--help")
+    assert code == 0 and "Usage: digest" in out
 
 
 def test_no_api_key_for_openai_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
