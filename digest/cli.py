@@ -14,18 +14,35 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import httpx2
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from digest import __version__, render, schemas
 from digest.errors import DigestError, UsageError
+from digest.fetch import ArxivMetadata, MetadataError, PaperMetadata
 from digest.models import Day
-from digest.pipeline import PaperResult, Pipeline, run_ids_day
+from digest.pipeline import DayRun, PaperResult, Pipeline, run_day
 from digest.post_parser import parse_post
+from digest.report import dump_report, progress_for, run_report, summary_table
 from digest.settings import Settings, load_settings
-from digest.sources import ArxivRef, LocalPdf, parse_id_list, parse_paper_argument
-from digest.store import OutputStore, atomic_write_text, dump_day
+from digest.sources import (
+    ArxivRef,
+    Candidate,
+    LocalPdf,
+    SourceError,
+    hf_daily_papers,
+    parse_id_list,
+    parse_paper_argument,
+    select,
+)
+from digest.store import (
+    OutputLock,
+    OutputStore,
+    atomic_write_text,
+    dump_day,
+    remove_stale_temporaries,
+)
 
 app = typer.Typer(
     help="Turn arXiv papers into Korean structured digests and Jekyll Daily Papers posts.",
@@ -200,71 +217,138 @@ def schema_command(
 
 
 class Source(StrEnum):
+    hf = "hf"
+    arxiv = "arxiv"
     ids = "ids"
 
 
 @app.command("daily")
 def daily_command(
-    source: Annotated[Source, typer.Option(help="Where the day's papers come from.")] = Source.ids,
-    ids: Annotated[
-        str | None, typer.Option(help="Comma-separated arXiv IDs or URLs (with --source ids).")
+    source: Annotated[
+        Source, typer.Option(help="hf: Hugging Face Daily Papers; arxiv: --query; ids: --ids.")
+    ] = Source.hf,
+    ids: Annotated[str | None, typer.Option(help="Comma-separated arXiv IDs or URLs.")] = None,
+    query: Annotated[
+        str | None, typer.Option(help='arXiv search query, e.g. "cat:cs.CL AND abs:diffusion".')
     ] = None,
     date: Annotated[
         str | None, typer.Option(help="The day (YYYY-MM-DD). Default: today in DIGEST_TIMEZONE.")
     ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Most papers to take from hf or arxiv [DIGEST_LIMIT, 10].")
+    ] = None,
+    min_upvotes: Annotated[
+        int | None, typer.Option(help="Leave out hf papers with fewer upvotes [0].")
+    ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Redo papers already in the day file.")
+        bool, typer.Option("--force", help="Redo the day: no reuse, no digest cache, no skips.")
     ] = False,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Start no paper once the estimated spend would pass USD.")
+    ] = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Output folder [env DIGEST_OUTPUT_DIR, default outputs].")
     ] = None,
 ) -> None:
-    """Digest a day's papers and write outputs/data/DATE.json and its post.
+    """Digest a day's papers and write outputs/data/DATE.json, its post and a run report.
 
     A paper that fails is left out of the post and listed at the end with its reason (exit 1);
-    the others are still written.
+    the others are still written. Re-running a finished day changes nothing and costs nothing.
     """
     with _reporting():
-        settings = load_settings(output_dir=output_dir)
+        settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
         day = parse_date(date) if date else settings.today()
         if day > settings.today():
             raise UsageError(f"--date {date!r} is in the future (today is {settings.today()})")
-        if ids is None:
-            raise UsageError("--source ids needs --ids, e.g. --ids 2512.13604,2512.10655")
-        refs = parse_id_list(ids)
-        run = asyncio.run(run_ids_day(settings, refs, day, force=force))
-        _print_summary(run.results, settings)
+        _check_source_options(source, ids, query, limit, min_upvotes)
+        if max_cost is not None and max_cost < 0:
+            raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
+        refs = parse_id_list(ids) if source is Source.ids and ids else []
+        with OutputLock(settings.output_dir):
+            remove_stale_temporaries(settings.output_dir)
+            remove_stale_temporaries(settings.cache_dir, older_than=3600)
+            run = asyncio.run(_daily(settings, source, refs, query, day, force, max_cost))
+            if run is not None and any(r.status != "reused" for r in run.results):
+                report = OutputStore(settings.output_dir).report_path(day)
+                atomic_write_text(report, dump_report(run_report(run, settings, source.value)))
+        if run is None:
+            return
+        stderr.print(summary_table(run.results))
         if run.post:
-            stdout.print(f"wrote: {run.post} ({len(run.day.papers)} papers)")
-        failed = [result for result in run.results if result.error]
-        for result in failed:
-            stderr.print(f"[bold red]failed:[/] {result.ref}: {result.error}", markup=True)
+            verb = "wrote" if run.changed else "unchanged"
+            stdout.print(f"{verb}: {run.post} ({len(run.day.papers)} papers)")
+        unfinished = [r for r in run.results if r.status in ("failed", "stopped")]
+        for result in unfinished:
+            stderr.print(
+                f"[bold red]{result.status}:[/] {result.label}: {result.error}", markup=True
+            )
         if run.fatal:
             raise run.fatal
-        if failed:
-            stderr.print(f"{len(failed)} of {len(run.results)} papers failed.")
+        if unfinished:
+            stderr.print(f"{len(unfinished)} of {len(run.results)} papers were not digested.")
             raise typer.Exit(1)
 
 
-def _print_summary(results: list[PaperResult], settings: Settings) -> None:
-    table = Table(title="digest run", title_justify="left")
-    for column in ("paper", "status", "input", "tokens in/out", "cost $", "seconds"):
-        table.add_column(column, justify="right" if column not in ("paper", "status") else "left")
-    for result in results:
-        provenance = result.entry.provenance if result.entry else None
-        status = "reused" if result.reused else ("done" if result.entry else "failed")
-        if provenance is None or result.reused:
-            table.add_row(str(result.ref), status, "", "", "", "")
-            continue
-        table.add_row(
-            str(result.ref),
-            status,
-            provenance.input or "",
-            f"{provenance.tokens_in}/{provenance.tokens_out}",
-            f"{provenance.cost_usd or 0:.4f}",
-            f"{provenance.seconds or 0:.1f}",
+def _check_source_options(
+    source: Source, ids: str | None, query: str | None, limit: int | None, upvotes: int | None
+) -> None:
+    if source is Source.ids and not ids:
+        raise UsageError("--source ids needs --ids, e.g. --ids 2512.13604,2512.10655")
+    if source is Source.arxiv and not (query and query.strip()):
+        raise UsageError('--source arxiv needs --query, e.g. --query "cat:cs.CL"')
+    if ids and source is not Source.ids:
+        raise UsageError(f"--ids goes with --source ids, not --source {source.value}")
+    if query and source is not Source.arxiv:
+        raise UsageError(f"--query goes with --source arxiv, not --source {source.value}")
+    if upvotes is not None and source is not Source.hf:
+        raise UsageError("--min-upvotes goes with --source hf")
+    if limit is not None and source is Source.ids:
+        raise UsageError("--limit goes with --source hf or arxiv; --ids takes every ID given")
+
+
+async def _daily(
+    settings: Settings,
+    source: Source,
+    refs: list[ArxivRef],
+    query: str | None,
+    day: dt.date,
+    force: bool,
+    max_cost: float | None,
+) -> DayRun | None:
+    """The day's candidates from the source, then the run; None when the source has none."""
+    metadata = ArxivMetadata(settings)  # the run's one arXiv client, for the source and papers
+    known: dict[str, PaperMetadata] = {}
+    if source is Source.ids:
+        candidates = [Candidate(ref) for ref in refs]
+    elif source is Source.hf:
+        async with httpx2.AsyncClient(timeout=settings.http_timeout) as http:
+            listed = await hf_daily_papers(settings, http, day, asyncio.sleep)
+        candidates = select(listed, settings.limit, settings.min_upvotes)
+        if not candidates:
+            what = "papers" if not listed else f"papers with {settings.min_upvotes}+ upvotes"
+            stderr.print(f"No {what} on Hugging Face Daily Papers for {day}; no post written.")
+            return None
+    else:
+        try:
+            found = await metadata.submitted_on(query or "", day, settings.limit)
+        except MetadataError as error:
+            raise SourceError(f"--source arxiv: {error}") from None
+        known = {paper.arxiv_id: paper for paper in found}
+        candidates = [Candidate(paper.ref, paper.title) for paper in found]
+        if not candidates:
+            stderr.print(f"No arXiv papers matching {query!r} were submitted on {day}; no post.")
+            return None
+    with progress_for(stderr, len(candidates)) as progress:
+        return await run_day(
+            settings,
+            candidates,
+            day,
+            known=known,
+            metadata=metadata,
+            force=force,
+            max_cost=max_cost,
+            progress=progress,
         )
-    stderr.print(table)
 
 
 @app.command("paper")

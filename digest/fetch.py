@@ -30,6 +30,7 @@ from tenacity import (
 )
 
 from digest.extract import ExtractionFailed, check_pdf_bytes
+from digest.net import is_server_or_connection_error
 from digest.settings import Settings
 from digest.sources import ArxivRef
 from digest.store import atomic_write_bytes
@@ -100,8 +101,23 @@ class ArxivMetadata:
         async with self._lock:  # serialized: the client spaces its requests by arxiv_delay
             return await asyncio.to_thread(self._lookup, refs)
 
+    async def submitted_on(self, query: str, date: dt.date, limit: int) -> list[PaperMetadata]:
+        """Papers matching ``query`` submitted on ``date`` (UTC), newest first."""
+        day = date.strftime("%Y%m%d")
+        search = arxiv.Search(
+            query=f"({query}) AND submittedDate:[{day}0000 TO {day}2359]",
+            max_results=limit,
+            sort_by=arxiv.SortCriterion.SubmittedDate,
+            sort_order=arxiv.SortOrder.Descending,
+        )
+        async with self._lock:
+            return await asyncio.to_thread(self._search, search)
+
     def _lookup(self, refs: list[ArxivRef]) -> dict[str, PaperMetadata]:
         search = arxiv.Search(id_list=[ref.versioned for ref in refs], max_results=len(refs))
+        return {metadata.arxiv_id: metadata for metadata in self._search(search)}
+
+    def _search(self, search: arxiv.Search) -> list[PaperMetadata]:
         retrying = Retrying(
             retry=retry_if_exception(_arxiv_call_is_transient),
             wait=wait_exponential_jitter(
@@ -116,11 +132,7 @@ class ArxivMetadata:
             raise MetadataError(f"the arXiv API answered HTTP {error.status}") from error
         except (requests.RequestException, arxiv.ArxivError) as error:
             raise MetadataError(f"the arXiv API could not be reached ({error})") from error
-        found = {}
-        for result in results:
-            metadata = _to_metadata(result)
-            found[metadata.arxiv_id] = metadata
-        return found
+        return [_to_metadata(result) for result in results]
 
     def _results(self, search: arxiv.Search) -> list[arxiv.Result]:
         self.requests_made += 1
@@ -145,12 +157,6 @@ def _to_metadata(result: arxiv.Result) -> PaperMetadata:
     )
 
 
-def _download_is_transient(error: BaseException) -> bool:
-    if isinstance(error, httpx2.HTTPStatusError):
-        return error.response.status_code >= 500
-    return isinstance(error, httpx2.TransportError)
-
-
 class PdfDownloader:
     """Streams PDFs into the cache, keyed by ID and version, never past the size cap."""
 
@@ -172,7 +178,7 @@ class PdfDownloader:
             return path.read_bytes()
         url = self.settings.arxiv_pdf_url.format(id=ref.versioned)
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_download_is_transient),
+            retry=retry_if_exception(is_server_or_connection_error),
             wait=wait_exponential_jitter(
                 multiplier=self.settings.retry_backoff, jitter=self.settings.retry_backoff, max=30
             ),

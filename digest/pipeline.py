@@ -1,9 +1,16 @@
 """The pipeline: each paper through fetch → extract → summarize, and a day's files from them.
 
-Papers run concurrently (up to ``concurrency`` at a time) and each one's failure is its own:
-it is recorded with its reason and the others go on. Only an LLM configuration error (a
-refused key, an unknown model) stops the papers that have not reached the LLM yet, since
-none of them could succeed.
+How the work overlaps (all in one event loop):
+
+- arXiv API calls go one at a time through the shared client, ``arxiv_delay`` apart;
+- PDF downloads run up to ``download_concurrency`` at a time;
+- text extraction runs in worker threads, so it blocks neither the loop nor other papers;
+- up to ``concurrency`` papers are at the LLM at once, and their requests overlap.
+
+Each paper's failure is its own: it is recorded with its reason and the others go on. Only an
+LLM configuration error (a refused key, an unknown model) stops the papers that have not
+reached the LLM yet, since none of them could succeed. Every finished entry is cached (see
+``DigestCache``) the moment it is done, so a run killed half-way loses no paid-for digest.
 """
 
 from __future__ import annotations
@@ -11,52 +18,131 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Literal, Protocol
 
 import httpx2
 
-from digest.errors import LLMConfigError
+from digest import __version__
+from digest.errors import LLMConfigError, UsageError
 from digest.extract import ExtractionFailed, extract_pdf
 from digest.fetch import ArxivMetadata, DownloadFailed, MetadataError, PaperMetadata, PdfDownloader
 from digest.models import Day, Links, PaperEntry, Provenance
 from digest.prompts import PROMPT_VERSION
 from digest.render import render_day
 from digest.settings import Settings
-from digest.sources import ArxivRef, LocalPdf
-from digest.store import OutputStore, atomic_write_text
+from digest.sources import ArxivRef, Candidate, LocalPdf
+from digest.store import DigestCache, OutputStore, dump_day, write_if_changed
 from digest.summarize import PaperText, Sleep, Summarizer, SummaryFailed, make_client
+
+# done: digested now; cached: from the digest cache; reused: already in the day file;
+# failed: no digest (the reason says why); skipped: an earlier day published it;
+# stopped: not started, the --max-cost cap would have been passed.
+Status = Literal["done", "cached", "reused", "failed", "skipped", "stopped"]
+STATUSES: tuple[Status, ...] = ("done", "cached", "reused", "failed", "skipped", "stopped")
+STAGES = ("download", "extract", "summarize")
 
 
 @dataclass
 class PaperResult:
-    """What became of one paper: its entry, or the reason it failed."""
+    """What became of one paper: its entry, or why there is none."""
 
     ref: ArxivRef | LocalPdf
     entry: PaperEntry | None = None
     error: str | None = None
-    reused: bool = False
+    status: Status = "done"
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return str(self.ref)
+
+
+class Progress(Protocol):
+    """What the pipeline tells whoever shows progress."""
+
+    def stage_done(self, paper: str, stage: str) -> None: ...
+
+    def paper_done(self, result: PaperResult) -> None: ...
+
+
+class _Silent:
+    def stage_done(self, paper: str, stage: str) -> None:
+        pass
+
+    def paper_done(self, result: PaperResult) -> None:
+        pass
+
+
+class CostGuard:
+    """Stops starting papers once the estimated spend would pass ``cap`` (USD).
+
+    A paper's cost is estimated before its LLM call from its text (about 4 characters a token
+    for the input, half the output limit for the answer) and reserved; the real cost replaces
+    the estimate when the answer is in.
+    """
+
+    def __init__(self, settings: Settings, cap: float | None) -> None:
+        self.cap = cap
+        self.price = settings.price_of(settings.model)
+        self.output_tokens = settings.max_output_tokens
+        self.committed = 0.0
+        if cap is not None and self.price is None:
+            raise UsageError(
+                f"--max-cost needs the price of {settings.model!r}; add it to DIGEST_PRICES, "
+                'e.g. {"' + settings.model + '": [0.4, 0.1, 1.6]}'
+            )
+
+    def estimate(self, prompt_chars: int) -> float:
+        if self.price is None:
+            return 0.0
+        per_input, _, per_output = self.price
+        return (prompt_chars / 4 * per_input + self.output_tokens / 2 * per_output) / 1_000_000
+
+    def admit(self, estimate: float) -> bool:
+        if self.cap is not None and self.committed + estimate > self.cap:
+            return False
+        self.committed += estimate
+        return True
+
+    def settle(self, estimate: float, actual: float | None) -> None:
+        self.committed += (actual if actual is not None else estimate) - estimate
 
 
 class Pipeline:
     """The clients of one run, shared by all its papers. Use as ``async with Pipeline(…)``."""
 
-    def __init__(self, settings: Settings, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        progress: Progress | None = None,
+        max_cost: float | None = None,
+        force: bool = False,
+        metadata: ArxivMetadata | None = None,
+    ) -> None:
         self.settings = settings
+        self.metadata = metadata or ArxivMetadata(settings)
         self.sleep = sleep
+        self.progress = progress or _Silent()
+        self.costs = CostGuard(settings, max_cost)
+        self.force = force
+        self.cache = DigestCache(settings.cache_dir)
         self.fatal: LLMConfigError | None = None
 
     async def __aenter__(self) -> Pipeline:
+        self.llm = make_client(self.settings)
         self.http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(self.settings.http_timeout),
-            headers={"user-agent": "digest (https://github.com/; arXiv digests)"},
+            headers={"user-agent": f"digest/{__version__} (arXiv paper digests)"},
         )
-        self.llm = make_client(self.settings)
-        self.metadata = ArxivMetadata(self.settings)
         self.downloader = PdfDownloader(self.settings, self.http, self.sleep)
         self.summarizer = Summarizer(self.settings, self.llm, self.sleep)
-        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._llm_slots = asyncio.Semaphore(self.settings.concurrency)
+        self._download_slots = asyncio.Semaphore(self.settings.download_concurrency)
         return self
 
     async def __aexit__(
@@ -68,54 +154,71 @@ class Pipeline:
         await self.http.aclose()
         await self.llm.close()
 
-    async def digest_arxiv(self, refs: list[ArxivRef]) -> list[PaperResult]:
-        """Every paper of ``refs``, in their order; one arXiv API query for all of them."""
+    async def digest_arxiv(
+        self, refs: list[ArxivRef], known: dict[str, PaperMetadata] | None = None
+    ) -> list[PaperResult]:
+        """Every paper of ``refs``, in their order; one arXiv API query for those not ``known``."""
+        found = dict(known or {})
+        unknown = [ref for ref in refs if ref.arxiv_id not in found]
+        lookup_error = None
         try:
-            found = await self.metadata.lookup(refs)
+            found.update(await self.metadata.lookup(unknown))
         except MetadataError as error:
-            return [PaperResult(ref, error=str(error)) for ref in refs]
-        return list(
-            await asyncio.gather(*(self._one_arxiv(ref, found.get(ref.arxiv_id)) for ref in refs))
-        )
+            lookup_error = str(error)
+
+        async def one(ref: ArxivRef) -> PaperResult:
+            if lookup_error and ref.arxiv_id not in found:
+                return self._finish(PaperResult(ref, error=lookup_error, status="failed"))
+            return await self._one_arxiv(ref, found.get(ref.arxiv_id))
+
+        return list(await asyncio.gather(*(one(ref) for ref in refs)))
 
     async def digest_local_pdf(self, pdf: LocalPdf) -> PaperResult:
-        async with self._slots:
-            started = time.monotonic()
-            try:
-                extracted = await asyncio.to_thread(
-                    extract_pdf, pdf.path.read_bytes(), self.settings.text_budget
-                )
-            except ExtractionFailed as error:
-                return PaperResult(
-                    pdf, error=f"{error.reason}; a local PDF has no arXiv abstract to fall back on"
-                )
-            paper = PaperText(
-                arxiv_id=None,
-                title=extracted.title or pdf.path.stem,
-                authors=[],
-                input="full-text",
-                content=extracted.text,
+        stages: dict[str, float] = {}
+        started = time.monotonic()
+        try:
+            extracted = await asyncio.to_thread(
+                extract_pdf, pdf.path.read_bytes(), self.settings.text_budget
             )
-            return await self._summarize(pdf, paper, None, Links(), started)
+        except ExtractionFailed as error:
+            reason = f"{error.reason}; a local PDF has no arXiv abstract to fall back on"
+            return self._finish(PaperResult(pdf, error=reason, status="failed"))
+        stages["extract"] = time.monotonic() - started
+        paper = PaperText(
+            arxiv_id=None,
+            title=extracted.title or pdf.path.stem,
+            authors=[],
+            input="full-text",
+            content=extracted.text,
+        )
+        return await self._summarize(pdf, paper, None, Links(), stages)
 
     async def _one_arxiv(self, ref: ArxivRef, metadata: PaperMetadata | None) -> PaperResult:
         if metadata is None:
-            return PaperResult(ref, error="not found on arXiv")
+            return self._finish(PaperResult(ref, error="not found on arXiv", status="failed"))
         if metadata.withdrawn:
-            return PaperResult(ref, error="withdrawn on arXiv")
-        async with self._slots:
-            started = time.monotonic()
-            pinned = ArxivRef(ref.arxiv_id, ref.version or metadata.version)
-            paper = await self._read(pinned, metadata)
-            links = Links.for_arxiv(ref.arxiv_id)
-            return await self._summarize(pinned, paper, metadata, links, started)
+            return self._finish(PaperResult(ref, error="withdrawn on arXiv", status="failed"))
+        pinned = ArxivRef(ref.arxiv_id, ref.version or metadata.version)
+        stages: dict[str, float] = {}
+        paper = await self._read(pinned, metadata, stages)
+        links = Links.for_arxiv(ref.arxiv_id)
+        return await self._summarize(pinned, paper, metadata, links, stages)
 
-    async def _read(self, ref: ArxivRef, metadata: PaperMetadata) -> PaperText:
+    async def _read(
+        self, ref: ArxivRef, metadata: PaperMetadata, stages: dict[str, float]
+    ) -> PaperText:
         """The full text when the PDF gives one, else the abstract with the reason why."""
         base = {"arxiv_id": ref.arxiv_id, "title": metadata.title, "authors": metadata.authors}
         try:
-            data = await self.downloader.fetch(ref)
+            started = time.monotonic()
+            async with self._download_slots:
+                data = await self.downloader.fetch(ref)
+            stages["download"] = time.monotonic() - started
+            self.progress.stage_done(str(ref), "download")
+            started = time.monotonic()
             extracted = await asyncio.to_thread(extract_pdf, data, self.settings.text_budget)
+            stages["extract"] = time.monotonic() - started
+            self.progress.stage_done(str(ref), "extract")
         except (DownloadFailed, ExtractionFailed) as error:
             reason = error.reason if isinstance(error, ExtractionFailed) else str(error)
             return PaperText(
@@ -129,88 +232,137 @@ class Pipeline:
         paper: PaperText,
         metadata: PaperMetadata | None,
         links: Links,
-        started: float,
+        stages: dict[str, float],
     ) -> PaperResult:
-        if self.fatal:
-            return PaperResult(ref, error=str(self.fatal))
-        try:
-            summary = await self.summarizer.summarize(paper)
-        except SummaryFailed as error:
-            return PaperResult(ref, error=str(error))
-        except LLMConfigError as error:
-            self.fatal = error
-            return PaperResult(ref, error=str(error))
-        provenance = Provenance(
-            source="llm",
-            model=self.settings.model,
-            prompt_version=PROMPT_VERSION,
-            input=paper.input,
-            input_reason=paper.input_reason,
-            input_chars=len(paper.content),
-            tokens_in=summary.usage.tokens_in,
-            tokens_out=summary.usage.tokens_out,
-            tokens_cached=summary.usage.tokens_cached,
-            attempts=summary.attempts,
-            seconds=round(time.monotonic() - started, 3),
-            cost_usd=round(summary.usage.cost_usd(self.settings), 6),
-        )
+        version = ref.version if isinstance(ref, ArxivRef) else None
+        key = DigestCache.key(paper.arxiv_id, version, paper.content, self.settings.model)
+        cached = None if self.force else self.cache.get(key)
+        if cached is not None:
+            return self._finish(
+                PaperResult(ref, entry=cached, status="cached", stage_seconds=stages)
+            )
+        prompt_chars = sum(len(m["content"]) for m in self.summarizer.messages_for(paper))
+        estimate = self.costs.estimate(prompt_chars)
+        if not self.costs.admit(estimate):
+            reason = (
+                f"not started: the estimated spend would pass --max-cost {self.costs.cap:g} USD"
+            )
+            return self._finish(PaperResult(ref, error=reason, status="stopped"))
+        async with self._llm_slots:
+            if self.fatal:
+                self.costs.settle(estimate, 0.0)
+                return self._finish(PaperResult(ref, error=str(self.fatal), status="failed"))
+            started = time.monotonic()
+            try:
+                summary = await self.summarizer.summarize(paper)
+            except (SummaryFailed, LLMConfigError) as error:
+                self.costs.settle(estimate, 0.0)
+                if isinstance(error, LLMConfigError):
+                    self.fatal = error
+                return self._finish(PaperResult(ref, error=str(error), status="failed"))
+            stages["summarize"] = time.monotonic() - started
+        cost = summary.usage.cost_usd(self.settings)
+        self.costs.settle(estimate, cost)
+        self.progress.stage_done(str(ref), "summarize")
         entry = PaperEntry(
             arxiv_id=paper.arxiv_id,
-            version=metadata.version if metadata else None,
+            version=version,
             title=paper.title,
             authors=paper.authors,
             links=links,
             digest=summary.digest,
-            provenance=provenance,
+            provenance=Provenance(
+                source="llm",
+                model=self.settings.model,
+                prompt_version=PROMPT_VERSION,
+                input=paper.input,
+                input_reason=paper.input_reason,
+                input_chars=len(paper.content),
+                tokens_in=summary.usage.tokens_in,
+                tokens_out=summary.usage.tokens_out,
+                tokens_cached=summary.usage.tokens_cached,
+                attempts=summary.attempts,
+                seconds=round(sum(stages.values()), 3),
+                cost_usd=cost,
+            ),
         )
-        if isinstance(ref, ArxivRef) and ref.version:
-            entry.version = ref.version
-        return PaperResult(ref, entry=entry)
+        self.cache.put(key, entry)
+        return self._finish(PaperResult(ref, entry=entry, stage_seconds=stages))
+
+    def _finish(self, result: PaperResult) -> PaperResult:
+        self.progress.paper_done(result)
+        return result
 
 
 @dataclass
 class DayRun:
+    """A finished ``daily`` run: the day as written, every paper's result, the files."""
+
     day: Day
     results: list[PaperResult]
     post: Path | None
+    changed: bool
     fatal: LLMConfigError | None
+    started_at: dt.datetime
+    seconds: float
 
 
-async def run_ids_day(
+async def run_day(
     settings: Settings,
-    refs: list[ArxivRef],
+    candidates: list[Candidate],
     date: dt.date,
     *,
-    force: bool,
+    known: dict[str, PaperMetadata] | None = None,
+    metadata: ArxivMetadata | None = None,
+    force: bool = False,
+    max_cost: float | None = None,
+    progress: Progress | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> DayRun:
-    """Digest ``refs`` for ``date`` and write the day file and post with every paper that worked.
+    """Digest ``candidates`` for ``date`` and write the day file and post with every paper done.
 
-    Papers already in the day file (same ID, and same version when one was asked for) are kept
-    as they are unless ``force``; a failed paper is left out and reported.
+    Papers already in the day file are kept as they are, and papers an earlier day already
+    published are skipped (``skip_published``), unless ``force``. Files are written only when
+    their bytes change, so re-running a finished day changes nothing.
     """
+    started_at = dt.datetime.now(dt.UTC)
+    clock = time.monotonic()
     store = OutputStore(settings.output_dir)
     existing = store.load_day(date) if store.data_path(date).exists() else None
-    done = {} if force or existing is None else {p.arxiv_id: p for p in existing.papers}
+    in_day = {} if force or existing is None else {p.arxiv_id: p for p in existing.papers}
+    published = store.published_before(date) if settings.skip_published and not force else {}
+    tell = progress or _Silent()
 
-    def reusable(ref: ArxivRef) -> PaperEntry | None:
-        entry = done.get(ref.arxiv_id)
-        return entry if entry and (ref.version is None or ref.version == entry.version) else None
-
-    todo = [ref for ref in refs if reusable(ref) is None]
-    async with Pipeline(settings, sleep) as pipeline:
-        fresh = {result.ref.arxiv_id: result for result in await pipeline.digest_arxiv(todo)}  # type: ignore[union-attr]
-        fatal = pipeline.fatal
-    results = []
-    for ref in refs:
-        entry = reusable(ref)
-        results.append(PaperResult(ref, entry=entry, reused=True) if entry else fresh[ref.arxiv_id])
+    decided: dict[str, PaperResult] = {}
+    for candidate in candidates:
+        ref = candidate.ref
+        entry = in_day.get(ref.arxiv_id)
+        if entry is not None and (ref.version is None or ref.version == entry.version):
+            decided[ref.arxiv_id] = PaperResult(
+                ArxivRef(ref.arxiv_id, entry.version), entry, status="reused"
+            )
+        elif ref.arxiv_id in published:
+            reason = f"already published on {published[ref.arxiv_id]}"
+            decided[ref.arxiv_id] = PaperResult(ref, error=reason, status="skipped")
+        else:
+            continue
+        tell.paper_done(decided[ref.arxiv_id])
+    todo = [c.ref for c in candidates if c.ref.arxiv_id not in decided]
+    fatal = None
+    if todo:
+        async with Pipeline(
+            settings, sleep=sleep, progress=tell, max_cost=max_cost, force=force, metadata=metadata
+        ) as pipeline:
+            for result in await pipeline.digest_arxiv(todo, known):
+                decided[result.ref.arxiv_id] = result  # type: ignore[union-attr]
+            fatal = pipeline.fatal
+    results = [decided[c.ref.arxiv_id] for c in candidates]
 
     day = existing if existing is not None else settings.new_day(date)
     day = day.model_copy(update={"papers": [r.entry for r in results if r.entry is not None]})
-    post = None
+    post, changed = None, False
     if day.papers:
-        store.save_day(day)
+        changed = write_if_changed(store.data_path(date), dump_day(day))
         post = store.post_path(date)
-        atomic_write_text(post, render_day(day))
-    return DayRun(day, results, post, fatal)
+        changed = write_if_changed(post, render_day(day)) or changed
+    return DayRun(day, results, post, changed, fatal, started_at, time.monotonic() - clock)

@@ -8,6 +8,7 @@ Every setting has an environment variable, ``DIGEST_`` plus its name in capitals
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,18 @@ from digest.errors import UsageError
 from digest.models import Day
 
 CONFIG_FILE_ENV = "DIGEST_CONFIG"
+
+# USD per million tokens: input, cached input, output. OpenAI's list prices; set
+# DIGEST_PRICES (JSON, same shape) for other models or when prices change.
+ModelPrice = tuple[float, float, float]
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4.1-mini": (0.40, 0.10, 1.60),
+    "gpt-4.1-nano": (0.10, 0.025, 0.40),
+    "gpt-4.1": (2.00, 0.50, 8.00),
+    "gpt-4o-mini": (0.15, 0.075, 0.60),
+    "gpt-5-mini": (0.25, 0.025, 2.00),
+    "gpt-5-nano": (0.05, 0.005, 0.40),
+}
 
 
 class Settings(BaseSettings):
@@ -52,10 +65,14 @@ class Settings(BaseSettings):
     retry_after_cap: float = Field(default=600.0, ge=0)
     retry_backoff: float = Field(default=1.0, gt=0)  # first wait of exponential backoff, seconds
     max_reasks: int = Field(default=2, ge=0, le=2)
-    # USD per million tokens: input, cached input, output (the default model's list prices).
-    price_input: float = 0.40
-    price_cached_input: float = 0.10
-    price_output: float = 1.60
+    # USD per million tokens [input, cached input, output] by model; merged over the defaults.
+    prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(default_factory=dict)
+
+    # Sources.
+    hf_api_url: str = "https://huggingface.co/api"
+    limit: int = Field(default=10, ge=1)
+    min_upvotes: int = Field(default=0, ge=0)
+    skip_published: bool = True  # leave out papers an earlier day already has
 
     # arXiv.
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
@@ -67,7 +84,8 @@ class Settings(BaseSettings):
     text_budget: int = Field(default=40_000, ge=2_000)
 
     # Running.
-    concurrency: int = Field(default=4, ge=1, le=64)
+    concurrency: int = Field(default=4, ge=1, le=64)  # papers at the LLM at once
+    download_concurrency: int = Field(default=4, ge=1, le=32)
 
     # The post's front matter.
     post_time: str = "08:15:00"
@@ -94,6 +112,21 @@ class Settings(BaseSettings):
                 f"{template!r} may use only the placeholder {{date}} ({error})"
             ) from None
         return template
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices_json(cls, value: object) -> object:
+        # DIGEST_PRICES='{"my-model": [0.2, 0.05, 0.8]}'
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"is not JSON ({error.msg})") from None
+        return value
+
+    def price_of(self, model: str) -> ModelPrice | None:
+        """The model's prices, from the setting or the defaults; None when unknown."""
+        return self.prices.get(model) or DEFAULT_PRICES.get(model)
 
     @field_validator("arxiv_pdf_url")
     @classmethod

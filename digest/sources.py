@@ -7,12 +7,27 @@ old-style IDs such as ``hep-th/9901001``. ``digest paper`` also takes a local ``
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.errors import UsageError
+import httpx2
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from digest.errors import DigestError, UsageError
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
+from digest.net import is_transient, retry_after
+from digest.settings import Settings
+
+Sleep = Callable[[float], Awaitable[None]]
 
 _ID = rf"(?P<id>{NEW_STYLE_ID}|{OLD_STYLE_ID})(?:v(?P<version>[1-9]\d{{0,2}}))?"
 _BARE = re.compile(rf"(?:arxiv:)?{_ID}", re.IGNORECASE)
@@ -98,3 +113,103 @@ def parse_id_list(value: str) -> list[ArxivRef]:
             "--ids is empty; give arXiv IDs separated by commas, e.g. 2512.13604,2512.10655"
         )
     return refs
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A paper a source proposes for the day, in the source's order."""
+
+    ref: ArxivRef
+    title: str = ""
+    upvotes: int | None = None
+
+
+HF_PAGE_SIZE = 50
+HF_MAX_PAGES = 40  # 2,000 papers: far beyond any day, and a stop for a server ignoring ``p``
+
+
+class SourceError(DigestError):
+    """The list of the day's papers could not be had."""
+
+
+async def hf_daily_papers(
+    settings: Settings, http: httpx2.AsyncClient, date: dt.date, sleep: Sleep
+) -> list[Candidate]:
+    """The papers added to Hugging Face Daily Papers on ``date``, most upvoted first.
+
+    Pages (``p``, ``limit``) are read until one comes back empty. Ties keep the API's order.
+    """
+    url = f"{settings.hf_api_url.rstrip('/')}/daily_papers"
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=_wait_retry_after_or(settings.retry_backoff, settings.retry_after_cap),
+        stop=stop_after_attempt(settings.http_max_attempts),
+        sleep=sleep,
+        reraise=True,
+    )
+    found: dict[str, Candidate] = {}
+    for page in range(HF_MAX_PAGES):
+        params = {"date": date.isoformat(), "p": str(page), "limit": str(HF_PAGE_SIZE)}
+        try:
+            items = await retrying(_get_json, http, url, params)
+        except httpx2.HTTPStatusError as error:
+            status = error.response.status_code
+            raise SourceError(
+                f"Hugging Face Daily Papers answered HTTP {status} for {date}"
+            ) from None
+        except httpx2.TransportError as error:
+            raise SourceError(
+                f"Hugging Face Daily Papers could not be reached ({type(error).__name__})"
+            ) from None
+        if not isinstance(items, list):
+            raise SourceError(
+                f"Hugging Face Daily Papers answered something other than a list for {date}"
+            )
+        if not items:
+            break
+        fresh = [candidate for candidate in map(_hf_candidate, items) if candidate]
+        new = [c for c in fresh if c.ref.arxiv_id not in found]
+        if fresh and not new:
+            break  # the same page again: the server ignores ``p``
+        found.update((c.ref.arxiv_id, c) for c in new)
+    return sorted(found.values(), key=lambda candidate: -(candidate.upvotes or 0))
+
+
+def _hf_candidate(item: object) -> Candidate | None:
+    paper = item.get("paper") if isinstance(item, dict) else None
+    if not isinstance(paper, dict):
+        return None
+    ref = parse_arxiv_ref(str(paper.get("id", "")))
+    if ref is None:
+        return None  # Daily Papers lists arXiv papers; anything else cannot be fetched
+    upvotes = paper.get("upvotes")
+    return Candidate(ref, str(paper.get("title") or ""), upvotes if isinstance(upvotes, int) else 0)
+
+
+async def _get_json(http: httpx2.AsyncClient, url: str, params: dict[str, str]) -> object:
+    response = await http.get(url, params=params)
+    response.raise_for_status()
+    try:
+        return response.json()
+    except ValueError:
+        raise SourceError(f"{url} did not answer JSON") from None
+
+
+def _wait_retry_after_or(backoff: float, cap: float) -> Callable[[RetryCallState], float]:
+    exponential = wait_exponential_jitter(multiplier=backoff, jitter=backoff, max=60)
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, httpx2.HTTPStatusError):
+            asked = retry_after(error.response.headers)
+            if asked is not None:
+                return min(asked, cap)
+        return exponential(state)
+
+    return wait
+
+
+def select(candidates: list[Candidate], limit: int, min_upvotes: int) -> list[Candidate]:
+    """The first ``limit`` candidates with at least ``min_upvotes`` (unknown counts pass)."""
+    kept = [c for c in candidates if c.upvotes is None or c.upvotes >= min_upvotes]
+    return kept[:limit]

@@ -9,15 +9,20 @@ Layout under the output folder (``outputs`` by default):
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
+import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from digest.errors import DataFileError
-from digest.models import Day
+from digest.errors import DataFileError, DigestError
+from digest.models import Day, Digest, PaperEntry
+from digest.prompts import PROMPT_VERSION, fingerprint
 from digest.validation import describe_validation_error
 
 _DATA_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
@@ -77,6 +82,10 @@ class OutputStore:
     def post_path(self, date: dt.date) -> Path:
         return self.posts_dir / f"{date.isoformat()}-daily-papers.md"
 
+    def report_path(self, date: dt.date) -> Path:
+        """The JSON report of the last run that did something for this day, by its day file."""
+        return self.data_dir / f"{date.isoformat()}.run.json"
+
     def dates(self) -> list[dt.date]:
         """Every date that has a day file, oldest first."""
         if not self.data_dir.is_dir():
@@ -113,6 +122,26 @@ class OutputStore:
             )
         return day
 
+    def published_before(self, date: dt.date) -> dict[str, dt.date]:
+        """arXiv ID → the earliest earlier day whose file has it.
+
+        Reads only the IDs (plain JSON, no validation): a nightly run over years of day files
+        must not pay for validating every one of them.
+        """
+        published: dict[str, dt.date] = {}
+        for day in self.dates():
+            if day >= date:
+                break
+            try:
+                data = json.loads(self.data_path(day).read_bytes())
+                ids = [paper.get("arxiv_id") for paper in data.get("papers", [])]
+            except (OSError, ValueError, AttributeError):
+                continue  # 'digest render' reports broken day files; here they publish nothing
+            for arxiv_id in ids:
+                if isinstance(arxiv_id, str):
+                    published.setdefault(arxiv_id, day)
+        return published
+
     def save_day(self, day: Day) -> Path:
         path = self.data_path(day.date)
         atomic_write_text(path, dump_day(day))
@@ -122,3 +151,111 @@ class OutputStore:
 def dump_day(day: Day) -> str:
     """The day file's text: stable key order, UTF-8 (Korean stays readable), one final newline."""
     return day.model_dump_json(indent=2) + "\n"
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds exactly it. True if written."""
+    data = text.encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
+def remove_stale_temporaries(folder: Path, older_than: float = 0.0) -> list[Path]:
+    """Delete the temporary files a killed run left behind (only ever ours: ``.NAME.*.tmp``).
+
+    In the output folder call it while holding its lock, so no live writer's file is touched;
+    in a cache other runs may share, give ``older_than`` (seconds) to spare files being written.
+    """
+    removed = []
+    if folder.is_dir():
+        now = time.time()
+        for path in folder.rglob(".*.tmp"):
+            try:
+                if now - path.stat().st_mtime >= older_than:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+    return removed
+
+
+class OutputLocked(DigestError):
+    exit_code = 3
+
+
+class OutputLock:
+    """An exclusive lock on the output folder, held by one run at a time.
+
+    ``flock`` is released by the kernel when its holder dies, so a lock left by a killed run is
+    simply taken over; the file's text (pid and start time) only serves the message the
+    second run prints.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".digest.lock"
+        self._descriptor: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 200).decode("utf-8", "replace").strip() or "unknown"
+            os.close(descriptor)
+            raise OutputLocked(
+                f"{self.path.parent} is locked by another digest run ({holder}); "
+                "wait for it to finish"
+            ) from None
+        started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"pid {os.getpid()}, started {started}\n".encode(), 0)
+        self._descriptor = descriptor
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._descriptor is not None:
+            os.ftruncate(self._descriptor, 0)
+            os.close(self._descriptor)  # closing releases the flock
+            self._descriptor = None
+
+
+class DigestCache:
+    """Finished paper entries, keyed by everything that decides a digest.
+
+    The key is the hash of: arXiv ID and version, the hash of the text the LLM read, the prompt
+    version and fingerprint, the digest schema and the model. Change any of them and the paper
+    is digested again; change none and a re-run (even after a crash) costs no LLM call.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / "digests"
+
+    @staticmethod
+    def key(arxiv_id: str | None, version: int | None, text: str, model: str) -> str:
+        parts = {
+            "arxiv_id": arxiv_id,
+            "version": version,
+            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "prompt": f"{PROMPT_VERSION}:{fingerprint()}",
+            "schema": hashlib.sha256(
+                json.dumps(Digest.model_json_schema(), sort_keys=True).encode()
+            ).hexdigest(),
+            "model": model,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> PaperEntry | None:
+        path = self.folder / f"{key}.json"
+        try:
+            return PaperEntry.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return None  # missing, or written by an older digest: digest again
+
+    def put(self, key: str, entry: PaperEntry) -> None:
+        atomic_write_text(self.folder / f"{key}.json", entry.model_dump_json(indent=2) + "\n")

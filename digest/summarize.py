@@ -17,7 +17,6 @@ The request goes through ``chat.completions.parse`` with ``Digest`` as a strict
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from tenacity import (
 
 from digest.errors import LLMConfigError, UsageError
 from digest.models import Digest
+from digest.net import retry_after
 from digest.prompts import render_prompt
 from digest.settings import Settings
 from digest.validation import describe_validation_error
@@ -72,13 +72,17 @@ class Usage(BaseModel):
         details = usage.get("prompt_tokens_details") or {}
         self.tokens_cached += int(details.get("cached_tokens") or 0)
 
-    def cost_usd(self, settings: Settings) -> float:
+    def cost_usd(self, settings: Settings) -> float | None:
+        """What these tokens cost at the model's prices; None when its prices are unknown."""
+        price = settings.price_of(settings.model)
+        if price is None:
+            return None
+        per_input, per_cached, per_output = price
         uncached = self.tokens_in - self.tokens_cached
-        return (
-            uncached * settings.price_input
-            + self.tokens_cached * settings.price_cached_input
-            + self.tokens_out * settings.price_output
-        ) / 1_000_000
+        total = (
+            uncached * per_input + self.tokens_cached * per_cached + self.tokens_out * per_output
+        )
+        return round(total / 1_000_000, 6)
 
 
 class Summary(BaseModel):
@@ -109,19 +113,7 @@ def retry_after_seconds(error: BaseException) -> float | None:
     """The wait a server asked for in ``retry-after-ms`` or ``Retry-After``, if any."""
     if not isinstance(error, openai.APIStatusError):
         return None
-    headers = error.response.headers
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        if "retry-after" in headers:
-            value = headers["retry-after"].strip()
-            if value.replace(".", "", 1).isdigit():
-                return float(value)
-            when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return None
+    return retry_after(error.response.headers)
 
 
 def make_client(settings: Settings) -> AsyncOpenAI:

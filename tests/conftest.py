@@ -35,6 +35,7 @@ def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn
         "OPENAI_BASE_URL": f"{state.url}/v1",
         "OPENAI_API_KEY": SECRET_KEY,
         "DIGEST_MODEL": "standin-model",
+        "DIGEST_PRICES": '{"standin-model": [0.40, 0.10, 1.60]}',
         "DIGEST_ARXIV_API_URL": f"{state.url}/api/query",
         "DIGEST_ARXIV_PDF_URL": f"{state.url}/pdf/{{id}}",
         "DIGEST_ARXIV_DELAY": "0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,7 @@ def test_a_missing_or_oversized_pdf_falls_back_to_the_abstract(
 
     add_paper(standin)
     monkeypatch.setenv("DIGEST_PDF_MAX_MB", "0.05")
+    monkeypatch.setenv("DIGEST_CACHE_DIR", "other-cache")  # the same abstract is cached above
     code, out, _ = digest("paper", "0908.0054", "--json")
     reason = json.loads(out)["provenance"]["input_reason"]
     assert "over the 0.05 MB cap" in reason and "DIGEST_PDF_MAX_MB" in reason
@@ -287,7 +289,9 @@ def test_validation_failing_three_times_fails_the_paper(standin: StandIn) -> Non
     assert len(standin.llm_requests) == 3
 
 
-def test_length_is_retried_once_with_a_larger_limit(standin: StandIn) -> None:
+def test_length_is_retried_once_with_a_larger_limit(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_paper(standin)
     standin.llm_script = [completion('{"introduction": ', finish_reason="length")]
     standin.llm_default = good
@@ -296,6 +300,7 @@ def test_length_is_retried_once_with_a_larger_limit(standin: StandIn) -> None:
     assert [r["max_completion_tokens"] for r in standin.llm_requests] == [2000, 4000]
 
     standin.llm_requests.clear()
+    monkeypatch.setenv("DIGEST_CACHE_DIR", "other-cache")  # not the digest cached above
     standin.llm_default = lambda request: completion('{"intro', finish_reason="length")
     code, _, err = digest("paper", "0908.0054")
     assert (
@@ -304,7 +309,9 @@ def test_length_is_retried_once_with_a_larger_limit(standin: StandIn) -> None:
     assert len(standin.llm_requests) == 2
 
 
-def test_refusals_and_content_filters_are_asked_again_then_fail(standin: StandIn) -> None:
+def test_refusals_and_content_filters_are_asked_again_then_fail(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_paper(standin)
     standin.llm_script = [
         completion(None, refusal="I can't help with that."),
@@ -314,6 +321,7 @@ def test_refusals_and_content_filters_are_asked_again_then_fail(standin: StandIn
     assert digest("paper", "0908.0054")[0] == 0
     assert len(standin.llm_requests) == 3
 
+    monkeypatch.setenv("DIGEST_CACHE_DIR", "other-cache")  # not the digest cached above
     standin.llm_default = lambda request: completion(None, refusal="I can't help with that.")
     code, _, err = digest("paper", "0908.0054")
     assert code == 1 and "the model refused: I can't help with that. (3 times)" in err
@@ -428,25 +436,35 @@ def expected_post(date: str, papers: list[ArxivPaper]) -> bytes:
 def test_daily_with_every_fault_injected_once_still_writes_a_correct_post(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DIGEST_CONCURRENCY", "1")  # one paper at a time: the faults land in order
     add_paper(standin)
     standin.papers[SECOND.arxiv_id] = SECOND  # its PDF is missing (404)
     add_paper(standin, THIRD, pdf=(PDFS / "not-a-pdf-text.pdf").read_bytes())
     standin.faults = {"arxiv": [503], "pdf": [500]}
-    standin.llm_script = [
-        error_reply(429, "slow down", {"retry-after": "1"}),  # paper 1
-        error_reply(500, "boom"),
-        completion("{not json"),
-        good,
-        with_digest(results=["The model improves FVD by 38% on LongVGenBench."]),  # paper 2
-        with_digest(
-            method=["제안 방법은 긴 비디오 생성 과정을 여러 단계로 나누어 정보를 전달합니다."]
-        ),
-        good,
-        completion(None, refusal="I can't help with that."),  # paper 3
-        completion('{"intro', finish_reason="length"),
-        good,
-    ]
+    # Each paper's answers in turn, whatever order the concurrent papers reach the LLM in.
+    answers = {
+        "0908.0054": [
+            error_reply(429, "slow down", {"retry-after": "1"}),
+            error_reply(500, "boom"),
+            completion("{not json"),
+        ],
+        "2512.10655": [
+            with_digest(results=["The model improves FVD by 38% on LongVGenBench."]),
+            with_digest(
+                method=["제안 방법은 긴 비디오 생성 과정을 여러 단계로 나누어 정보를 전달합니다."]
+            ),
+        ],
+        "hep-th/9901001": [
+            completion(None, refusal="I can't help with that."),
+            completion('{"intro', finish_reason="length"),
+        ],
+    }
+
+    def by_paper(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        arxiv_id = re.search(r"arXiv: (\S+)", user_message(request))[1]  # type: ignore[index]
+        queue = answers[arxiv_id]
+        return queue.pop(0) if queue else good(request)
+
+    standin.llm_default = by_paper
     code, out, err = digest(
         "daily",
         "--source",
@@ -459,7 +477,7 @@ def test_daily_with_every_fault_injected_once_still_writes_a_correct_post(
     assert code == 0, err
     post = Path("outputs/_posts/2025-12-16-daily-papers.md")
     assert post.read_bytes() == expected_post("2025-12-16", [PAPER, SECOND, THIRD])
-    assert standin.llm_script == [] and len(standin.llm_requests) == 10
+    assert all(queue == [] for queue in answers.values()) and len(standin.llm_requests) == 10
     assert len(standin.arxiv_requests) == 2 and standin.arxiv_requests[0]["id_list"] == [
         "0908.0054,2512.10655,hep-th/9901001"
     ]  # all IDs in one query
@@ -482,18 +500,30 @@ def test_daily_leaves_a_failed_paper_out_lists_it_and_exits_1(standin: StandIn) 
     add_paper(standin, SECOND)
     standin.llm_default = good
     code, _out, err = digest(
-        "daily", "--ids", "0908.0054,2512.99999,2512.10655", "--date", "2025-12-16"
+        "daily",
+        "--source",
+        "ids",
+        "--ids",
+        "0908.0054,2512.99999,2512.10655",
+        "--date",
+        "2025-12-16",
     )
     assert code == 1
     assert "failed: 2512.99999: not found on arXiv" in err
-    assert "1 of 3 papers failed" in err
+    assert "1 of 3 papers were not digested" in err
     post = Path("outputs/_posts/2025-12-16-daily-papers.md").read_bytes()
     assert post == expected_post("2025-12-16", [PAPER, SECOND])
 
     # Re-running redoes nothing that is done, and retries only the failed paper.
     standin.llm_requests.clear()
     code, _, err = digest(
-        "daily", "--ids", "0908.0054,2512.99999,2512.10655", "--date", "2025-12-16"
+        "daily",
+        "--source",
+        "ids",
+        "--ids",
+        "0908.0054,2512.99999,2512.10655",
+        "--date",
+        "2025-12-16",
     )
     assert code == 1
     assert standin.llm_requests == []
@@ -501,10 +531,12 @@ def test_daily_leaves_a_failed_paper_out_lists_it_and_exits_1(standin: StandIn) 
 
 
 def test_daily_rejects_bad_dates_and_ids(standin: StandIn) -> None:
-    code, _, err = digest("daily", "--ids", "0908.0054", "--date", "2025-02-30")
+    code, _, err = digest("daily", "--source", "ids", "--ids", "0908.0054", "--date", "2025-02-30")
     assert code == 2 and "--date '2025-02-30' is not a date" in err
-    code, _, err = digest("daily", "--ids", "0908.0054", "--date", "2999-01-01")
+    code, _, err = digest("daily", "--source", "ids", "--ids", "0908.0054", "--date", "2999-01-01")
     assert code == 2 and "is in the future" in err
-    code, _, err = digest("daily", "--ids", "0908.0054,bogus", "--date", "2025-12-16")
+    code, _, err = digest(
+        "daily", "--source", "ids", "--ids", "0908.0054,bogus", "--date", "2025-12-16"
+    )
     assert code == 2 and "--ids: 'bogus' is not an arXiv ID" in err
     assert standin.arxiv_requests == []

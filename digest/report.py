@@ -1,0 +1,171 @@
+"""What a run shows and leaves behind: progress, the summary table, the JSON run report.
+
+On a terminal, progress is a set of rich bars (one overall, one per stage); anywhere else
+(cron's mail, CI logs) it is one plain line per finished paper, which reads well in a log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBars
+from rich.table import Table
+
+from digest.pipeline import STAGES, STATUSES, DayRun, PaperResult
+from digest.settings import Settings
+
+
+class PlainProgress:
+    """One line per finished paper, for logs."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.total = total
+        self.finished = 0
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def stage_done(self, paper: str, stage: str) -> None:
+        pass
+
+    def paper_done(self, result: PaperResult) -> None:
+        self.finished += 1
+        detail = result.error or (result.entry.provenance.input if result.entry else "") or ""
+        self.console.print(
+            f"[{self.finished}/{self.total}] {result.label}: {result.status}"
+            + (f" ({detail})" if detail else ""),
+            markup=False,
+            highlight=False,
+        )
+
+
+class BarProgress:
+    """Rich progress bars on a terminal: the papers, and each stage."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.bars = RichBars(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.overall = self.bars.add_task("papers", total=total)
+        self.stages: dict[str, TaskID] = {
+            stage: self.bars.add_task(stage, total=total) for stage in STAGES
+        }
+
+    def __enter__(self) -> BarProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bars.stop()
+
+    def stage_done(self, paper: str, stage: str) -> None:
+        self.bars.advance(self.stages[stage])
+
+    def paper_done(self, result: PaperResult) -> None:
+        self.bars.advance(self.overall)
+        if result.status != "done":  # stages it skipped count as passed
+            for stage in STAGES:
+                if stage not in result.stage_seconds:
+                    self.bars.advance(self.stages[stage])
+
+
+def progress_for(console: Console, total: int) -> PlainProgress | BarProgress:
+    return BarProgress(console, total) if console.is_terminal else PlainProgress(console, total)
+
+
+def summary_table(results: list[PaperResult]) -> Table:
+    """Paper, status, input kind, tokens, cost and seconds, with totals."""
+    table = Table(title="digest run", title_justify="left", show_footer=True)
+    columns = [("paper", "total"), ("status", ""), ("input", ""), ("tokens in/out", ""),
+               ("cost $", ""), ("seconds", "")]  # fmt: skip
+    tokens_in = tokens_out = 0
+    cost = seconds = 0.0
+    rows = []
+    for result in results:
+        provenance = result.entry.provenance if result.entry else None
+        if provenance is None or result.status in ("reused", "cached"):
+            rows.append([result.label, result.status, "", "", "", ""])
+            continue
+        tokens_in += provenance.tokens_in or 0
+        tokens_out += provenance.tokens_out or 0
+        cost += provenance.cost_usd or 0
+        seconds += provenance.seconds or 0
+        rows.append(
+            [
+                result.label,
+                result.status,
+                provenance.input or "",
+                f"{provenance.tokens_in}/{provenance.tokens_out}",
+                "?" if provenance.cost_usd is None else f"{provenance.cost_usd:.4f}",
+                f"{provenance.seconds or 0:.1f}",
+            ]
+        )
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "cached", "failed")}
+    footers = [
+        f"{len(results)} papers",
+        f"{counts['done'] + counts['cached']} done, {counts['failed']} failed",
+        "",
+        f"{tokens_in}/{tokens_out}",
+        f"{cost:.4f}",
+        f"{seconds:.1f}",
+    ]
+    for (name, _), footer in zip(columns, footers, strict=True):
+        table.add_column(
+            name, footer=footer, justify="left" if name in ("paper", "status", "input") else "right"
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def run_report(run: DayRun, settings: Settings, source: str) -> dict[str, Any]:
+    """The JSON run report written next to the day file."""
+    papers = []
+    for result in run.results:
+        provenance = result.entry.provenance if result.entry else None
+        papers.append(
+            {
+                "paper": result.label,
+                "status": result.status,
+                "error": result.error,
+                "input": provenance.input if provenance else None,
+                "tokens_in": provenance.tokens_in if provenance else None,
+                "tokens_out": provenance.tokens_out if provenance else None,
+                "cost_usd": provenance.cost_usd if provenance else None,
+                "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+            }
+        )
+    fresh = [r.entry.provenance for r in run.results if r.status == "done" and r.entry]
+    return {
+        "date": run.day.date.isoformat(),
+        "source": source,
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "seconds": round(run.seconds, 3),
+        "model": settings.model,
+        "concurrency": settings.concurrency,
+        "post": str(run.post) if run.post else None,
+        "papers": papers,
+        "totals": {
+            "papers": len(run.results),
+            **{s: sum(r.status == s for r in run.results) for s in STATUSES},
+            "tokens_in": sum(p.tokens_in or 0 for p in fresh),
+            "tokens_out": sum(p.tokens_out or 0 for p in fresh),
+            "cost_usd": round(sum(p.cost_usd or 0 for p in fresh), 6),
+        },
+    }
+
+
+def dump_report(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
