@@ -243,12 +243,13 @@ class Pipeline:
             )
         prompt_chars = sum(len(m["content"]) for m in self.summarizer.messages_for(paper))
         estimate = self.costs.estimate(prompt_chars)
-        if not self.costs.admit(estimate):
-            reason = (
-                f"not started: the estimated spend would pass --max-cost {self.costs.cap:g} USD"
-            )
-            return self._finish(PaperResult(ref, error=reason, status="stopped"))
         async with self._llm_slots:
+            # Admitted only with a slot in hand, so the spend it is weighed against includes
+            # every paper finished before it.
+            if not self.costs.admit(estimate):
+                cap = self.costs.cap
+                reason = f"not started: the estimated spend would pass --max-cost {cap:g} USD"
+                return self._finish(PaperResult(ref, error=reason, status="stopped"))
             if self.fatal:
                 self.costs.settle(estimate, 0.0)
                 return self._finish(PaperResult(ref, error=str(self.fatal), status="failed"))

@@ -112,10 +112,10 @@ def summary_table(results: list[PaperResult]) -> Table:
                 f"{provenance.seconds or 0:.1f}",
             ]
         )
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "cached", "failed")}
+    in_post = sum(r.entry is not None for r in results)
     footers = [
-        f"{len(results)} papers",
-        f"{counts['done'] + counts['cached']} done, {counts['failed']} failed",
+        "total",
+        f"{in_post} of {len(results)} in",
         "",
         f"{tokens_in}/{tokens_out}",
         f"{cost:.4f}",

@@ -41,6 +41,7 @@ def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn
         "DIGEST_ARXIV_DELAY": "0",
         "DIGEST_RETRY_BACKOFF": "0.01",
         "DIGEST_CACHE_DIR": str(isolated / "cache"),
+        "DIGEST_HF_API_URL": f"{state.url}/hf",
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)

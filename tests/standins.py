@@ -7,6 +7,7 @@ One threaded server answers three kinds of request, so the real ``openai``, ``ar
   (one scripted reply per request, then ``llm_default``) and records every request body.
 - ``GET /api/query``: the arXiv API, answering Atom like the real one for ``papers``.
 - ``GET /pdf/<id>``: the PDF host, serving ``pdfs`` (ID with version → bytes).
+- ``GET /hf/daily_papers``: Hugging Face's Daily Papers API, paging ``hf_days`` (date → items).
 
 ``faults`` injects a status for the next requests of a kind (``"arxiv"`` or ``"pdf"``); the
 status ``STALL`` instead holds the request for ``stall_seconds`` before answering normally.
@@ -132,6 +133,10 @@ class StandIn:
     llm_requests: list[dict[str, Any]] = field(default_factory=list)
     llm_headers: list[dict[str, str]] = field(default_factory=list)
     arxiv_requests: list[dict[str, list[str]]] = field(default_factory=list)
+    search_results: list[ArxivPaper] = field(default_factory=list)
+    hf_days: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    hf_requests: list[dict[str, str]] = field(default_factory=list)
+    hf_replies: list[Reply] = field(default_factory=list)
     pdf_requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -155,6 +160,8 @@ class StandIn:
             fault = self._fault("arxiv")
             if fault:
                 return fault, {"content-type": "text/plain"}, b"arXiv is down"
+            if query.get("search_query", [""])[0]:
+                return 200, {"content-type": "application/atom+xml"}, atom_feed(self.search_results)
             wanted = query.get("id_list", [""])[0].split(",")
             found = []
             for item in wanted:
@@ -172,6 +179,16 @@ class StandIn:
             if name not in self.pdfs:
                 return 404, {"content-type": "text/plain"}, b"not found"
             return 200, {"content-type": "application/pdf"}, self.pdfs[name]
+        if method == "GET" and parsed.path == "/hf/daily_papers":
+            params = {key: values[0] for key, values in parse_qs(parsed.query).items()}
+            with self.lock:
+                self.hf_requests.append(params)
+                scripted = self.hf_replies.pop(0) if self.hf_replies else None
+            if scripted:
+                return scripted
+            items = self.hf_days.get(params.get("date", ""), [])
+            page, limit = int(params.get("p", "0")), int(params.get("limit", "50"))
+            return json_reply(200, items[page * limit : (page + 1) * limit])
         return 404, {"content-type": "text/plain"}, b"unknown path"
 
     def _fault(self, kind: str) -> int | None:
@@ -212,3 +229,20 @@ def serve(state: StandIn) -> ThreadingHTTPServer:
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
     return server
+
+
+def hf_item(paper: ArxivPaper, upvotes: int) -> dict[str, Any]:
+    """One entry of Hugging Face's /api/daily_papers, with the fields digest reads and more."""
+    return {
+        "paper": {
+            "id": paper.arxiv_id,
+            "title": paper.title,
+            "summary": paper.abstract,
+            "upvotes": upvotes,
+            "authors": [{"name": name} for name in paper.authors],
+            "publishedAt": "2025-12-14T10:00:00.000Z",
+        },
+        "publishedAt": "2025-12-16T01:00:00.000Z",
+        "title": paper.title,
+        "numComments": 2,
+    }
