@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import threading
 import time
@@ -444,3 +445,18 @@ def _guess_title(first_page: str) -> str | None:
     ):
         return f"{lines[0]} {lines[1]}"
     return lines[0]
+
+
+def start_worker(parent_pid: int) -> None:
+    """Initializer of an extraction worker process: end it when its parent is gone.
+
+    A process pool's workers wait on a queue whose write end they hold themselves, so a parent
+    killed with SIGKILL (cron's timeout, an OOM kill) would leave them behind for good.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

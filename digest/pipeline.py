@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +30,7 @@ import httpx2
 
 from digest import __version__
 from digest.errors import LLMConfigError, UsageError
-from digest.extract import ExtractionFailed, extract_pdf
+from digest.extract import ExtractedText, ExtractionFailed, extract_pdf, start_worker
 from digest.fetch import ArxivMetadata, DownloadFailed, MetadataError, PaperMetadata, PdfDownloader
 from digest.models import Day, Links, PaperEntry, Provenance
 from digest.prompts import PROMPT_VERSION
@@ -43,6 +46,8 @@ from digest.summarize import PaperText, Sleep, Summarizer, SummaryFailed, make_c
 Status = Literal["done", "cached", "reused", "failed", "skipped", "stopped"]
 STATUSES: tuple[Status, ...] = ("done", "cached", "reused", "failed", "skipped", "stopped")
 STAGES = ("download", "extract", "summarize")
+# One core stays with the event loop; the others extract (in source order, first come first).
+EXTRACT_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 @dataclass
@@ -143,6 +148,7 @@ class Pipeline:
         self.summarizer = Summarizer(self.settings, self.llm, self.sleep)
         self._llm_slots = asyncio.Semaphore(self.settings.concurrency)
         self._download_slots = asyncio.Semaphore(self.settings.download_concurrency)
+        self._extractor: ProcessPoolExecutor | None = None
         return self
 
     async def __aexit__(
@@ -153,6 +159,23 @@ class Pipeline:
     ) -> None:
         await self.http.aclose()
         await self.llm.close()
+        if self._extractor is not None:
+            self._extractor.shutdown(wait=False, cancel_futures=True)
+
+    async def _extract(self, data: bytes) -> ExtractedText:
+        """Extract in a worker process: pypdf is pure Python, and in a thread it would hold the
+        GIL that the event loop needs to keep the other papers' requests moving."""
+        if self._extractor is None:
+            self._extractor = ProcessPoolExecutor(
+                max_workers=EXTRACT_WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded process
+                initializer=start_worker,
+                initargs=(os.getpid(),),
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._extractor, extract_pdf, data, self.settings.text_budget
+        )
 
     async def digest_arxiv(
         self, refs: list[ArxivRef], known: dict[str, PaperMetadata] | None = None
@@ -177,9 +200,7 @@ class Pipeline:
         stages: dict[str, float] = {}
         started = time.monotonic()
         try:
-            extracted = await asyncio.to_thread(
-                extract_pdf, pdf.path.read_bytes(), self.settings.text_budget
-            )
+            extracted = await self._extract(pdf.path.read_bytes())
         except ExtractionFailed as error:
             reason = f"{error.reason}; a local PDF has no arXiv abstract to fall back on"
             return self._finish(PaperResult(pdf, error=reason, status="failed"))
@@ -216,7 +237,7 @@ class Pipeline:
             stages["download"] = time.monotonic() - started
             self.progress.stage_done(str(ref), "download")
             started = time.monotonic()
-            extracted = await asyncio.to_thread(extract_pdf, data, self.settings.text_budget)
+            extracted = await self._extract(data)
             stages["extract"] = time.monotonic() - started
             self.progress.stage_done(str(ref), "extract")
         except (DownloadFailed, ExtractionFailed) as error:
