@@ -276,7 +276,8 @@ def daily_command(
         stderr.print(summary_table(run.results))
         if run.post:
             verb = "wrote" if run.changed else "unchanged"
-            stdout.print(f"{verb}: {run.post} ({len(run.day.papers)} papers)")
+            count = len(run.day.papers)
+            stdout.print(f"{verb}: {run.post} ({count} paper{'' if count == 1 else 's'})")
         unfinished = [r for r in run.results if r.status in ("failed", "stopped")]
         for result in unfinished:
             stderr.print(

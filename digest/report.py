@@ -96,7 +96,17 @@ def summary_table(results: list[PaperResult]) -> Table:
     for result in results:
         provenance = result.entry.provenance if result.entry else None
         if provenance is None or result.status in ("reused", "cached"):
-            rows.append([result.label, result.status, "", "", "", ""])
+            # Nothing was spent on it in this run.
+            rows.append(
+                [
+                    result.label,
+                    result.status,
+                    provenance.input or "" if provenance else "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
             continue
         tokens_in += provenance.tokens_in or 0
         tokens_out += provenance.tokens_out or 0

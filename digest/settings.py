@@ -42,7 +42,9 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DIGEST_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_", extra="ignore", env_parse_none_str="none"
+    )
 
     # Where things go.
     output_dir: Path = Path("outputs")
