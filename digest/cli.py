@@ -54,6 +54,12 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+OutputDirOption = Annotated[
+    Path | None,
+    typer.Option("--output-dir", help="Output folder (env DIGEST_OUTPUT_DIR; default outputs)."),
+]
+
+
 class _State:
     debug = False
 
@@ -106,9 +112,7 @@ def render_command(
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 if any post is missing or stale.")
     ] = False,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Output folder [env DIGEST_OUTPUT_DIR, default outputs].")
-    ] = None,
+    output_dir: OutputDirOption = None,
 ) -> None:
     """Render posts from the day files in outputs/data, with no network and no LLM."""
     with _reporting():
@@ -117,7 +121,11 @@ def render_command(
         wanted = [parse_date(value) for value in dates] if dates else store.dates()
         if not wanted:
             raise UsageError(f"{store.data_dir}: no day files to render")
-        stale = _render_days(store, wanted, check=check)
+        if check:
+            stale = _render_days(store, wanted, check=True)
+        else:
+            with OutputLock(settings.output_dir):
+                stale = _render_days(store, wanted, check=False)
         if check:
             if stale:
                 stderr.print(f"{len(stale)} of {len(wanted)} posts need 'digest render'.")
@@ -155,26 +163,30 @@ def import_command(
     force: Annotated[
         bool, typer.Option("--force", help="Replace a day file that already differs.")
     ] = False,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Output folder [env DIGEST_OUTPUT_DIR, default outputs].")
-    ] = None,
+    output_dir: OutputDirOption = None,
 ) -> None:
     """Parse existing Daily Papers posts into day files (outputs/data/YYYY-MM-DD.json)."""
     with _reporting():
         store = OutputStore(load_settings(output_dir=output_dir).output_dir)
-        failed = 0
-        for post in posts:
-            try:
-                day = parse_post(post)
-                _save_imported(store, day, post, force=force)
-            except DigestError as error:
-                if _State.debug:
-                    raise
-                failed += 1
-                stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        with OutputLock(store.root):
+            failed = _import_posts(store, posts, force=force)
         if failed:
             stderr.print(f"{failed} of {len(posts)} posts were not imported.")
             raise typer.Exit(2)
+
+
+def _import_posts(store: OutputStore, posts: list[Path], *, force: bool) -> int:
+    """Import each post; a bad one is reported and the others go on. Returns the failures."""
+    failed = 0
+    for post in posts:
+        try:
+            _save_imported(store, parse_post(post), post, force=force)
+        except DigestError as error:
+            if _State.debug:
+                raise
+            failed += 1
+            stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    return failed
 
 
 def _save_imported(store: OutputStore, day: Day, post: Path, *, force: bool) -> None:
@@ -235,10 +247,11 @@ def daily_command(
         str | None, typer.Option(help="The day (YYYY-MM-DD). Default: today in DIGEST_TIMEZONE.")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Most papers to take from hf or arxiv [DIGEST_LIMIT, 10].")
+        int | None, typer.Option(help="Most papers to take from hf or arxiv (DIGEST_LIMIT; 10).")
     ] = None,
     min_upvotes: Annotated[
-        int | None, typer.Option(help="Leave out hf papers with fewer upvotes [0].")
+        int | None,
+        typer.Option(help="Leave out hf papers with fewer upvotes (DIGEST_MIN_UPVOTES; 0)."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Redo the day: no reuse, no digest cache, no skips.")
@@ -246,9 +259,7 @@ def daily_command(
     max_cost: Annotated[
         float | None, typer.Option(help="Start no paper once the estimated spend would pass USD.")
     ] = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Output folder [env DIGEST_OUTPUT_DIR, default outputs].")
-    ] = None,
+    output_dir: OutputDirOption = None,
 ) -> None:
     """Digest a day's papers and write outputs/data/DATE.json, its post and a run report.
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from digest import store
 from digest.cli import app
 from digest.schemas import llm_schema, strict_problems
-from digest.store import OutputStore, atomic_write_text, dump_day
+from digest.store import OutputLock, OutputStore, atomic_write_text, dump_day
 from tests.conftest import REFERENCE_POST, REPO
 from tests.factories import make_day, make_entry
 
@@ -311,3 +311,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
         atomic_write_text(target, "new\n" * 1000)
     assert target.read_text() == "old\n"
     assert [path.name for path in target.parent.iterdir()] == ["post.md"]
+
+
+def test_render_and_import_wait_for_no_one_while_a_run_holds_the_folder() -> None:
+    write_days(1)
+    with OutputLock(Path("outputs")):
+        code, _, err = digest("render")
+        assert code == 3 and "outputs is locked by another digest run (pid" in err
+        code, _, err = digest("import", str(REFERENCE_POST))
+        assert code == 3
+        assert digest("render", "--check")[0] == 1  # reading needs no lock
+    assert not Path("outputs/data/2025-12-16.json").exists()
+    assert digest("render")[0] == 0
