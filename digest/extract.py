@@ -1,6 +1,9 @@
 """Extract stage: the text of an arXiv PDF, cleaned and cut to a character budget for the LLM.
 
-pypdf gives plain text, one line per layout line, with a paper's headings on lines of their own.
+pypdf (pure Python, always installed) or pypdfium2 (Chrome's PDFium, about ten times faster,
+from the "fast" extra) gives plain text, one line per layout line, with a paper's headings on
+lines of their own; the PDFium text is brought to pypdf's conventions so that the same cleanup
+and the same heading rules serve both.
 ``apply_budget`` splits the text at those headings so that, when a paper is longer than the
 budget, what a digest needs most survives: the front matter (title, authors, abstract), the
 conclusion, the introduction. References and acknowledgements never go to the LLM; appendices
@@ -22,10 +25,16 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 from pypdf import PasswordType, PdfReader
+
+if TYPE_CHECKING:
+    import pypdfium2  # optional: imported where it is used
+
+Extractor = Literal["pypdf", "pypdfium2"]
+EXTRACTORS: tuple[Extractor, ...] = ("pypdf", "pypdfium2")
 
 MIN_CHARS_PER_PAGE = 50  # less than this on average: scanned images or empty pages
 FRONT_MATTER = "front matter"
@@ -47,10 +56,15 @@ class ExtractionFailed(Exception):
         self.reason = reason
 
 
+class ExtractionUnavailable(RuntimeError):
+    """The chosen extractor is not installed: a setup problem to fix once, not a bad PDF."""
+
+
 class ExtractedText(BaseModel):
     text: str  # the budgeted text that goes to the LLM
+    extractor: Extractor  # the one that read the PDF
     pages: int
-    chars_raw: int  # characters pypdf returned
+    chars_raw: int  # characters the extractor returned
     chars_clean: int  # after clean_text
     chars_kept: int  # len(text)
     kept_sections: list[str]  # document order; FRONT_MATTER is the part before any heading
@@ -60,18 +74,22 @@ class ExtractedText(BaseModel):
 
 
 def check_pdf_bytes(data: bytes) -> None:
-    """Reject what is plainly not a whole PDF before pypdf spends time trying to repair it."""
+    """Reject what is plainly not a whole PDF before a reader spends time trying to repair it."""
     if b"%PDF-" not in data[: _HEADER_SEARCH_BYTES + len(b"%PDF-")]:
         raise ExtractionFailed("not a PDF (no %PDF- header)")
     if b"%%EOF" not in data[-_TRAILER_SEARCH_BYTES:]:
         raise ExtractionFailed("truncated (no %%EOF marker)")
 
 
-def extract_pdf(data: bytes, budget: int) -> ExtractedText:
-    """The paper's text cut to ``budget`` characters; ExtractionFailed when it gives none."""
+def extract_pdf(data: bytes, budget: int, extractor: Extractor = "pypdf") -> ExtractedText:
+    """The paper's text cut to ``budget`` characters; ExtractionFailed when it gives none,
+    ExtractionUnavailable when ``extractor`` is pypdfium2 and it is not installed."""
+    if extractor not in EXTRACTORS:
+        raise ValueError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
     started = time.perf_counter()
     check_pdf_bytes(data)
-    page_texts, metadata_title = _read_pages(data)
+    read_pages = _read_pages_pdfium if extractor == "pypdfium2" else _read_pages_pypdf
+    page_texts, metadata_title = read_pages(data)
     raw = "\n".join(page_texts)  # not "\n\n": a word hyphenated across pages is joined too
     clean = clean_text(raw)
     pages = len(page_texts)
@@ -82,6 +100,7 @@ def extract_pdf(data: bytes, budget: int) -> ExtractedText:
     title = " ".join(metadata_title.split()) if metadata_title else None
     return ExtractedText(
         text=text,
+        extractor=extractor,
         pages=pages,
         chars_raw=len(raw),
         chars_clean=len(clean),
@@ -124,7 +143,12 @@ class _QuietPypdf:
 _quiet_pypdf = _QuietPypdf()
 
 
-def _read_pages(data: bytes) -> tuple[list[str], str | None]:
+def _unreadable(error: Exception) -> ExtractionFailed:
+    detail = f"{type(error).__name__}: {error}"
+    return ExtractionFailed(f"unreadable PDF ({detail[:200]})")
+
+
+def _read_pages_pypdf(data: bytes) -> tuple[list[str], str | None]:
     """Each page's text, and the metadata title."""
     with _quiet_pypdf:
         try:
@@ -138,9 +162,60 @@ def _read_pages(data: bytes) -> tuple[list[str], str | None]:
         except Exception as error:
             # pypdf warns that broken files raise more than PyPdfError (ValueError, KeyError,
             # NotImplementedError, RecursionError…); a broken PDF must not crash the caller.
-            detail = f"{type(error).__name__}: {error}"
-            raise ExtractionFailed(f"unreadable PDF ({detail[:200]})") from error
+            raise _unreadable(error) from error
     return texts, title if isinstance(title, str) else None
+
+
+# PDFium may not be called from two threads at once, not even on two documents: it would crash
+# or corrupt the process. The pipeline extracts in processes; this guards callers using threads.
+_pdfium_lock = threading.Lock()
+# Where PDFium takes out a hyphen at a line end it writes "\x02", and mostly joins the two lines
+# itself: "ef\x02ficient", "DeepSeek\x02R1", rarely "ef\x02\r\nficient". A "\x02" that is not
+# between letters or digits is a glyph with no Unicode value (a bracket in a formula), which
+# clean_text drops with the other control characters.
+_PDFIUM_HYPHEN = re.compile(r"(?<=\w)\x02\n?(?=\w|\Z)")
+
+
+def _read_pages_pdfium(data: bytes) -> tuple[list[str], str | None]:
+    """Each page's text in pypdf's conventions, and the metadata title."""
+    try:
+        import pypdfium2
+    except ImportError as error:
+        raise ExtractionUnavailable(
+            "the pypdfium2 extractor needs the 'fast' extra: pip install 'digest[fast]'"
+        ) from error
+    with _pdfium_lock:
+        try:
+            document = pypdfium2.PdfDocument(data)
+        except pypdfium2.PdfiumError as error:
+            if getattr(error, "err_code", None) == pypdfium2.raw.FPDF_ERR_PASSWORD:
+                raise ExtractionFailed("encrypted") from error
+            raise _unreadable(error) from error
+        try:
+            texts = [_pdfium_page_text(document, index) for index in range(len(document))]
+            title = document.get_metadata_dict().get("Title")
+        except Exception as error:
+            raise _unreadable(error) from error
+        finally:
+            document.close()
+    return texts, title or None
+
+
+def _pdfium_page_text(document: pypdfium2.PdfDocument, index: int) -> str:
+    page = document[index]
+    try:
+        text_page = page.get_textpage()
+        try:
+            raw = text_page.get_text_bounded()  # get_text_range would lose characters past UCS-2
+        finally:
+            text_page.close()
+    finally:
+        page.close()
+    text = raw.replace("\r\n", "\n")
+    # Back to pypdf's "ef-" and line break, so that clean_text decides for both extractors by the
+    # same rule whether the hyphen stays ("DeepSeek-R1") or goes ("efficient"). At the end of a
+    # page the line break is the one extract_pdf puts between pages.
+    return _PDFIUM_HYPHEN.sub(lambda match: "-" if match.end() == len(text) else "-\n", text)
 
 
 _SPACING_ACCENT = re.compile(r" ([\u0300-\u036f])([ıA-Za-z])")
@@ -159,7 +234,7 @@ def _join_broken_word(match: re.Match[str]) -> str:
 
 
 def clean_text(raw: str) -> str:
-    """pypdf's text without ligatures, broken words, control characters, the arXiv stamp and
+    """An extractor's text without ligatures, broken words, control characters, the arXiv stamp and
     runs of blanks."""
     text = unicodedata.normalize("NFKC", raw)
     # TeX accents come out as spacing accents ("F´ısica"), which NFKC turns into a space and a

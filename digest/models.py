@@ -101,6 +101,17 @@ class Links(BaseModel):
         )
 
 
+class CallUsage(BaseModel):
+    """One LLM answer: its tokens, and what became of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int = 0
+    outcome: Literal["ok", "invalid", "ungrounded", "cut off", "refused"] = "ok"
+
+
 class Provenance(BaseModel):
     """How an entry's digest came to be. Imported entries know only where they came from."""
 
@@ -119,6 +130,9 @@ class Provenance(BaseModel):
     attempts: int | None = None
     seconds: float | None = None
     cost_usd: float | None = None
+    calls: list[CallUsage] = Field(default_factory=list)
+    # Numbers the paper does not state that survived the re-asks, and what was done to each.
+    grounding_repairs: list[str] = Field(default_factory=list)
 
 
 class PaperStyle(BaseModel):

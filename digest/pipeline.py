@@ -306,6 +306,8 @@ class Pipeline:
                 attempts=summary.attempts,
                 seconds=round(sum(stages.values()), 3),
                 cost_usd=cost,
+                calls=summary.usage.calls,
+                grounding_repairs=summary.grounding_repairs,
             ),
         )
         self.cache.put(key, entry)

@@ -14,19 +14,24 @@ from pathlib import Path
 
 from digest.errors import UsageError
 
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
 
 @cache
-def _template(version: str, name: str) -> string.Template:
-    path = PROMPTS_DIR / version / f"{name}.md"
+def prompt_text(name: str, version: str = PROMPT_VERSION) -> str:
+    """A prompt file as it is (``name`` with its suffix, e.g. ``example-assistant.json``)."""
+    path = PROMPTS_DIR / version / name
     try:
-        return string.Template(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except OSError:
         raise UsageError(
-            f"{path}: prompt template not found (is digest installed from its checkout?)"
+            f"{path}: prompt file not found (is digest installed from its checkout?)"
         ) from None
+
+
+def _template(version: str, name: str) -> string.Template:
+    return string.Template(prompt_text(f"{name}.md", version))
 
 
 def render_prompt(name: str, version: str = PROMPT_VERSION, **variables: str) -> str:
@@ -44,6 +49,6 @@ def render_prompt(name: str, version: str = PROMPT_VERSION, **variables: str) ->
 def fingerprint(version: str = PROMPT_VERSION) -> str:
     """A hash of every file of a prompt version, to notice edits that did not bump it."""
     digest = hashlib.sha256()
-    for path in sorted((PROMPTS_DIR / version).glob("*.md")):
+    for path in sorted((PROMPTS_DIR / version).iterdir()):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "base_url")
     )
     model: str = "gpt-4.1-mini"
+    # json_schema: strict structured outputs; json_object: JSON mode with the schema in the
+    # prompt (servers without json_schema); auto: json_schema, falling back once on a 400.
+    llm_mode: Literal["json_schema", "json_object", "auto"] = "auto"
     temperature: float | None = 0.2
     max_output_tokens: int = Field(default=2000, gt=0)
     llm_timeout: float = Field(default=120.0, gt=0)
@@ -84,6 +87,7 @@ class Settings(BaseSettings):
     http_max_attempts: int = Field(default=4, ge=1)
     pdf_max_mb: float = Field(default=50.0, gt=0)
     text_budget: int = Field(default=40_000, ge=2_000)
+    extractor: Literal["pypdf", "pypdfium2"] = "pypdf"  # pypdfium2 needs digest[fast]
 
     # Running.
     concurrency: int = Field(default=4, ge=1, le=64)  # papers at the LLM at once

@@ -12,11 +12,19 @@ The request goes through ``chat.completions.parse`` with ``Digest`` as a strict
 - An answer cut off by ``finish_reason=length``: asked once more with twice the token limit.
 - A refusal or a content-filter stop: asked again (a summary of a published paper is rarely
   refused twice), counted against the same ``max_reasks``; then the paper fails with it.
+- A number the paper does not state (see ``grounding``): sent back like a validation error;
+  if it survives the re-asks, its line is dropped or the number removed, and noted.
+
+Servers without strict ``json_schema`` (``llm_mode``): ``json_object`` asks for JSON mode and
+puts the schema in the prompt (and in ``response_format.schema``, which llama.cpp enforces);
+``auto`` starts with ``json_schema`` and, on a 400 that rejects the response format, switches
+to ``json_object`` once for the rest of the run. Both go through the same validation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,9 +45,10 @@ from tenacity import (
 )
 
 from digest.errors import LLMConfigError, UsageError
-from digest.models import Digest
+from digest.grounding import find_ungrounded, numbers_of_source, repair
+from digest.models import CallUsage, Digest
 from digest.net import retry_after
-from digest.prompts import render_prompt
+from digest.prompts import prompt_text, render_prompt
 from digest.settings import Settings
 from digest.validation import describe_validation_error
 
@@ -60,17 +69,26 @@ class PaperText(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens of every answer of one paper, in total and per call."""
+
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_cached: int = 0
+    calls: list[CallUsage] = []
 
-    def add(self, usage: dict[str, Any] | None) -> None:
-        if not usage:
-            return
-        self.tokens_in += int(usage.get("prompt_tokens") or 0)
-        self.tokens_out += int(usage.get("completion_tokens") or 0)
+    def add(self, usage: dict[str, Any] | None) -> CallUsage:
+        usage = usage or {}
         details = usage.get("prompt_tokens_details") or {}
-        self.tokens_cached += int(details.get("cached_tokens") or 0)
+        call = CallUsage(
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+            tokens_cached=int(details.get("cached_tokens") or 0),
+        )
+        self.tokens_in += call.tokens_in
+        self.tokens_out += call.tokens_out
+        self.tokens_cached += call.tokens_cached
+        self.calls.append(call)
+        return call
 
     def cost_usd(self, settings: Settings) -> float | None:
         """What these tokens cost at the model's prices; None when its prices are unknown."""
@@ -90,6 +108,7 @@ class Summary(BaseModel):
     usage: Usage
     attempts: int
     seconds: float
+    grounding_repairs: list[str] = []
 
 
 class SummaryFailed(Exception):
@@ -138,6 +157,7 @@ class _Answer:
     problems: list[str] = field(default_factory=list)
     cut_off: bool = False
     refused: str | None = None  # why the model or the server's filter gave no answer
+    switched_mode: bool = False  # the server rejected json_schema; ask again in json_object
 
 
 class Summarizer:
@@ -148,8 +168,12 @@ class Summarizer:
         self._backoff = wait_exponential_jitter(
             multiplier=settings.retry_backoff, jitter=settings.retry_backoff, max=60
         )
+        self.mode: Literal["json_schema", "json_object"] = (
+            "json_object" if settings.llm_mode == "json_object" else "json_schema"
+        )
 
     def messages_for(self, paper: PaperText) -> list[dict[str, str]]:
+        """System prompt, the worked example, then the paper: what the model is sent."""
         kind = "full text (abridged)" if paper.input == "full-text" else "abstract only"
         user = render_prompt(
             "user",
@@ -160,14 +184,21 @@ class Summarizer:
             # The closing tag inside the paper must not end the untrusted block early.
             content=paper.content.replace("</paper>", "</ paper>"),
         )
+        system = render_prompt("system")
+        if self.mode == "json_object":
+            schema = json.dumps(Digest.model_json_schema(), ensure_ascii=False)
+            system += "\n" + render_prompt("json-mode", schema=schema)
         return [
-            {"role": "system", "content": render_prompt("system")},
+            {"role": "system", "content": system},
+            {"role": "user", "content": prompt_text("example-user.md")},
+            {"role": "assistant", "content": prompt_text("example-assistant.json").strip()},
             {"role": "user", "content": user},
         ]
 
     async def summarize(self, paper: PaperText) -> Summary:
         started = time.monotonic()
         usage = Usage()
+        grounded = numbers_of_source(f"{paper.title}\n{paper.content}")
         messages = self.messages_for(paper)
         max_tokens = self.settings.max_output_tokens
         requests = 0
@@ -176,11 +207,33 @@ class Summarizer:
         while True:
             answer, request_count = await self._ask(messages, max_tokens, usage)
             requests += request_count
+            if answer.switched_mode:
+                messages = self.messages_for(paper)  # the json_object prompt carries the schema
+                continue
             if answer.digest is not None:
-                seconds = round(time.monotonic() - started, 3)
-                return Summary(
-                    digest=answer.digest, usage=usage, attempts=requests, seconds=seconds
+                ungrounded = find_ungrounded(answer.digest, grounded)
+                summary = Summary(
+                    digest=answer.digest,
+                    usage=usage,
+                    attempts=requests,
+                    seconds=round(time.monotonic() - started, 3),
                 )
+                if not ungrounded:
+                    return summary
+                if reasks == self.settings.max_reasks:
+                    repaired, notes = repair(answer.digest, ungrounded)
+                    if repaired is None:
+                        problems = "; ".join(item.problem() for item in ungrounded)
+                        raise SummaryFailed(
+                            f"numbers the paper does not state survived {reasks + 1} answers "
+                            f"and could not be taken out: {problems}"
+                        )
+                    log.warning("published without ungrounded numbers: %s", "; ".join(notes))
+                    return summary.model_copy(
+                        update={"digest": repaired, "grounding_repairs": notes}
+                    )
+                usage.calls[-1].outcome = "ungrounded"
+                answer.problems = [item.problem() for item in ungrounded]
             if answer.cut_off:
                 if enlarged:
                     raise SummaryFailed(
@@ -229,8 +282,13 @@ class Summarizer:
             before_sleep=self._log_retry,
             reraise=True,
         )
+        mode = self.mode
         try:
             raw, body = await retrying(post)
+        except openai.BadRequestError as error:
+            if self._falls_back(error, mode):
+                return _Answer(switched_mode=True), requests
+            raise self._status_failure(error, requests) from None
         except openai.APIStatusError as error:
             raise self._status_failure(error, requests) from None
         except (openai.APIConnectionError, _MalformedAnswer) as error:
@@ -238,8 +296,31 @@ class Summarizer:
             raise SummaryFailed(
                 f"no answer from {where} after {requests} attempts ({error})"
             ) from None
-        usage.add(body.get("usage"))
-        return self._read(raw, body), requests
+        call = usage.add(body.get("usage"))
+        answer = self._read(raw, body) if mode == "json_schema" else self._read_json_object(body)
+        call.outcome = (
+            "ok" if answer.digest else "cut off" if answer.cut_off
+            else "refused" if answer.refused else "invalid"
+        )  # fmt: skip
+        return answer, requests
+
+    def _falls_back(self, error: openai.BadRequestError, mode: str) -> bool:
+        """In auto mode, whether a 400 rejects json_schema; then switch to json_object (once)."""
+        if self.settings.llm_mode != "auto" or mode != "json_schema":
+            return False
+        detail = _error_detail(error).lower()
+        if not any(
+            word in detail for word in ("response_format", "json_schema", "schema", "structured")
+        ):
+            return False
+        if self.mode == "json_schema":
+            self.mode = "json_object"
+            log.warning(
+                "the server rejected response_format json_schema (%s); using json_object "
+                "with the schema in the prompt for the rest of this run",
+                _error_detail(error),
+            )
+        return True
 
     async def _post(
         self, messages: list[dict[str, str]], max_tokens: int
@@ -247,13 +328,24 @@ class Summarizer:
         options: dict[str, Any] = {}
         if self.settings.temperature is not None:
             options["temperature"] = self.settings.temperature
-        raw = await self.client.chat.completions.with_raw_response.parse(
-            model=self.settings.model,
-            messages=messages,  # type: ignore[arg-type]
-            response_format=Digest,
-            max_completion_tokens=max_tokens,
-            **options,
-        )
+        if self.mode == "json_schema":
+            raw = await self.client.chat.completions.with_raw_response.parse(
+                model=self.settings.model,
+                messages=messages,  # type: ignore[arg-type]
+                response_format=Digest,
+                max_completion_tokens=max_tokens,
+                **options,
+            )
+        else:
+            # Servers with JSON mode but no json_schema (llama.cpp, older vLLM, Ollama) know
+            # max_tokens; llama.cpp also constrains its output to response_format.schema.
+            raw = await self.client.chat.completions.with_raw_response.create(
+                model=self.settings.model,
+                messages=messages,  # type: ignore[arg-type]
+                response_format={"type": "json_object", "schema": Digest.model_json_schema()},  # type: ignore[typeddict-unknown-key]
+                max_tokens=max_tokens,
+                **options,
+            )
         try:
             body = raw.http_response.json()
             if not isinstance(body, dict) or not body.get("choices"):
@@ -282,6 +374,24 @@ class Summarizer:
                 content=content, problems=["(root): the answer is empty; return the digest as JSON"]
             )
         return _Answer(digest=message.parsed, content=content)
+
+    def _read_json_object(self, body: dict[str, Any]) -> _Answer:
+        """Read a JSON-mode answer the way ``parse`` reads a json_schema one."""
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if choice.get("finish_reason") == "length":
+            return _Answer(cut_off=True, content=content)
+        if choice.get("finish_reason") == "content_filter":
+            return _Answer(refused="the answer was blocked by the server's content filter")
+        if message.get("refusal"):
+            return _Answer(refused=f"the model refused: {message['refusal']}")
+        if not content:
+            return _Answer(problems=["(root): the answer is empty; return the digest as JSON"])
+        try:
+            return _Answer(digest=Digest.model_validate_json(content), content=content)
+        except ValidationError as error:
+            return _Answer(content=content, problems=describe_validation_error(error))
 
     def _wait_is_allowed(self, error: BaseException) -> bool:
         wait = retry_after_seconds(error)

@@ -12,13 +12,14 @@ def make_digest(topic: str = "긴 비디오 생성") -> Digest:
         introduction=Introduction(
             goal=f"본 연구는 {topic}에서 시간적 일관성을 유지하는 방법을 제안하는 것이다.",
             motivation=f"기존 {topic} 방법은 장시간 생성 시 품질 저하와 불연속성 문제를 겪는다.",
-            contribution=f"{topic}을 위한 3단계 학습 방식과 새로운 벤치마크를 함께 제안하였다.",
+            contribution=f"{topic}을 위한 세 단계 학습 방식과 새로운 벤치마크를 함께 제안하였다.",
         ),
         method=[
             f"제안 방법은 {topic} 과정을 여러 단계로 나누어 각 단계의 정보를 전달한다.",
             "학습 시에는 열화된 프레임을 입력으로 사용하여 추론 환경과의 차이를 줄인다.",
         ],
-        results=["LongVGenBench에서 FVD를 기존 대비 38% 낮추며 최고 성능을 달성하였다."],
+        # No numbers: a stand-in paper states none, and grounding would reject them.
+        results=["LongVGenBench에서 FVD를 기존 방법보다 크게 낮추며 최고 성능을 달성하였다."],
         limitations=["생성 길이가 길어질수록 클립 경계에서 불연속성이 일부 남아 있다."],
         conclusion=[f"본 연구는 {topic}의 제어성과 일관성을 함께 향상시키는 기반을 제시하였다."],
     )

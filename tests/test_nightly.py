@@ -65,7 +65,9 @@ def titles_in_post() -> list[str]:
 
 
 def paper_of(request: dict[str, Any]) -> str:
-    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+    user = [m["content"] for m in request["messages"] if m["role"] == "user"][
+        1
+    ]  # after the example
     return re.search(r"arXiv: (\S+)", user)[1]  # type: ignore[index]
 
 

@@ -53,7 +53,8 @@ def digest(*args: str) -> tuple[int, str, str]:
 
 
 def user_message(request: dict[str, Any]) -> str:
-    return next(m["content"] for m in request["messages"] if m["role"] == "user")
+    """The message that carries the paper (the first user message is the worked example)."""
+    return [m["content"] for m in request["messages"] if m["role"] == "user"][1]
 
 
 # --- one paper ----------------------------------------------------------------------------
@@ -109,7 +110,7 @@ def test_paper_json_records_provenance(standin: StandIn, tmp_path: Path) -> None
     assert entry["authors"] == PAPER.authors
     provenance = entry["provenance"]
     assert provenance["source"] == "llm" and provenance["model"] == "standin-model"
-    assert provenance["prompt_version"] == "v1" and provenance["input"] == "full-text"
+    assert provenance["prompt_version"] == "v2" and provenance["input"] == "full-text"
     assert provenance["input_reason"] is None
     assert 5_000 < provenance["input_chars"] <= 40_000
     assert (provenance["tokens_in"], provenance["tokens_out"], provenance["tokens_cached"]) == (
@@ -267,17 +268,17 @@ def test_invalid_english_and_polite_answers_are_reasked_with_the_messages(standi
     assert code == 0, err
     assert json.loads(out)["provenance"]["attempts"] == 3
     first, second, third = standin.llm_requests
-    assert first["messages"] == second["messages"][:2]  # the original question, as asked
-    assert second["messages"][2] == {
+    assert first["messages"] == second["messages"][:4]  # the original question, as asked
+    assert second["messages"][4] == {
         "role": "assistant",
         "content": '{"introduction": {"goal": "본 연구는',
     }
-    assert "Invalid JSON" in second["messages"][3]["content"]
-    feedback = third["messages"][5]["content"]
+    assert "Invalid JSON" in second["messages"][5]["content"]
+    feedback = third["messages"][7]["content"]
     assert "- method[0]: uses the polite style ('전달합니다.')" in feedback
     assert "- results[0]: is only 0% Hangul" in feedback
-    assert third["messages"][4]["role"] == "assistant"
-    assert "정보를 전달합니다." in third["messages"][4]["content"]  # the model's own answer
+    assert third["messages"][6]["role"] == "assistant"
+    assert "정보를 전달합니다." in third["messages"][6]["content"]  # the model's own answer
 
 
 def test_validation_failing_three_times_fails_the_paper(standin: StandIn) -> None:
