@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -24,6 +25,7 @@ from digest.fetch import ArxivMetadata, MetadataError, PaperMetadata
 from digest.models import Day
 from digest.pipeline import DayRun, PaperResult, Pipeline, run_day
 from digest.post_parser import parse_post
+from digest.prompts import estimate_tokens
 from digest.report import dump_report, progress_for, run_report, summary_table
 from digest.settings import Settings, load_settings
 from digest.sources import (
@@ -58,6 +60,21 @@ OutputDirOption = Annotated[
     Path | None,
     typer.Option("--output-dir", help="Output folder (env DIGEST_OUTPUT_DIR; default outputs)."),
 ]
+
+
+class _ConsoleLog(logging.Handler):
+    """digest's warnings (retries, fallbacks, repairs) as plain lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stderr.print(f"{record.levelname.lower()}: {record.getMessage()}", markup=False)
+
+
+def _log_to_console(debug: bool) -> None:
+    logger = logging.getLogger("digest")
+    if not any(isinstance(handler, _ConsoleLog) for handler in logger.handlers):
+        logger.addHandler(_ConsoleLog())
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.propagate = False
 
 
 class _State:
@@ -101,6 +118,7 @@ def _main(
     ] = False,
 ) -> None:
     _State.debug = debug
+    _log_to_console(debug)
 
 
 @app.command("render")
@@ -372,11 +390,18 @@ def paper_command(
         bool, typer.Option("--json", help="Print the paper's entry as JSON instead.")
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    show_prompt: Annotated[
+        bool,
+        typer.Option("--show-prompt", help="Print the messages the LLM would get; call no LLM."),
+    ] = False,
 ) -> None:
     """Digest one paper and print its block in the post format."""
     with _reporting():
         settings = load_settings()
         target = parse_paper_argument(paper)
+        if show_prompt:
+            stdout.out(asyncio.run(_prompt_of(settings, target)), end="", highlight=False)
+            return
         result = asyncio.run(_digest_one(settings, target))
         if result.entry is None:
             raise DigestError(f"{result.ref}: {result.error}")
@@ -389,6 +414,24 @@ def paper_command(
         else:
             atomic_write_text(out, text)
             stderr.print(f"wrote: {out}")
+
+
+async def _prompt_of(settings: Settings, target: ArxivRef | LocalPdf) -> str:
+    async with Pipeline(settings, llm=False) as pipeline:
+        paper = await pipeline.paper_text(target)
+        messages = pipeline.summarizer.messages_for(paper)
+    parts = []
+    for message in messages:
+        tokens = estimate_tokens(message["content"])
+        parts.append(f"--- {message['role']} (about {tokens} tokens) ---\n{message['content']}\n")
+    fixed = sum(estimate_tokens(m["content"]) for m in messages[:-1])
+    total = fixed + estimate_tokens(messages[-1]["content"])
+    reason = f", because {paper.input_reason}" if paper.input_reason else ""
+    parts.append(
+        f"--- about {total} tokens: {fixed} of instructions and example, the rest the paper "
+        f"({paper.input}{reason}) ---\n"
+    )
+    return "\n".join(parts)
 
 
 async def _digest_one(settings: Settings, target: ArxivRef | LocalPdf) -> PaperResult:

@@ -174,6 +174,14 @@ _pdfium_lock = threading.Lock()
 # between letters or digits is a glyph with no Unicode value (a bracket in a formula), which
 # clean_text drops with the other control characters.
 _PDFIUM_HYPHEN = re.compile(r"(?<=\w)\x02\n?(?=\w|\Z)")
+# PDFium puts a TeX accent, a glyph of its own, where its position sorts it, often away from its
+# letter and between blanks: "M ´ exico", "Barlas Oguz ˘", "Con- ´\ncrete", "and ˇ Sediv ˇ y".
+# There it only splits words and stops hyphens joining, so it goes, and a word it split (the
+# second half starts in lower case) is joined. pypdf keeps an accent next to its letter
+# ("M´exico"), which clean_text puts back together.
+_LOOSE_ACCENTS = "´¨˘˚˜ˆˇ˙¸˛˝¯"  # spacing accents; not ` ^ ~, which are code
+_PDFIUM_ACCENT_IN_WORD = re.compile(rf"(?<=\w) [{_LOOSE_ACCENTS}] (?=[a-zı])")
+_PDFIUM_LOOSE_ACCENT = re.compile(rf" ?(?<!\S)[{_LOOSE_ACCENTS}](?!\S)")
 
 
 def _read_pages_pdfium(data: bytes) -> tuple[list[str], str | None]:
@@ -212,6 +220,7 @@ def _pdfium_page_text(document: pypdfium2.PdfDocument, index: int) -> str:
     finally:
         page.close()
     text = raw.replace("\r\n", "\n")
+    text = _PDFIUM_LOOSE_ACCENT.sub("", _PDFIUM_ACCENT_IN_WORD.sub("", text))
     # Back to pypdf's "ef-" and line break, so that clean_text decides for both extractors by the
     # same rule whether the hyphen stays ("DeepSeek-R1") or goes ("efficient"). At the end of a
     # page the line break is the one extract_pdf puts between pages.

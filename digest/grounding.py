@@ -24,8 +24,12 @@ from digest.validation import SECTION_LINE_COUNTS, line_problems
 
 # Digits not preceded by a letter, a digit or a decimal point; thousands separators allowed.
 _NUMBER = re.compile(r"(?<![A-Za-z\d.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
-# What is removed with a number: a space-separated percent sign or unit right after it.
-_NUMBER_WITH_UNIT = r"(?<![A-Za-z\d.,]){number}(?:\s?(?:%|퍼센트|배|x|×|[KMBT]\b))?"
+# What is removed with a number: a percent sign, a unit or a Korean counter right after it
+# ("17개 과제" becomes "과제", not "개 과제").
+_NUMBER_WITH_UNIT = (
+    r"(?<![A-Za-z\d.,]){number}"
+    r"(?:\s?(?:%|퍼센트|배|x|×|[KMBT]\b|개의?|편의?|단계의?|가지|명의?|종의?|회|번|장|점))?\s?"
+)
 
 
 @dataclass(frozen=True)

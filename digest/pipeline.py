@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 import httpx2
 
 from digest import __version__
-from digest.errors import LLMConfigError, UsageError
+from digest.errors import LLMConfigError, PaperFailed, UsageError
 from digest.extract import ExtractedText, ExtractionFailed, extract_pdf, start_worker
 from digest.fetch import ArxivMetadata, DownloadFailed, MetadataError, PaperMetadata, PdfDownloader
 from digest.models import Day, Links, PaperEntry, Provenance
@@ -128,9 +128,11 @@ class Pipeline:
         max_cost: float | None = None,
         force: bool = False,
         metadata: ArxivMetadata | None = None,
+        llm: bool = True,
     ) -> None:
         self.settings = settings
         self.metadata = metadata or ArxivMetadata(settings)
+        self.uses_llm = llm  # False: read papers only (``digest paper --show-prompt``)
         self.sleep = sleep
         self.progress = progress or _Silent()
         self.costs = CostGuard(settings, max_cost)
@@ -139,7 +141,7 @@ class Pipeline:
         self.fatal: LLMConfigError | None = None
 
     async def __aenter__(self) -> Pipeline:
-        self.llm = make_client(self.settings)
+        self.llm = make_client(self.settings) if self.uses_llm else None
         self.http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(self.settings.http_timeout),
             headers={"user-agent": f"digest/{__version__} (arXiv paper digests)"},
@@ -158,7 +160,8 @@ class Pipeline:
         trace: TracebackType | None,
     ) -> None:
         await self.http.aclose()
-        await self.llm.close()
+        if self.llm is not None:
+            await self.llm.close()
         if self._extractor is not None:
             self._extractor.shutdown(wait=False, cancel_futures=True)
 
@@ -213,6 +216,29 @@ class Pipeline:
             content=extracted.text,
         )
         return await self._summarize(pdf, paper, None, Links(), stages)
+
+    async def paper_text(self, target: ArxivRef | LocalPdf) -> PaperText:
+        """What the LLM would read for ``target``; PaperFailed when there is nothing to read."""
+        if isinstance(target, LocalPdf):
+            try:
+                extracted = await self._extract(target.path.read_bytes())
+            except ExtractionFailed as error:
+                raise PaperFailed(str(target), error.reason) from None
+            return PaperText(
+                arxiv_id=None,
+                title=extracted.title or target.path.stem,
+                authors=[],
+                input="full-text",
+                content=extracted.text,
+            )
+        try:
+            metadata = (await self.metadata.lookup([target])).get(target.arxiv_id)
+        except MetadataError as error:
+            raise PaperFailed(str(target), str(error)) from None
+        if metadata is None:
+            raise PaperFailed(str(target), "not found on arXiv")
+        pinned = ArxivRef(target.arxiv_id, target.version or metadata.version)
+        return await self._read(pinned, metadata, {})
 
     async def _one_arxiv(self, ref: ArxivRef, metadata: PaperMetadata | None) -> PaperResult:
         if metadata is None:

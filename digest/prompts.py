@@ -52,3 +52,13 @@ def fingerprint(version: str = PROMPT_VERSION) -> str:
     for path in sorted((PROMPTS_DIR / version).iterdir()):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: 4 ASCII characters, or 1 other character (Hangul), a token.
+
+    OpenAI's tokenizers give about 4 characters a token for English and one token or less a
+    Hangul syllable, so this errs high; no tokenizer file is needed (none can be fetched here).
+    """
+    ascii_chars = sum(1 for char in text if ord(char) < 128)
+    return -(-ascii_chars // 4) + (len(text) - ascii_chars)

@@ -161,7 +161,9 @@ class _Answer:
 
 
 class Summarizer:
-    def __init__(self, settings: Settings, client: AsyncOpenAI, sleep: Sleep = asyncio.sleep):
+    def __init__(
+        self, settings: Settings, client: AsyncOpenAI | None, sleep: Sleep = asyncio.sleep
+    ) -> None:
         self.settings = settings
         self.client = client
         self.sleep = sleep
@@ -328,6 +330,8 @@ class Summarizer:
         options: dict[str, Any] = {}
         if self.settings.temperature is not None:
             options["temperature"] = self.settings.temperature
+        if self.client is None:
+            raise RuntimeError("this Summarizer only builds prompts: it has no client")
         if self.mode == "json_schema":
             raw = await self.client.chat.completions.with_raw_response.parse(
                 model=self.settings.model,

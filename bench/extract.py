@@ -1,0 +1,150 @@
+"""Benchmark: the extract stage with each extractor over the PDFs of a corpus.
+
+For every paper and extractor it prints the speed (best of ``--repeat`` runs), the characters
+at each step, whether the budgeted text still holds the abstract and the conclusion (or the
+last main section, which the budget treats as the conclusion when there is none), and the
+sections kept. The abstract and the conclusion are found in the paper's whole text by the same
+heading rules that the budget uses; "-" means the paper has none (a single page, say).
+pypdfium2 is skipped, with a note, when it is not installed.
+
+    python bench/extract.py [--corpus /work/shared/corpus/papers] [--budget 40000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from digest.extract import (  # noqa: E402
+    EXTRACTORS,
+    FRONT_MATTER,
+    ExtractedText,
+    ExtractionFailed,
+    ExtractionUnavailable,
+    Extractor,
+    _Kind,
+    _split_sections,
+    extract_pdf,
+)
+
+CORPUS = Path("/work/shared/corpus/papers")
+WHOLE = 10**9  # a budget that keeps every section
+PROBE_CHARS = 60  # this much of a section's first line after its heading shows it was kept
+SECTION_CHARS = 14  # each kept section name is shortened to this in the table
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The opening words of the abstract and of the conclusion, when the paper has them."""
+
+    abstract: str | None
+    conclusion: str | None
+
+
+def find_probes(whole_text: str) -> Probes:
+    """The starts of the abstract and the conclusion in a paper's unbudgeted text."""
+    sections = _split_sections(whole_text)
+    if len(sections) < 2:
+        return Probes(None, None)  # no headings: no telling where either is
+    named = next((s for s in sections if s.name.lower() == "abstract"), None)
+    if named:
+        abstract = _body_start(named.text)
+    else:
+        # REVTeX sets the abstract without a heading, at the end of the front matter.
+        abstract = sections[0].text[-PROBE_CHARS:] if sections[0].name == FRONT_MATTER else None
+    closing = [s for s in sections if s.kind is _Kind.CONCLUSION]  # also Discussion, Summary…
+    closing = [s for s in closing if "conclu" in s.name.lower()] or closing
+    if not closing:
+        closing = [s for s in sections if s.kind in (_Kind.INTRODUCTION, _Kind.BODY)]
+    return Probes(abstract, _body_start(closing[-1].text) if closing else None)
+
+
+def _body_start(section_text: str) -> str | None:
+    """The first characters after a section's heading line."""
+    body = section_text.partition("\n")[2].strip()
+    return body[:PROBE_CHARS] or None
+
+
+def mark(probe: str | None, text: str) -> str:
+    if probe is None:
+        return "-"
+    return "yes" if probe in text else "NO"
+
+
+def shorten(names: list[str]) -> str:
+    return ", ".join(
+        name if len(name) <= SECTION_CHARS else name[: SECTION_CHARS - 1] + "…" for name in names
+    )
+
+
+def timed(data: bytes, budget: int, extractor: Extractor, repeat: int) -> ExtractedText:
+    """The extraction with the shortest wall time of ``repeat`` runs."""
+    runs = [extract_pdf(data, budget, extractor) for _ in range(repeat)]
+    return min(runs, key=lambda run: run.seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--budget", type=int, default=40_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+
+    papers = sorted(options.corpus.glob("*.pdf"))
+    if not papers:
+        sys.exit(f"no PDFs in {options.corpus}")
+    print(f"{len(papers)} papers from {options.corpus}, budget {options.budget:,} characters,")
+    print(f"best of {options.repeat} runs each\n")
+    header = (
+        f"{'paper':<24} {'extractor':<9} {'pages':>5} {'seconds':>8} {'pages/s':>8} "
+        f"{'raw':>7} {'clean':>7} {'kept':>6} {'abstr':>5} {'concl':>5}  kept sections"
+    )
+    print(header)
+    print("-" * len(header))
+
+    totals: dict[Extractor, tuple[int, float]] = {}
+    sections: dict[Extractor, list[list[str]]] = {}
+    skipped: dict[Extractor, str] = {}
+    for path in papers:
+        data = path.read_bytes()
+        for extractor in EXTRACTORS:
+            if extractor in skipped:
+                continue
+            try:
+                # Also a warm-up: the first pypdfium2 call loads the library.
+                probes = find_probes(extract_pdf(data, WHOLE, extractor).text)
+                result = timed(data, options.budget, extractor, options.repeat)
+            except ExtractionUnavailable as error:
+                skipped[extractor] = str(error)
+                continue
+            except ExtractionFailed as error:
+                print(f"{path.stem[:24]:<24} {extractor:<9} failed: {error.reason}")
+                continue
+            pages, seconds = totals.get(extractor, (0, 0.0))
+            totals[extractor] = (pages + result.pages, seconds + result.seconds)
+            sections.setdefault(extractor, []).append(result.kept_sections)
+            print(
+                f"{path.stem[:24]:<24} {extractor:<9} {result.pages:>5} {result.seconds:>8.3f} "
+                f"{result.pages / max(result.seconds, 1e-6):>8.0f} {result.chars_raw:>7,} "
+                f"{result.chars_clean:>7,} {result.chars_kept:>6,} "
+                f"{mark(probes.abstract, result.text):>5} "
+                f"{mark(probes.conclusion, result.text):>5}  {shorten(result.kept_sections)}"
+            )
+
+    print()
+    for extractor, (pages, seconds) in totals.items():
+        print(f"{extractor:<9} {pages} pages / {seconds:.2f} s = {pages / seconds:.0f} pages/s")
+    for extractor, reason in skipped.items():
+        print(f"{extractor:<9} skipped: {reason}")
+    if len(sections) == len(EXTRACTORS):
+        same = sum(a == b for a, b in zip(*sections.values(), strict=True))
+        print(f"kept sections the same for both extractors on {same} of {len(papers)} papers")
+
+
+if __name__ == "__main__":
+    main()
