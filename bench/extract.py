@@ -1,13 +1,15 @@
 """Benchmark: the extract stage with each extractor over the PDFs of a corpus.
 
 For every paper and extractor it prints the speed (best of ``--repeat`` runs), the characters
-at each step, whether the budgeted text still holds the abstract and the conclusion (or the
-last main section, which the budget treats as the conclusion when there is none), and the
+at each step, whether the budgeted text still holds the abstract and the conclusion, and the
 sections kept. The abstract and the conclusion are found in the paper's whole text by the same
-heading rules that the budget uses; "-" means the paper has none (a single page, say).
-pypdfium2 is skipped, with a note, when it is not installed.
+heading rules that the budget uses; "-" means the paper has none (a single page, say). For a
+paper without a conclusion, the budget treats its last main section as one, and the closing
+words of that section are what must survive. Each budget gets a table of its own: by default
+the setting's default and a tight one that forces cuts. pypdfium2 is skipped, with a note, when
+it is not installed.
 
-    python bench/extract.py [--corpus /work/shared/corpus/papers] [--budget 40000] [--repeat 3]
+    python bench/extract.py [--corpus /work/shared/corpus/papers] [--budget 40000 ...] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from digest.extract import (  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus/papers")
 WHOLE = 10**9  # a budget that keeps every section
+DEFAULT_BUDGETS = (40_000, 12_000)  # the setting's default, and one that cuts every paper
 PROBE_CHARS = 60  # this much of a section's first line after its heading shows it was kept
 SECTION_CHARS = 14  # each kept section name is shortened to this in the table
 
@@ -59,9 +62,11 @@ def find_probes(whole_text: str) -> Probes:
         abstract = sections[0].text[-PROBE_CHARS:] if sections[0].name == FRONT_MATTER else None
     closing = [s for s in sections if s.kind is _Kind.CONCLUSION]  # also Discussion, Summary…
     closing = [s for s in closing if "conclu" in s.name.lower()] or closing
-    if not closing:
-        closing = [s for s in sections if s.kind in (_Kind.INTRODUCTION, _Kind.BODY)]
-    return Probes(abstract, _body_start(closing[-1].text) if closing else None)
+    if closing:
+        return Probes(abstract, _body_start(closing[-1].text))
+    # No conclusion: the last main section stands in, and its closing words are what count.
+    main = [s for s in sections if s.kind in (_Kind.INTRODUCTION, _Kind.BODY)]
+    return Probes(abstract, main[-1].text[-PROBE_CHARS:] if main else None)
 
 
 def _body_start(section_text: str) -> str | None:
@@ -91,15 +96,21 @@ def timed(data: bytes, budget: int, extractor: Extractor, repeat: int) -> Extrac
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--budget", type=int, default=40_000)
+    parser.add_argument("--budget", type=int, action="append", help="repeatable")
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
 
     papers = sorted(options.corpus.glob("*.pdf"))
     if not papers:
         sys.exit(f"no PDFs in {options.corpus}")
-    print(f"{len(papers)} papers from {options.corpus}, budget {options.budget:,} characters,")
-    print(f"best of {options.repeat} runs each\n")
+    for budget in options.budget or DEFAULT_BUDGETS:
+        report(papers, budget, options.repeat)
+
+
+def report(papers: list[Path], budget: int, repeat: int) -> None:
+    """One table: every paper with every extractor, cut to ``budget`` characters."""
+    print(f"{len(papers)} papers from {papers[0].parent}, budget {budget:,} characters,")
+    print(f"best of {repeat} runs each\n")
     header = (
         f"{'paper':<24} {'extractor':<9} {'pages':>5} {'seconds':>8} {'pages/s':>8} "
         f"{'raw':>7} {'clean':>7} {'kept':>6} {'abstr':>5} {'concl':>5}  kept sections"
@@ -118,7 +129,7 @@ def main() -> None:
             try:
                 # Also a warm-up: the first pypdfium2 call loads the library.
                 probes = find_probes(extract_pdf(data, WHOLE, extractor).text)
-                result = timed(data, options.budget, extractor, options.repeat)
+                result = timed(data, budget, extractor, repeat)
             except ExtractionUnavailable as error:
                 skipped[extractor] = str(error)
                 continue
@@ -144,6 +155,7 @@ def main() -> None:
     if len(sections) == len(EXTRACTORS):
         same = sum(a == b for a, b in zip(*sections.values(), strict=True))
         print(f"kept sections the same for both extractors on {same} of {len(papers)} papers")
+    print()
 
 
 if __name__ == "__main__":

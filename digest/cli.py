@@ -13,17 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx2
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from digest import __version__, render, schemas
+from digest.day import DayRun, PaperResult, plan_day, run_day
 from digest.errors import DigestError, UsageError
-from digest.fetch import ArxivMetadata, MetadataError, PaperMetadata
 from digest.models import Day
-from digest.pipeline import DayRun, PaperResult, Pipeline, run_day
 from digest.post_parser import parse_post
 from digest.prompts import estimate_tokens
 from digest.report import dump_report, progress_for, run_report, summary_table
@@ -36,7 +36,7 @@ from digest.sources import (
     hf_daily_papers,
     parse_id_list,
     parse_paper_argument,
-    select,
+    with_upvotes,
 )
 from digest.store import (
     OutputLock,
@@ -46,14 +46,22 @@ from digest.store import (
     remove_stale_temporaries,
 )
 
+if TYPE_CHECKING:
+    from digest.fetch import PaperMetadata
+
 app = typer.Typer(
     help="Turn arXiv papers into Korean structured digests and Jekyll Daily Papers posts.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup by default: paths, titles and error messages carry brackets ("digest[fast]") that
+# rich would take for style tags and drop. Only our own "error:" prefixes are styled.
+stdout = Console(highlight=False, soft_wrap=True, markup=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+# --source arxiv asks for this many papers beyond --limit, to fill the places of papers an
+# earlier day already published.
+ARXIV_SPARE = 20
 
 
 OutputDirOption = Annotated[
@@ -89,7 +97,7 @@ def _reporting() -> Iterator[None]:
     except DigestError as error:
         if _State.debug:
             raise
-        stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
         raise typer.Exit(error.exit_code) from None
 
 
@@ -203,7 +211,7 @@ def _import_posts(store: OutputStore, posts: list[Path], *, force: bool) -> int:
             if _State.debug:
                 raise
             failed += 1
-            stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
     return failed
 
 
@@ -272,7 +280,8 @@ def daily_command(
         typer.Option(help="Leave out hf papers with fewer upvotes (DIGEST_MIN_UPVOTES; 0)."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Redo the day: no reuse, no digest cache, no skips.")
+        bool,
+        typer.Option("--force", help="Redo the day from the source: no reuse, no digest cache."),
     ] = False,
     max_cost: Annotated[
         float | None, typer.Option(help="Start no paper once the estimated spend would pass USD.")
@@ -297,7 +306,7 @@ def daily_command(
             remove_stale_temporaries(settings.output_dir)
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
             run = asyncio.run(_daily(settings, source, refs, query, day, force, max_cost))
-            if run is not None and any(r.status != "reused" for r in run.results):
+            if run is not None and run.did_work:
                 report = OutputStore(settings.output_dir).report_path(day)
                 atomic_write_text(report, dump_report(run_report(run, settings, source.value)))
         if run is None:
@@ -310,7 +319,8 @@ def daily_command(
         unfinished = [r for r in run.results if r.status in ("failed", "stopped")]
         for result in unfinished:
             stderr.print(
-                f"[bold red]{result.status}:[/] {result.label}: {result.error}", markup=True
+                f"[bold red]{result.status}:[/] {escape(f'{result.label}: {result.error}')}",
+                markup=True,
             )
         if run.fatal:
             raise run.fatal
@@ -346,21 +356,27 @@ async def _daily(
     max_cost: float | None,
 ) -> DayRun | None:
     """The day's candidates from the source, then the run; None when the source has none."""
-    metadata = ArxivMetadata(settings)  # the run's one arXiv client, for the source and papers
     known: dict[str, PaperMetadata] = {}
+    metadata = None  # the arXiv client, made by the pipeline unless the source needs it first
+    limit: int | None = settings.limit
     if source is Source.ids:
         candidates = [Candidate(ref) for ref in refs]
+        limit = None  # every ID given
     elif source is Source.hf:
         async with httpx2.AsyncClient(timeout=settings.http_timeout) as http:
             listed = await hf_daily_papers(settings, http, day, asyncio.sleep)
-        candidates = select(listed, settings.limit, settings.min_upvotes)
+        candidates = with_upvotes(listed, settings.min_upvotes)
         if not candidates:
             what = "papers" if not listed else f"papers with {settings.min_upvotes}+ upvotes"
             stderr.print(f"No {what} on Hugging Face Daily Papers for {day}; no post written.")
             return None
     else:
+        from digest.fetch import ArxivMetadata, MetadataError  # see _digest_one
+
+        metadata = ArxivMetadata(settings)  # the run's one client, for the source and papers
         try:
-            found = await metadata.submitted_on(query or "", day, settings.limit)
+            # A few more than the limit, for the places of papers an earlier day published.
+            found = await metadata.submitted_on(query or "", day, settings.limit + ARXIV_SPARE)
         except MetadataError as error:
             raise SourceError(f"--source arxiv: {error}") from None
         known = {paper.arxiv_id: paper for paper in found}
@@ -368,11 +384,11 @@ async def _daily(
         if not candidates:
             stderr.print(f"No arXiv papers matching {query!r} were submitted on {day}; no post.")
             return None
-    with progress_for(stderr, len(candidates)) as progress:
+    plan = plan_day(settings, candidates, day, limit=limit, force=force)
+    with progress_for(stderr, plan.total) as progress:
         return await run_day(
             settings,
-            candidates,
-            day,
+            plan,
             known=known,
             metadata=metadata,
             force=force,
@@ -417,6 +433,8 @@ def paper_command(
 
 
 async def _prompt_of(settings: Settings, target: ArxivRef | LocalPdf) -> str:
+    from digest.pipeline import Pipeline  # see _digest_one
+
     async with Pipeline(settings, llm=False) as pipeline:
         paper = await pipeline.paper_text(target)
         messages = pipeline.summarizer.messages_for(paper)
@@ -435,6 +453,10 @@ async def _prompt_of(settings: Settings, target: ArxivRef | LocalPdf) -> str:
 
 
 async def _digest_one(settings: Settings, target: ArxivRef | LocalPdf) -> PaperResult:
+    # The pipeline's clients (openai, arxiv, the PDF readers) take most of a second to import;
+    # render, import, schema and a re-run of a finished day need none of them.
+    from digest.pipeline import Pipeline
+
     async with Pipeline(settings) as pipeline:
         if isinstance(target, ArxivRef):
             (result,) = await pipeline.digest_arxiv([target])

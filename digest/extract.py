@@ -16,6 +16,7 @@ tables inside figures, tables of contents, reference entries, rows of matrix lab
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -46,6 +47,9 @@ _HEADING_MAX_CHARS = 80
 _HEADING_MAX_WORDS = 12
 _MIN_CUT_CHARS = 200  # the start of a section shorter than this is noise, not context
 _HEAD_SHARE = 0.7  # without headings: this share from the start, the rest from the end
+# A last main section that stands in for a missing conclusion ends with the paper's closing
+# remarks ("Discussion. …" run into the text), so when it is cut its end is what matters.
+_STAND_IN_HEAD_SHARE = 0.3
 
 
 class ExtractionFailed(Exception):
@@ -169,6 +173,47 @@ def _read_pages_pypdf(data: bytes) -> tuple[list[str], str | None]:
 # PDFium may not be called from two threads at once, not even on two documents: it would crash
 # or corrupt the process. The pipeline extracts in processes; this guards callers using threads.
 _pdfium_lock = threading.Lock()
+
+
+def _read_pages_pdfium(data: bytes) -> tuple[list[str], str | None]:
+    """Each page's text in pypdf's conventions, and the metadata title."""
+    try:
+        import pypdfium2
+    except ImportError as error:
+        raise ExtractionUnavailable(
+            "the pypdfium2 extractor needs the 'fast' extra: pip install 'digest[fast]'"
+        ) from error
+    with _pdfium_lock:
+        try:
+            document = pypdfium2.PdfDocument(data)
+        except pypdfium2.PdfiumError as error:
+            # PDFium keeps why the last document failed to load; under the lock, it is this one.
+            # (PdfiumError.err_code says the same, but pypdfium2 4.0 does not have it.)
+            if pypdfium2.raw.FPDF_GetLastError() == pypdfium2.raw.FPDF_ERR_PASSWORD:
+                raise ExtractionFailed("encrypted") from error
+            raise _unreadable(error) from error
+        try:
+            texts = [_pdfium_page_text(document, index) for index in range(len(document))]
+            title = document.get_metadata_dict().get("Title")
+        except Exception as error:
+            raise _unreadable(error) from error
+        finally:
+            document.close()
+    return [_as_pypdf_text(text) for text in texts], title or None
+
+
+def _pdfium_page_text(document: pypdfium2.PdfDocument, index: int) -> str:
+    page = document[index]
+    try:
+        text_page = page.get_textpage()
+        try:
+            return text_page.get_text_bounded()  # get_text_range loses characters past UCS-2
+        finally:
+            text_page.close()
+    finally:
+        page.close()
+
+
 # Where PDFium takes out a hyphen at a line end it writes "\x02", and mostly joins the two lines
 # itself: "ef\x02ficient", "DeepSeek\x02R1", rarely "ef\x02\r\nficient". A "\x02" that is not
 # between letters or digits is a glyph with no Unicode value (a bracket in a formula), which
@@ -184,42 +229,9 @@ _PDFIUM_ACCENT_IN_WORD = re.compile(rf"(?<=\w) [{_LOOSE_ACCENTS}] (?=[a-zı])")
 _PDFIUM_LOOSE_ACCENT = re.compile(rf" ?(?<!\S)[{_LOOSE_ACCENTS}](?!\S)")
 
 
-def _read_pages_pdfium(data: bytes) -> tuple[list[str], str | None]:
-    """Each page's text in pypdf's conventions, and the metadata title."""
-    try:
-        import pypdfium2
-    except ImportError as error:
-        raise ExtractionUnavailable(
-            "the pypdfium2 extractor needs the 'fast' extra: pip install 'digest[fast]'"
-        ) from error
-    with _pdfium_lock:
-        try:
-            document = pypdfium2.PdfDocument(data)
-        except pypdfium2.PdfiumError as error:
-            if getattr(error, "err_code", None) == pypdfium2.raw.FPDF_ERR_PASSWORD:
-                raise ExtractionFailed("encrypted") from error
-            raise _unreadable(error) from error
-        try:
-            texts = [_pdfium_page_text(document, index) for index in range(len(document))]
-            title = document.get_metadata_dict().get("Title")
-        except Exception as error:
-            raise _unreadable(error) from error
-        finally:
-            document.close()
-    return texts, title or None
-
-
-def _pdfium_page_text(document: pypdfium2.PdfDocument, index: int) -> str:
-    page = document[index]
-    try:
-        text_page = page.get_textpage()
-        try:
-            raw = text_page.get_text_bounded()  # get_text_range would lose characters past UCS-2
-        finally:
-            text_page.close()
-    finally:
-        page.close()
-    text = raw.replace("\r\n", "\n")
+def _as_pypdf_text(page_text: str) -> str:
+    """A page's text from PDFium in pypdf's conventions, for clean_text and the heading rules."""
+    text = page_text.replace("\r\n", "\n")
     text = _PDFIUM_LOOSE_ACCENT.sub("", _PDFIUM_ACCENT_IN_WORD.sub("", text))
     # Back to pypdf's "ef-" and line break, so that clean_text decides for both extractors by the
     # same rule whether the hyphen stays ("DeepSeek-R1") or goes ("efficient"). At the end of a
@@ -233,6 +245,9 @@ _ARXIV_STAMP = re.compile(
     r" +(?:\[[^\]\n]+\] +)?\d{1,2} [A-Z][a-z]{2} \d{4}$\n?",
     re.MULTILINE,
 )
+# Unicode's control characters (category Cc) but the line break, and the replacement character;
+# a regular expression, as a test of every character's category took half of clean_text's time.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ufffd]")
 _LINE_END_HYPHEN = re.compile(r"(?<=(\w))-\n(?=(\w))")
 
 
@@ -252,9 +267,7 @@ def clean_text(raw: str) -> str:
         lambda match: unicodedata.normalize("NFC", match[2].replace("ı", "i") + match[1]), text
     )
     text = re.sub(r"\r\n?|\f", "\n", text).replace("\t", " ")
-    text = "".join(
-        char for char in text if char == "\n" or unicodedata.category(char) != "Cc"
-    ).replace("\ufffd", "")
+    text = _CONTROL_CHARACTERS.sub("", text)
     text = re.sub(r" +", " ", text)
     text = re.sub(r" +$", "", text, flags=re.MULTILINE)
     text = _ARXIV_STAMP.sub("", text)
@@ -453,28 +466,32 @@ def _keep_by_priority(
     sections: list[_Section], candidates: list[int], budget: int
 ) -> dict[int, str]:
     priority = {i: sections[i].kind for i in candidates}
+    stand_in = None
     if _Kind.CONCLUSION not in priority.values():
         # Without a conclusion, the last main section usually holds the closing discussion.
         main = [i for i in candidates if priority[i] in (_Kind.INTRODUCTION, _Kind.BODY)]
         if main:
-            priority[main[-1]] = _Kind.CONCLUSION
+            stand_in = main[-1]
+            priority[stand_in] = _Kind.CONCLUSION
     kept: dict[int, str] = {}
     room = budget + 2  # each kept section costs its length and a 2-character separator
     for index in sorted(candidates, key=lambda i: (priority[i], i)):
         whole = sections[index].text
         if len(whole) + 2 <= room:
             kept[index] = whole
-        elif room - 2 >= _MIN_CUT_CHARS:
-            kept[index] = _head(whole, room - 2 - len(CUT_MARK) - 1) + " " + CUT_MARK
-        else:
+        elif room - 2 < _MIN_CUT_CHARS:
             continue
+        elif index == stand_in:
+            kept[index] = _head_and_tail(whole, room - 2, _STAND_IN_HEAD_SHARE)
+        else:
+            kept[index] = _head(whole, room - 2 - len(CUT_MARK) - 1) + " " + CUT_MARK
         room -= len(kept[index]) + 2
     return kept
 
 
-def _head_and_tail(text: str, budget: int) -> str:
+def _head_and_tail(text: str, budget: int, head_share: float = _HEAD_SHARE) -> str:
     separator = f"\n{CUT_MARK}\n"
-    head = _head(text, int(budget * _HEAD_SHARE))
+    head = _head(text, int(budget * head_share))
     tail = _tail(text, budget - len(head) - len(separator))
     return head + separator + tail if head and tail else _head(text, budget)
 
@@ -531,12 +548,16 @@ def _guess_title(first_page: str) -> str | None:
     return lines[0]
 
 
-def start_worker(parent_pid: int) -> None:
-    """Initializer of an extraction worker process: end it when its parent is gone.
+def start_worker(parent_pid: int, extractor: Extractor = "pypdf") -> None:
+    """Initializer of an extraction worker process: load the extractor, and end the worker when
+    its parent is gone.
 
     A process pool's workers wait on a queue whose write end they hold themselves, so a parent
     killed with SIGKILL (cron's timeout, an OOM kill) would leave them behind for good.
     """
+    if extractor == "pypdfium2":
+        with contextlib.suppress(ImportError):  # if missing, extract_pdf says what to install
+            import pypdfium2  # noqa: F401  (loaded now, not on the first paper)
 
     def watch() -> None:
         while os.getppid() == parent_pid:

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from tenacity import (
 )
 
 from digest.extract import ExtractionFailed, check_pdf_bytes
-from digest.net import is_server_or_connection_error
+from digest.net import is_server_or_connection_error, is_transient
 from digest.settings import Settings
 from digest.sources import ArxivRef
 from digest.store import atomic_write_bytes
@@ -59,17 +60,32 @@ class MetadataError(Exception):
 
 
 class DownloadFailed(Exception):
-    """The PDF could not be had; the paper is digested from its abstract instead."""
+    """The PDF could not be had; the paper is digested from its abstract instead.
+
+    ``transient`` says the cause may pass (5xx, a timeout, a dropped connection): the entry is
+    then marked so that the next run tries the PDF again instead of keeping the abstract.
+    """
+
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.transient = transient
 
 
-class _TimeoutSession(requests.Session):
-    """A requests session that puts a timeout on every request (arxiv.Client sets none)."""
+class _PoliteSession(requests.Session):
+    """The arXiv client's session: a timeout on every request (arxiv.Client sets none), and
+    at least ``delay`` seconds from the start of one request to the next, failed ones too (the
+    client spaces only requests that got an answer, so its retries could come quicker)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, delay: float) -> None:
         super().__init__()
         self.timeout = timeout
+        self.delay = delay
+        self._last_start: float | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if self._last_start is not None:
+            time.sleep(max(0.0, self._last_start + self.delay - time.monotonic()))
+        self._last_start = time.monotonic()
         kwargs.setdefault("timeout", self.timeout)
         return super().request(*args, **kwargs)
 
@@ -90,7 +106,7 @@ class ArxivMetadata:
         )
         self._client.query_url_format = settings.arxiv_api_url + "?{}"
         # The package has no timeout option; its session is the one place to add one.
-        self._client._session = _TimeoutSession(settings.http_timeout)
+        self._client._session = _PoliteSession(settings.http_timeout, settings.arxiv_delay)
         self._lock = asyncio.Lock()
         self.requests_made = 0
 
@@ -136,10 +152,25 @@ class ArxivMetadata:
 
     def _results(self, search: arxiv.Search) -> list[arxiv.Result]:
         self.requests_made += 1
-        return list(self._client.results(search))
+        results: list[arxiv.Result] = []
+        try:
+            results.extend(self._client.results(search))
+        except arxiv.UnexpectedEmptyPageError:
+            # arXiv sometimes counts in totalResults IDs it then does not return (unknown ones
+            # in an id_list), so the client asks for a page past the end and finds it empty.
+            # What came before is complete; only with nothing at all is this an error.
+            if not results:
+                raise
+        return results
 
 
-_WITHDRAWN = re.compile(r"\bwithdrawn\b", re.IGNORECASE)
+# arXiv's comment on a withdrawn paper: "This paper has been withdrawn by the author(s)…",
+# "Withdrawn: …", "paper withdrawn". Not "supersedes the withdrawn 2301.00001".
+_WITHDRAWN = re.compile(
+    r"^\W*(?:this (?:paper|article|submission|manuscript) )?(?:has been |is |was )?withdrawn\b"
+    r"|\b(?:paper|article|submission|manuscript) (?:has been |is |was )?withdrawn\b",
+    re.IGNORECASE,
+)
 
 
 def _to_metadata(result: arxiv.Result) -> PaperMetadata:
@@ -189,18 +220,28 @@ class PdfDownloader:
         try:
             data = await retrying(self._download, url)
         except httpx2.HTTPStatusError as error:
+            status = error.response.status_code
             raise DownloadFailed(
-                f"PDF download failed: HTTP {error.response.status_code} from {url}"
+                f"PDF download failed: HTTP {status} from {url}",
+                transient=is_transient(error),  # 5xx and 429 pass; a 404 stays
             ) from None
-        except httpx2.TransportError as error:
+        except httpx2.HTTPError as error:
+            # Timeouts and dropped connections (transient), or what no retry mends: a redirect
+            # loop, a body that does not decode as its Content-Encoding says.
             kind = type(error).__name__
-            raise DownloadFailed(f"PDF download failed: {kind} from {url}") from None
+            raise DownloadFailed(
+                f"PDF download failed: {kind} from {url}",
+                transient=is_server_or_connection_error(error),
+            ) from None
         try:
             check_pdf_bytes(data)
         except ExtractionFailed as error:
             raise DownloadFailed(f"the download from {url} is {error.reason}") from None
         if ref.version:
-            atomic_write_bytes(path, data)
+            try:
+                atomic_write_bytes(path, data)
+            except OSError as error:  # a full disk costs a download next time, not this paper
+                log.warning("could not cache %s: %s", path, error)
         return data
 
     async def _download(self, url: str) -> bytes:

@@ -123,6 +123,10 @@ class Provenance(BaseModel):
     prompt_version: str | None = None
     input: Literal["full-text", "abstract"] | None = None
     input_reason: str | None = None
+    extractor: Literal["pypdf", "pypdfium2"] | None = None  # what read the full text
+    # Made from the abstract because the PDF could not be had for a reason that may pass (5xx,
+    # a timeout): the next run of the day tries the PDF again.
+    full_text_pending: bool = False
     input_chars: int | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None

@@ -1,84 +1,45 @@
-"""The pipeline: each paper through fetch → extract → summarize, and a day's files from them.
+"""The pipeline: each paper through fetch → extract → summarize.
 
 How the work overlaps (all in one event loop):
 
 - arXiv API calls go one at a time through the shared client, ``arxiv_delay`` apart;
 - PDF downloads run up to ``download_concurrency`` at a time;
-- text extraction runs in worker threads, so it blocks neither the loop nor other papers;
+- text extraction runs in worker processes, so it blocks neither the loop nor other papers;
 - up to ``concurrency`` papers are at the LLM at once, and their requests overlap.
 
 Each paper's failure is its own: it is recorded with its reason and the others go on. Only an
 LLM configuration error (a refused key, an unknown model) stops the papers that have not
 reached the LLM yet, since none of them could succeed. Every finished entry is cached (see
 ``DigestCache``) the moment it is done, so a run killed half-way loses no paid-for digest.
+Which papers a day needs, and the files written from them, are ``digest.day``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
-from typing import Literal, Protocol
 
 import httpx2
 
 from digest import __version__
+from digest.day import PaperResult, Progress, Silent
 from digest.errors import LLMConfigError, PaperFailed, UsageError
 from digest.extract import ExtractedText, ExtractionFailed, extract_pdf, start_worker
 from digest.fetch import ArxivMetadata, DownloadFailed, MetadataError, PaperMetadata, PdfDownloader
-from digest.models import Day, Links, PaperEntry, Provenance
+from digest.models import Links, PaperEntry, Provenance
 from digest.prompts import PROMPT_VERSION
-from digest.render import render_day
 from digest.settings import Settings
-from digest.sources import ArxivRef, Candidate, LocalPdf
-from digest.store import DigestCache, OutputStore, dump_day, write_if_changed
+from digest.sources import ArxivRef, LocalPdf
+from digest.store import DigestCache
 from digest.summarize import PaperText, Sleep, Summarizer, SummaryFailed, make_client
 
-# done: digested now; cached: from the digest cache; reused: already in the day file;
-# failed: no digest (the reason says why); skipped: an earlier day published it;
-# stopped: not started, the --max-cost cap would have been passed.
-Status = Literal["done", "cached", "reused", "failed", "skipped", "stopped"]
-STATUSES: tuple[Status, ...] = ("done", "cached", "reused", "failed", "skipped", "stopped")
-STAGES = ("download", "extract", "summarize")
 # One core stays with the event loop; the others extract (in source order, first come first).
 EXTRACT_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
-@dataclass
-class PaperResult:
-    """What became of one paper: its entry, or why there is none."""
-
-    ref: ArxivRef | LocalPdf
-    entry: PaperEntry | None = None
-    error: str | None = None
-    status: Status = "done"
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return str(self.ref)
-
-
-class Progress(Protocol):
-    """What the pipeline tells whoever shows progress."""
-
-    def stage_done(self, paper: str, stage: str) -> None: ...
-
-    def paper_done(self, result: PaperResult) -> None: ...
-
-
-class _Silent:
-    def stage_done(self, paper: str, stage: str) -> None:
-        pass
-
-    def paper_done(self, result: PaperResult) -> None:
-        pass
 
 
 class CostGuard:
@@ -134,7 +95,7 @@ class Pipeline:
         self.metadata = metadata or ArxivMetadata(settings)
         self.uses_llm = llm  # False: read papers only (``digest paper --show-prompt``)
         self.sleep = sleep
-        self.progress = progress or _Silent()
+        self.progress = progress or Silent()
         self.costs = CostGuard(settings, max_cost)
         self.force = force
         self.cache = DigestCache(settings.cache_dir)
@@ -150,7 +111,7 @@ class Pipeline:
         self.summarizer = Summarizer(self.settings, self.llm, self.sleep)
         self._llm_slots = asyncio.Semaphore(self.settings.concurrency)
         self._download_slots = asyncio.Semaphore(self.settings.download_concurrency)
-        self._extractor: ProcessPoolExecutor | None = None
+        self._extractor = self._start_extractor()
         return self
 
     async def __aexit__(
@@ -162,23 +123,39 @@ class Pipeline:
         await self.http.aclose()
         if self.llm is not None:
             await self.llm.close()
-        if self._extractor is not None:
-            self._extractor.shutdown(wait=False, cancel_futures=True)
+        self._extractor.shutdown(wait=False, cancel_futures=True)
+
+    def _start_extractor(self) -> ProcessPoolExecutor:
+        """The extraction workers, started now: they take a moment to start and import the
+        extractor, which is better spent while the arXiv API and the first PDFs are awaited."""
+        pool = ProcessPoolExecutor(
+            max_workers=EXTRACT_WORKERS,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded process
+            initializer=start_worker,
+            initargs=(os.getpid(), self.settings.extractor),
+        )
+        for _ in range(EXTRACT_WORKERS):
+            pool.submit(os.getpid)  # each submit to a pool with no idle worker starts one
+        return pool
 
     async def _extract(self, data: bytes) -> ExtractedText:
         """Extract in a worker process: pypdf is pure Python, and in a thread it would hold the
         GIL that the event loop needs to keep the other papers' requests moving."""
-        if self._extractor is None:
-            self._extractor = ProcessPoolExecutor(
-                max_workers=EXTRACT_WORKERS,
-                mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded process
-                initializer=start_worker,
-                initargs=(os.getpid(),),
-            )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._extractor, extract_pdf, data, self.settings.text_budget
-        )
+        try:
+            return await loop.run_in_executor(
+                self._extractor,
+                extract_pdf,
+                data,
+                self.settings.text_budget,
+                self.settings.extractor,
+            )
+        except BrokenProcessPool:
+            # A worker died (out of memory, or the PDF library crashed on this file). The
+            # papers it held fall back to their abstracts; the next ones get a new pool.
+            self._extractor.shutdown(wait=False, cancel_futures=True)
+            self._extractor = self._start_extractor()
+            raise ExtractionFailed("the extraction worker crashed on this PDF") from None
 
     async def digest_arxiv(
         self, refs: list[ArxivRef], known: dict[str, PaperMetadata] | None = None
@@ -208,13 +185,7 @@ class Pipeline:
             reason = f"{error.reason}; a local PDF has no arXiv abstract to fall back on"
             return self._finish(PaperResult(pdf, error=reason, status="failed"))
         stages["extract"] = time.monotonic() - started
-        paper = PaperText(
-            arxiv_id=None,
-            title=extracted.title or pdf.path.stem,
-            authors=[],
-            input="full-text",
-            content=extracted.text,
-        )
+        paper = _local_paper_text(pdf, extracted)
         return await self._summarize(pdf, paper, None, Links(), stages)
 
     async def paper_text(self, target: ArxivRef | LocalPdf) -> PaperText:
@@ -224,13 +195,7 @@ class Pipeline:
                 extracted = await self._extract(target.path.read_bytes())
             except ExtractionFailed as error:
                 raise PaperFailed(str(target), error.reason) from None
-            return PaperText(
-                arxiv_id=None,
-                title=extracted.title or target.path.stem,
-                authors=[],
-                input="full-text",
-                content=extracted.text,
-            )
+            return _local_paper_text(target, extracted)
         try:
             metadata = (await self.metadata.lookup([target])).get(target.arxiv_id)
         except MetadataError as error:
@@ -269,9 +234,15 @@ class Pipeline:
         except (DownloadFailed, ExtractionFailed) as error:
             reason = error.reason if isinstance(error, ExtractionFailed) else str(error)
             return PaperText(
-                **base, input="abstract", input_reason=reason, content=metadata.abstract
+                **base,
+                input="abstract",
+                input_reason=reason,
+                full_text_pending=isinstance(error, DownloadFailed) and error.transient,
+                content=metadata.abstract,
             )
-        return PaperText(**base, input="full-text", content=extracted.text)
+        return PaperText(
+            **base, input="full-text", extractor=extracted.extractor, content=extracted.text
+        )
 
     async def _summarize(
         self,
@@ -285,6 +256,9 @@ class Pipeline:
         key = DigestCache.key(paper.arxiv_id, version, paper.content, self.settings.model)
         cached = None if self.force else self.cache.get(key)
         if cached is not None:
+            # Same text, same digest; but why it is the abstract is this run's to say.
+            why = {"input_reason": paper.input_reason, "full_text_pending": paper.full_text_pending}
+            cached.provenance = cached.provenance.model_copy(update=why)
             return self._finish(
                 PaperResult(ref, entry=cached, status="cached", stage_seconds=stages)
             )
@@ -325,6 +299,8 @@ class Pipeline:
                 prompt_version=PROMPT_VERSION,
                 input=paper.input,
                 input_reason=paper.input_reason,
+                extractor=paper.extractor,
+                full_text_pending=paper.full_text_pending,
                 input_chars=len(paper.content),
                 tokens_in=summary.usage.tokens_in,
                 tokens_out=summary.usage.tokens_out,
@@ -344,75 +320,13 @@ class Pipeline:
         return result
 
 
-@dataclass
-class DayRun:
-    """A finished ``daily`` run: the day as written, every paper's result, the files."""
-
-    day: Day
-    results: list[PaperResult]
-    post: Path | None
-    changed: bool
-    fatal: LLMConfigError | None
-    started_at: dt.datetime
-    seconds: float
-
-
-async def run_day(
-    settings: Settings,
-    candidates: list[Candidate],
-    date: dt.date,
-    *,
-    known: dict[str, PaperMetadata] | None = None,
-    metadata: ArxivMetadata | None = None,
-    force: bool = False,
-    max_cost: float | None = None,
-    progress: Progress | None = None,
-    sleep: Sleep = asyncio.sleep,
-) -> DayRun:
-    """Digest ``candidates`` for ``date`` and write the day file and post with every paper done.
-
-    Papers already in the day file are kept as they are, and papers an earlier day already
-    published are skipped (``skip_published``), unless ``force``. Files are written only when
-    their bytes change, so re-running a finished day changes nothing.
-    """
-    started_at = dt.datetime.now(dt.UTC)
-    clock = time.monotonic()
-    store = OutputStore(settings.output_dir)
-    existing = store.load_day(date) if store.data_path(date).exists() else None
-    in_day = {} if force or existing is None else {p.arxiv_id: p for p in existing.papers}
-    published = store.published_before(date) if settings.skip_published and not force else {}
-    tell = progress or _Silent()
-
-    decided: dict[str, PaperResult] = {}
-    for candidate in candidates:
-        ref = candidate.ref
-        entry = in_day.get(ref.arxiv_id)
-        if entry is not None and (ref.version is None or ref.version == entry.version):
-            decided[ref.arxiv_id] = PaperResult(
-                ArxivRef(ref.arxiv_id, entry.version), entry, status="reused"
-            )
-        elif ref.arxiv_id in published:
-            reason = f"already published on {published[ref.arxiv_id]}"
-            decided[ref.arxiv_id] = PaperResult(ref, error=reason, status="skipped")
-        else:
-            continue
-        tell.paper_done(decided[ref.arxiv_id])
-    todo = [c.ref for c in candidates if c.ref.arxiv_id not in decided]
-    fatal = None
-    if todo:
-        async with Pipeline(
-            settings, sleep=sleep, progress=tell, max_cost=max_cost, force=force, metadata=metadata
-        ) as pipeline:
-            for result in await pipeline.digest_arxiv(todo, known):
-                decided[result.ref.arxiv_id] = result  # type: ignore[union-attr]
-            fatal = pipeline.fatal
-    results = [decided[c.ref.arxiv_id] for c in candidates]
-
-    day = existing if existing is not None else settings.new_day(date)
-    day = day.model_copy(update={"papers": [r.entry for r in results if r.entry is not None]})
-    post, changed = None, False
-    if day.papers:
-        changed = write_if_changed(store.data_path(date), dump_day(day))
-        post = store.post_path(date)
-        changed = write_if_changed(post, render_day(day)) or changed
-    return DayRun(day, results, post, changed, fatal, started_at, time.monotonic() - clock)
+def _local_paper_text(pdf: LocalPdf, extracted: ExtractedText) -> PaperText:
+    """A local PDF has no arXiv metadata: its title comes from the PDF, or its file name."""
+    return PaperText(
+        arxiv_id=None,
+        title=extracted.title or pdf.path.stem,
+        authors=[],
+        input="full-text",
+        extractor=extracted.extractor,
+        content=extracted.text,
+    )

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichBars
 from rich.table import Table
 
-from digest.pipeline import STAGES, STATUSES, DayRun, PaperResult
+from digest.day import STAGES, STATUSES, DayRun, PaperResult
 from digest.settings import Settings
 
 
@@ -62,6 +62,7 @@ class BarProgress:
         self.stages: dict[str, TaskID] = {
             stage: self.bars.add_task(stage, total=total) for stage in STAGES
         }
+        self.passed: dict[str, set[str]] = {}  # the stages each paper in flight has passed
 
     def __enter__(self) -> BarProgress:
         self.bars.start()
@@ -71,14 +72,15 @@ class BarProgress:
         self.bars.stop()
 
     def stage_done(self, paper: str, stage: str) -> None:
+        self.passed.setdefault(paper, set()).add(stage)
         self.bars.advance(self.stages[stage])
 
     def paper_done(self, result: PaperResult) -> None:
         self.bars.advance(self.overall)
-        if result.status != "done":  # stages it skipped count as passed
-            for stage in STAGES:
-                if stage not in result.stage_seconds:
-                    self.bars.advance(self.stages[stage])
+        # Stages a paper did not go through (reused, cached, failed, or from the abstract)
+        # count as passed, so every bar ends full.
+        for stage in set(STAGES) - self.passed.pop(result.label, set()):
+            self.bars.advance(self.stages[stage])
 
 
 def progress_for(console: Console, total: int) -> PlainProgress | BarProgress:

@@ -8,6 +8,7 @@ Every setting has an environment variable, ``DIGEST_`` plus its name in capitals
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -140,6 +141,13 @@ class Settings(BaseSettings):
         if "{id}" not in template:
             raise ValueError(f"{template!r} must contain {{id}}, e.g. https://arxiv.org/pdf/{{id}}")
         return template
+
+    @field_validator("extractor")
+    @classmethod
+    def _extractor_installed(cls, extractor: str) -> str:
+        if extractor == "pypdfium2" and importlib.util.find_spec("pypdfium2") is None:
+            raise ValueError("pypdfium2 is not installed: pip install 'digest[fast]'")
+        return extractor
 
     @field_validator("timezone")
     @classmethod

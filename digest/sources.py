@@ -73,11 +73,11 @@ def parse_arxiv_ref(value: str) -> ArxivRef | None:
     if not match:
         return None
     arxiv_id = match.group("id")
-    # Old-style archive names are lower case ("hep-th"); the subject class is upper ("math.GT").
+    # Old-style archive names are lower case ("hep-th"). A subject class ("math.GT/0309136") is
+    # not part of the identifier: arXiv knows that paper as "math/0309136", and answers so.
     if "/" in arxiv_id:
         archive, number = arxiv_id.split("/")
-        name, _, subject = archive.partition(".")
-        arxiv_id = f"{name.lower()}{'.' + subject.upper() if subject else ''}/{number}"
+        arxiv_id = f"{archive.partition('.')[0].lower()}/{number}"
     version = match.group("version")
     return ArxivRef(arxiv_id, int(version) if version else None)
 
@@ -209,7 +209,9 @@ def _wait_retry_after_or(backoff: float, cap: float) -> Callable[[RetryCallState
     return wait
 
 
-def select(candidates: list[Candidate], limit: int, min_upvotes: int) -> list[Candidate]:
-    """The first ``limit`` candidates with at least ``min_upvotes`` (unknown counts pass)."""
-    kept = [c for c in candidates if c.upvotes is None or c.upvotes >= min_upvotes]
-    return kept[:limit]
+def with_upvotes(candidates: list[Candidate], min_upvotes: int) -> list[Candidate]:
+    """The candidates with at least ``min_upvotes`` (unknown counts pass), in order.
+
+    ``--limit`` is applied later, when the day is planned: papers an earlier day published
+    do not take up places."""
+    return [c for c in candidates if c.upvotes is None or c.upvotes >= min_upvotes]

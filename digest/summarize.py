@@ -65,6 +65,8 @@ class PaperText(BaseModel):
     authors: list[str]
     input: Literal["full-text", "abstract"]
     input_reason: str | None = None
+    extractor: Literal["pypdf", "pypdfium2"] | None = None  # for full text: what read the PDF
+    full_text_pending: bool = False  # the abstract only because the PDF host failed for now
     content: str
 
 

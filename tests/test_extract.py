@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import logging
 import random
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -11,24 +15,37 @@ from pypdf import PdfReader
 from digest import extract
 from digest.extract import (
     CUT_MARK,
+    EXTRACTORS,
     ExtractionFailed,
+    ExtractionUnavailable,
+    Extractor,
+    _as_pypdf_text,
     _parse_heading,
     apply_budget,
     check_pdf_bytes,
     clean_text,
     extract_pdf,
 )
-from tests.conftest import DATA
+from tests.conftest import DATA, REPO
 
 PDFS = DATA / "pdfs"
 REVTEX = PDFS / "0908.0054v1.pdf"  # 4 pages, Roman headings, no "Abstract" or "References"
 ABSTRACT_START = "In this work we report the cosmological effects"
 CONCLUSION_START = "A universe dominated by Ultra Light Bosonic Dark Matter"
 CONCLUSION_END = "should be still satisfied in a condensate\nstate, or not."
+DPR = PDFS / "2004.04906v3.pdf"  # 13 pages, ACL two columns, appendices after the references
 
 
 def read(name: str) -> bytes:
     return (PDFS / name).read_bytes()
+
+
+@pytest.fixture(params=EXTRACTORS)
+def extractor(request: pytest.FixtureRequest) -> Extractor:
+    """Each extractor in turn; pypdfium2 (the "fast" extra, in "dev" too) only if installed."""
+    if request.param == "pypdfium2":
+        pytest.importorskip("pypdfium2")
+    return request.param
 
 
 # --- broken and unusable PDFs
@@ -43,21 +60,21 @@ def read(name: str) -> bytes:
         ("scanned-image-only.pdf", "image-only or empty (0 characters on 1 page)"),
     ],
 )
-def test_unusable_pdfs_fail_with_a_reason(name: str, reason: str) -> None:
+def test_unusable_pdfs_fail_with_a_reason(name: str, reason: str, extractor: Extractor) -> None:
     with pytest.raises(ExtractionFailed) as failure:
-        extract_pdf(read(name), 10_000)
+        extract_pdf(read(name), 10_000, extractor)
     assert failure.value.reason == reason
     assert str(failure.value) == reason
 
 
-def test_a_truncated_download_fails_before_pypdf_reads_it() -> None:
+def test_a_truncated_download_fails_before_it_is_read(extractor: Extractor) -> None:
     data = REVTEX.read_bytes()
     with pytest.raises(ExtractionFailed, match=r"^truncated \(no %%EOF marker\)$"):
-        extract_pdf(data[: len(data) // 2], 10_000)
+        extract_pdf(data[: len(data) // 2], 10_000, extractor)
 
 
-def test_a_pdf_with_damaged_streams_still_gives_its_text() -> None:
-    result = extract_pdf(read("corrupted-streams-zen.pdf"), 10_000)
+def test_a_pdf_with_damaged_streams_still_gives_its_text(extractor: Extractor) -> None:
+    result = extract_pdf(read("corrupted-streams-zen.pdf"), 10_000, extractor)
     assert result.text.startswith("Beautiful is better than ugly.\nExplicit is better than")
     assert result.pages == 1
     assert result.title is None  # its metadata title is a file name: 'zen_of_python.txt'
@@ -71,9 +88,14 @@ def test_junk_before_the_header_is_allowed_up_to_1024_bytes() -> None:
         check_pdf_bytes(b"\0" * 1025 + data)
 
 
-def test_a_pypdf_error_becomes_extraction_failed() -> None:
-    with pytest.raises(ExtractionFailed, match=r"^unreadable PDF \(PdfReadError: .+\)$"):
-        extract_pdf(b"%PDF-1.4\n%%EOF\n", 10_000)
+@pytest.mark.parametrize(
+    ("extractor", "error"), [("pypdf", "PdfReadError"), ("pypdfium2", "PdfiumError")]
+)
+def test_a_reader_error_becomes_extraction_failed(extractor: Extractor, error: str) -> None:
+    if extractor == "pypdfium2":
+        pytest.importorskip("pypdfium2")
+    with pytest.raises(ExtractionFailed, match=rf"^unreadable PDF \({error}: .+\)$"):
+        extract_pdf(b"%PDF-1.4\n%%EOF\n", 10_000, extractor)
 
 
 @pytest.mark.parametrize("error", [ValueError("bad"), KeyError("/Root"), RecursionError()])
@@ -88,7 +110,7 @@ def test_other_errors_from_pypdf_become_extraction_failed(
         extract_pdf(REVTEX.read_bytes(), 10_000)
 
 
-def test_damaged_bytes_never_raise_anything_but_extraction_failed() -> None:
+def test_damaged_bytes_never_raise_anything_but_extraction_failed(extractor: Extractor) -> None:
     original = REVTEX.read_bytes()
     chance = random.Random(20240801)
     outcomes = set()
@@ -97,7 +119,7 @@ def test_damaged_bytes_never_raise_anything_but_extraction_failed() -> None:
         for _ in range(chance.choice([1, 20, 200])):
             data[chance.randrange(len(data))] = chance.randrange(256)
         try:
-            extract_pdf(bytes(data), 3_000)
+            extract_pdf(bytes(data), 3_000, extractor)
             outcomes.add("extracted")
         except ExtractionFailed:
             outcomes.add("failed")
@@ -129,8 +151,9 @@ def test_pypdf_warnings_are_silenced_and_the_logger_restored(
 # --- a real paper under a budget
 
 
-def test_a_tight_budget_keeps_the_abstract_and_the_conclusion() -> None:
-    result = extract_pdf(REVTEX.read_bytes(), 6_000)
+def test_a_tight_budget_keeps_the_abstract_and_the_conclusion(extractor: Extractor) -> None:
+    result = extract_pdf(REVTEX.read_bytes(), 6_000, extractor)
+    assert result.extractor == extractor
     assert result.chars_kept == len(result.text) <= 6_000
     assert ABSTRACT_START in result.text
     assert CONCLUSION_START in result.text
@@ -167,13 +190,243 @@ def test_a_big_budget_keeps_the_whole_body_but_not_the_references() -> None:
     assert result.title == "Ultra light bosonic dark matter and CMB"
 
 
-def test_a_page_without_top_level_headings_keeps_its_start_and_its_end() -> None:
-    result = extract_pdf(read("2305.03393v1-pg9.pdf"), 1_000)
+def test_a_page_without_top_level_headings_keeps_its_start_and_its_end(
+    extractor: Extractor,
+) -> None:
+    result = extract_pdf(read("2305.03393v1-pg9.pdf"), 1_000, extractor)
     head, tail = result.text.split(f"\n{CUT_MARK}\n")
     assert head.startswith("Optimized Table Tokenization for Table Structure Recognition 9\n")
     assert tail.endswith("which is a result of the reduced sequence representation.")
     assert result.chars_kept <= 1_000
     assert result.title == "Optimized Table Tokenization for Table Structure Recognition"
+
+
+@pytest.mark.parametrize(
+    ("name", "budget", "abstract", "conclusion", "reference"),
+    [
+        (
+            "0908.0054v1.pdf",
+            6_000,
+            f"Mexico.\n{ABSTRACT_START}",  # REVTeX: the abstract ends the front matter, no heading
+            f"IV. CONCLUSIONS\n{CONCLUSION_START}",
+            "[1] Hu W.",
+        ),
+        (
+            "2004.04906v3.pdf",
+            12_000,
+            "Abstract\nOpen-domain question answering relies on efficient passage retrieval",
+            "8 Conclusion\nIn this work, we demonstrated that dense retrieval",
+            "Akari Asai, Kazuma Hashimoto",
+        ),
+        (
+            "2203.00274v2.pdf",  # ACL two columns, A4
+            12_000,
+            "Abstract\nUnderstanding tables is an important aspect of",
+            "7 Conclusion\nIn this paper, we identified the vulnerability of",
+            "Joshua Ainslie, Santiago Ontanon",
+        ),
+        (
+            # NeurIPS, one column, pages 1-11 of 26: no conclusion heading, so the last section
+            # stands in, and its closing "Discussion." paragraph is what must survive.
+            "1906.08632v2-pp1-11.pdf",
+            12_000,
+            "Abstract\nDeep neural networks achieve stellar generalisation even when they have",
+            "additional hidden unit instead of increasing it\nlike in the SCM.",
+            "[1] Y. LeCun, Y. Bengio",
+        ),
+    ],
+)
+def test_a_paper_cut_to_its_budget_keeps_abstract_and_conclusion_but_no_references(
+    name: str, budget: int, abstract: str, conclusion: str, reference: str, extractor: Extractor
+) -> None:
+    result = extract_pdf(read(name), budget, extractor)
+    assert result.chars_kept == len(result.text) <= budget
+    assert result.chars_clean > 2 * budget  # the budget had to cut
+    assert abstract.split("\n")[-1] in result.text
+    assert conclusion in result.text
+    assert "References" in result.dropped_sections
+    assert reference not in result.text
+    assert "\nReferences\n" not in result.text
+
+
+def test_a_last_section_standing_in_for_the_conclusion_keeps_its_heading_and_its_end(
+    extractor: Extractor,
+) -> None:
+    result = extract_pdf(read("1906.08632v2-pp1-11.pdf"), 12_000, extractor)
+    assert result.kept_sections[-1].startswith("3 Training both layers")
+    last = result.text.split("\n\n3 Training both layers")[1]
+    head, tail = last.split(f"\n{CUT_MARK}\n")
+    assert len(head) < len(tail)  # mostly its end: the closing remarks
+    assert tail.endswith("like in the SCM.")
+    assert result.text.endswith(tail)
+
+
+def test_a_long_paper_keeps_its_front_intro_and_conclusion_and_drops_the_rest(
+    extractor: Extractor,
+) -> None:
+    result = extract_pdf(DPR.read_bytes(), 12_000, extractor)
+    assert result.kept_sections == [
+        "front matter",
+        "Abstract",
+        "1 Introduction",
+        "3 Dense Passage Retriever (DPR)",
+        "8 Conclusion",
+    ]
+    assert result.dropped_sections[-6:] == [
+        "Acknowledgments",
+        "References",
+        "A Distant Supervision",
+        "B Alternative Similarity Functions &",
+        "C Qualitative Analysis",
+        "D Joint Training of Retriever and",
+    ]
+    assert result.text.endswith("open-domain question answering benchmarks.")
+    assert result.pages == 13
+    assert result.title == "Dense Passage Retrieval for Open-Domain Question Answering"
+
+
+@pytest.mark.parametrize(
+    ("paper", "budget"), [(REVTEX, 6_000), (REVTEX, 100_000), (DPR, 12_000), (DPR, 100_000)]
+)
+def test_both_extractors_keep_the_same_sections_and_about_as_much_text(
+    paper: Path, budget: int
+) -> None:
+    pytest.importorskip("pypdfium2")
+    data = paper.read_bytes()
+    pypdf, pdfium = (extract_pdf(data, budget, extractor) for extractor in EXTRACTORS)
+    assert (pdfium.extractor, pypdf.extractor) == ("pypdfium2", "pypdf")
+    assert pdfium.kept_sections == pypdf.kept_sections
+    assert pdfium.dropped_sections == pypdf.dropped_sections
+    assert abs(pdfium.chars_kept - pypdf.chars_kept) <= 0.05 * pypdf.chars_kept
+    assert abs(pdfium.chars_clean - pypdf.chars_clean) <= 0.05 * pypdf.chars_clean
+    assert (pdfium.pages, pdfium.title) == (pypdf.pages, pypdf.title)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "relies on efficient passage retrieval",  # PDFium: "ef\x02ficient"
+        "by a simple dualencoder framework",  # "dual\x02encoder"; pypdf: "dual-\nencoder"
+        "outperforms a strong Lucene-BM25 system",  # "Lucene\x02BM25"
+        "is a Norwegian stage and screen actor",  # "Nor- ˚\nwegian": an accent from the line above
+    ],
+)
+def test_pdfium_joins_hyphenated_words_as_pypdf_does(words: str) -> None:
+    pytest.importorskip("pypdfium2")
+    data = DPR.read_bytes()
+    for extractor in EXTRACTORS:
+        assert words in extract_pdf(data, 100_000, extractor).text
+
+
+def test_pdfium_is_unavailable_without_the_fast_extra() -> None:
+    # A fresh interpreter in which "import pypdfium2" fails, as where it is not installed.
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["pypdfium2"] = None  # makes "import pypdfium2" raise ImportError
+        from digest.extract import ExtractionFailed, ExtractionUnavailable, extract_pdf
+
+        data = open(sys.argv[1], "rb").read()
+        print(extract_pdf(data, 3_000).extractor)
+        try:
+            extract_pdf(data, 3_000, "pypdfium2")
+        except ExtractionFailed:
+            print("ExtractionFailed")
+        except ExtractionUnavailable as error:
+            print(f"ExtractionUnavailable: {error}")
+        """
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script, str(REVTEX)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.splitlines() == [
+        "pypdf",
+        "ExtractionUnavailable: the pypdfium2 extractor needs the 'fast' extra: "
+        "pip install 'digest[fast]'",
+    ]
+    assert issubclass(ExtractionUnavailable, RuntimeError)
+    assert not issubclass(ExtractionUnavailable, ExtractionFailed)  # not a bad PDF to skip
+
+
+@pytest.mark.parametrize(
+    ("value", "block_pdfium", "message"),
+    [
+        ("pypdfium2", True, "pypdfium2 is not installed: pip install 'digest[fast]'"),
+        ("pdfminer", False, "DIGEST_EXTRACTOR"),
+    ],
+)
+def test_an_extractor_setting_that_cannot_work_exits_2_naming_it(
+    value: str, block_pdfium: bool, message: str, tmp_path: Path
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        if {block_pdfium}:
+            sys.modules["pypdfium2"] = None  # as where it is not installed
+        from digest.cli import main
+        sys.argv = ["digest", "paper", sys.argv[1]]
+        main()
+        """
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script, str(REVTEX)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "DIGEST_EXTRACTOR": value, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2, finished.stderr
+    assert message in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+def test_an_unknown_extractor_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown extractor 'pdfminer'; choose one of pypdf"):
+        extract_pdf(REVTEX.read_bytes(), 3_000, "pdfminer")  # type: ignore[arg-type]
+
+
+def test_pdfium_extractions_in_threads_take_turns() -> None:
+    pytest.importorskip("pypdfium2")
+    data = DPR.read_bytes()
+    alone = extract_pdf(data, 12_000, "pypdfium2")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: extract_pdf(data, 12_000, "pypdfium2"), range(8)))
+    assert {result.text for result in results} == {alone.text}
+
+
+# --- PDFium's text in pypdf's conventions
+
+
+@pytest.mark.parametrize(
+    ("pdfium", "clean"),
+    [
+        ("an ef\x02ficient method", "an efficient method"),
+        ("an ef\x02\r\nficient method", "an efficient method"),
+        ("see DeepSeek\x02R1 and Chain-of\x02Thought", "see DeepSeek-R1 and Chain-of-Thought"),
+        ("a GPT\x02based model", "a GPT-based model"),
+        ("f0(q)\r\n\x02\r\n1+ \x02(x)", "f0(q)\n\n1+ (x)"),  # a glyph without Unicode
+        ("line one\r\nline two\r\n", "line one\nline two"),
+        ("07000 M ´ exico D.F., M ´ exico. ´\r\nIn this", "07000 Mexico D.F., Mexico.\nIn this"),
+        ("Baudis and ˇ Sediv ˇ y, Tim Rockt ¨ aschel", "Baudis and Sedivy, Tim Rocktaschel"),
+        ("Barlas Oguz ˘\r\n∗", "Barlas Oguz\n∗"),
+        ("Dan Mane. Con- ´\r\ncrete problems", "Dan Mane. Concrete problems"),
+        ("x = a ^ b; y = `code`", "x = a ^ b; y = `code`"),
+    ],
+)
+def test_pdfium_text_is_cleaned_like_pypdf_text(pdfium: str, clean: str) -> None:
+    assert clean_text(_as_pypdf_text(pdfium)) == clean
+
+
+def test_a_word_pdfium_hyphenated_at_a_page_end_is_joined_with_the_next_page() -> None:
+    pages = [_as_pypdf_text("relies on ef\x02"), _as_pypdf_text("ficient retrieval")]
+    assert pages[0] == "relies on ef-"
+    assert clean_text("\n".join(pages)) == "relies on efficient retrieval"
 
 
 # --- clean_text

@@ -19,7 +19,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.pipeline import PaperResult
+from digest.day import PaperResult
 from digest.report import BarProgress
 from digest.sources import ArxivRef
 from digest.store import OutputLock

@@ -111,7 +111,7 @@ def test_paper_json_records_provenance(standin: StandIn, tmp_path: Path) -> None
     provenance = entry["provenance"]
     assert provenance["source"] == "llm" and provenance["model"] == "standin-model"
     assert provenance["prompt_version"] == "v2" and provenance["input"] == "full-text"
-    assert provenance["input_reason"] is None
+    assert provenance["input_reason"] is None and provenance["extractor"] == "pypdf"
     assert 5_000 < provenance["input_chars"] <= 40_000
     assert (provenance["tokens_in"], provenance["tokens_out"], provenance["tokens_cached"]) == (
         1000,
@@ -121,6 +121,22 @@ def test_paper_json_records_provenance(standin: StandIn, tmp_path: Path) -> None
     assert provenance["attempts"] == 1 and provenance["seconds"] > 0
     assert provenance["cost_usd"] == pytest.approx((900 * 0.40 + 100 * 0.10 + 200 * 1.60) / 1e6)
     assert SECRET_KEY not in out_file.read_text(encoding="utf-8")
+
+
+def test_the_pdfium_extractor_reads_the_pdf_when_chosen(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pypdfium2")
+    monkeypatch.setenv("DIGEST_EXTRACTOR", "pypdfium2")
+    add_paper(standin)
+    standin.llm_default = good
+    code, out, err = digest("paper", "0908.0054", "--json")
+    assert code == 0, err
+    provenance = json.loads(out)["provenance"]
+    assert (provenance["input"], provenance["extractor"]) == ("full-text", "pypdfium2")
+    prompt = user_message(standin.llm_requests[0])
+    assert PDF_SENTENCE in prompt and "IV. CONCLUSIONS" in prompt
+    assert "\x02" not in prompt and "\r" not in prompt
 
 
 def test_a_local_pdf_takes_its_title_from_the_pdf_and_has_no_links(standin: StandIn) -> None:
@@ -190,7 +206,7 @@ def test_a_broken_pdf_is_summarized_from_the_abstract(
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
     provenance = json.loads(out)["provenance"]
-    assert provenance["input"] == "abstract"
+    assert provenance["input"] == "abstract" and provenance["extractor"] is None
     assert reason in provenance["input_reason"]
     prompt = user_message(standin.llm_requests[0])
     assert PAPER.abstract in prompt and "abstract only" in prompt

@@ -23,7 +23,7 @@ ACCEPTED = [
     ("https://export.arxiv.org/abs/2512.13604", ArxivRef("2512.13604")),
     ("hep-th/9901001", ArxivRef("hep-th/9901001")),
     ("hep-th/9901001v1", ArxivRef("hep-th/9901001", 1)),
-    ("arXiv:math.GT/0309136", ArxivRef("math.GT/0309136")),
+    ("arXiv:math.GT/0309136", ArxivRef("math/0309136")),  # the subject class is no part of the ID
     ("https://arxiv.org/abs/cond-mat/0011209v2", ArxivRef("cond-mat/0011209", 2)),
 ]
 
