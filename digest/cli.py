@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -74,7 +75,10 @@ class _ConsoleLog(logging.Handler):
     """digest's warnings (retries, fallbacks, repairs) as plain lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        stderr.print(f"{record.levelname.lower()}: {record.getMessage()}", markup=False)
+        message = f"{record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info:  # only with --debug: the rest logs no traceback
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+        stderr.print(message, markup=False)
 
 
 def _log_to_console(debug: bool) -> None:
@@ -102,10 +106,27 @@ def _reporting() -> Iterator[None]:
 
 
 def parse_date(value: str, option: str = "--date") -> dt.date:
+    # Only YYYY-MM-DD: fromisoformat alone would also take "2025-W51-2" and "20251216".
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return _bad_date(value, option)
     try:
-        return dt.date.fromisoformat(value) if len(value) == 10 else _bad_date(value, option)
+        return dt.date.fromisoformat(value)
     except ValueError:
         return _bad_date(value, option)
+
+
+def parse_day(value: str | None, settings: Settings) -> dt.date:
+    """``daily --date``: YYYY-MM-DD, ``today`` (the default) or ``yesterday``, in the
+    ``timezone`` setting; never in the future."""
+    today = settings.today()
+    if value in (None, "today"):
+        return today
+    if value == "yesterday":
+        return today - dt.timedelta(days=1)
+    day = parse_date(value)
+    if day > today:
+        raise UsageError(f"--date {value!r} is in the future (today is {today})")
+    return day
 
 
 def _bad_date(value: str, option: str) -> dt.date:
@@ -146,12 +167,17 @@ def render_command(
         store = OutputStore(settings.output_dir)
         wanted = [parse_date(value) for value in dates] if dates else store.dates()
         if not wanted:
-            raise UsageError(f"{store.data_dir}: no day files to render")
+            # A blog with no day files yet has nothing out of date (CI on a new blog passes).
+            stderr.print(f"No day files in {store.data_dir}; nothing to render.")
+            return
         if check:
-            stale = _render_days(store, wanted, check=True)
+            stale, broken = _render_days(store, wanted, check=True)
         else:
             with OutputLock(settings.output_dir):
-                stale = _render_days(store, wanted, check=False)
+                stale, broken = _render_days(store, wanted, check=False)
+        if broken:
+            stderr.print(f"{broken} of {len(wanted)} day files could not be read.")
+            raise typer.Exit(2)
         if check:
             if stale:
                 stderr.print(f"{len(stale)} of {len(wanted)} posts need 'digest render'.")
@@ -159,11 +185,22 @@ def render_command(
             stderr.print(f"All {len(wanted)} posts are up to date.")
 
 
-def _render_days(store: OutputStore, dates: list[dt.date], *, check: bool) -> list[Path]:
-    """Render each day; in check mode only report. Returns the posts that were (or are) stale."""
+def _render_days(
+    store: OutputStore, dates: list[dt.date], *, check: bool
+) -> tuple[list[Path], int]:
+    """Render each day; in check mode only report. Returns the posts that were (or are) stale,
+    and how many day files could not be read (each is reported, and the others still done)."""
     stale = []
+    broken = 0
     for date in dates:
-        day = store.load_day(date)
+        try:
+            day = store.load_day(date)
+        except DigestError as error:
+            if _State.debug:
+                raise
+            broken += 1
+            stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
+            continue
         path = store.post_path(date)
         if not day.papers:
             stderr.print(f"{store.data_path(date)}: no papers, so no post")
@@ -178,7 +215,7 @@ def _render_days(store: OutputStore, dates: list[dt.date], *, check: bool) -> li
         else:
             atomic_write_text(path, text.decode("utf-8"))
             stdout.print(f"{'wrote' if current is None else 'updated'}: {path}")
-    return stale
+    return stale, broken
 
 
 @app.command("import")
@@ -217,16 +254,21 @@ def _import_posts(store: OutputStore, posts: list[Path], *, force: bool) -> int:
 
 def _save_imported(store: OutputStore, day: Day, post: Path, *, force: bool) -> None:
     path = store.data_path(day.date)
-    text = dump_day(day)
     if path.exists():
-        if path.read_text(encoding="utf-8") == text:
+        # Compared as data, not bytes: a day file written before a field was added to the
+        # models holds the same day.
+        try:
+            same = store.load_day(day.date) == day
+        except DigestError:
+            same = False  # unreadable: replacing it needs --force like any other difference
+        if same:
             stdout.print(f"unchanged: {path} ({len(day.papers)} papers from {post})")
             return
         if not force:
             raise UsageError(
                 f"{path} already exists and differs from {post}; use --force to replace it"
             )
-    atomic_write_text(path, text)
+    atomic_write_text(path, dump_day(day))
     stdout.print(f"wrote: {path} ({len(day.papers)} papers from {post})")
 
 
@@ -270,7 +312,8 @@ def daily_command(
         str | None, typer.Option(help='arXiv search query, e.g. "cat:cs.CL AND abs:diffusion".')
     ] = None,
     date: Annotated[
-        str | None, typer.Option(help="The day (YYYY-MM-DD). Default: today in DIGEST_TIMEZONE.")
+        str | None,
+        typer.Option(help="YYYY-MM-DD, today (the default) or yesterday, in DIGEST_TIMEZONE."),
     ] = None,
     limit: Annotated[
         int | None, typer.Option(help="Most papers to take from hf or arxiv (DIGEST_LIMIT; 10).")
@@ -295,9 +338,7 @@ def daily_command(
     """
     with _reporting():
         settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
-        day = parse_date(date) if date else settings.today()
-        if day > settings.today():
-            raise UsageError(f"--date {date!r} is in the future (today is {settings.today()})")
+        day = parse_day(date, settings)
         _check_source_options(source, ids, query, limit, min_upvotes)
         if max_cost is not None and max_cost < 0:
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")

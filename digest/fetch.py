@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import arxiv
 import httpx2
@@ -118,10 +119,17 @@ class ArxivMetadata:
             return await asyncio.to_thread(self._lookup, refs)
 
     async def submitted_on(self, query: str, date: dt.date, limit: int) -> list[PaperMetadata]:
-        """Papers matching ``query`` submitted on ``date`` (UTC), newest first."""
-        day = date.strftime("%Y%m%d")
+        """Papers matching ``query`` submitted on ``date`` (midnight to midnight in the
+        ``timezone`` setting; arXiv's times are UTC), newest first."""
+        zone = ZoneInfo(self.settings.timezone)
+        start = dt.datetime.combine(date, dt.time(), zone)
+        end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), zone)
+        first, last = (  # the range is inclusive, to the minute
+            moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M")
+            for moment in (start, end - dt.timedelta(minutes=1))
+        )
         search = arxiv.Search(
-            query=f"({query}) AND submittedDate:[{day}0000 TO {day}2359]",
+            query=f"({query}) AND submittedDate:[{first} TO {last}]",
             max_results=limit,
             sort_by=arxiv.SortCriterion.SubmittedDate,
             sort_order=arxiv.SortOrder.Descending,

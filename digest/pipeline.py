@@ -17,6 +17,7 @@ Which papers a day needs, and the files written from them, are ``digest.day``'s.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import time
@@ -37,6 +38,8 @@ from digest.settings import Settings
 from digest.sources import ArxivRef, LocalPdf
 from digest.store import DigestCache
 from digest.summarize import PaperText, Sleep, Summarizer, SummaryFailed, make_client
+
+log = logging.getLogger(__name__)
 
 # One core stays with the event loop; the others extract (in source order, first come first).
 EXTRACT_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
@@ -172,7 +175,14 @@ class Pipeline:
         async def one(ref: ArxivRef) -> PaperResult:
             if lookup_error and ref.arxiv_id not in found:
                 return self._finish(PaperResult(ref, error=lookup_error, status="failed"))
-            return await self._one_arxiv(ref, found.get(ref.arxiv_id))
+            try:
+                return await self._one_arxiv(ref, found.get(ref.arxiv_id))
+            except Exception as error:
+                # Whatever went wrong with one paper (a bug, a full disk), the others go on and
+                # the day is still written. --debug shows the traceback.
+                log.debug("%s failed unexpectedly", ref, exc_info=True)
+                reason = f"unexpected error: {type(error).__name__}: {error}"
+                return self._finish(PaperResult(ref, error=reason, status="failed"))
 
         return list(await asyncio.gather(*(one(ref) for ref in refs)))
 

@@ -78,7 +78,7 @@ class _PaperDraft:
 def parse_post(path: Path) -> Day:
     """Read and parse one post file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from an editor goes
     except UnicodeDecodeError as error:
         raise PostFormatError(
             path, 1, "a UTF-8 text file", f"undecodable byte at {error.start}"

@@ -15,7 +15,17 @@ from pathlib import Path
 from digest.errors import UsageError
 
 PROMPT_VERSION = "v2"
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+
+def _prompts_dir() -> Path:
+    """``prompts/`` of the checkout (also for an editable install), else the copy that an
+    installed wheel carries inside the package."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "prompts"
+    return checkout if checkout.is_dir() else package / "prompt_templates"
+
+
+PROMPTS_DIR = _prompts_dir()
 
 
 @cache
@@ -26,7 +36,7 @@ def prompt_text(name: str, version: str = PROMPT_VERSION) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         raise UsageError(
-            f"{path}: prompt file not found (is digest installed from its checkout?)"
+            f"{path}: prompt file not found; reinstall digest (pip install --force-reinstall)"
         ) from None
 
 

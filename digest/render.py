@@ -23,16 +23,21 @@ RAW_CLOSE = "{% endraw %}"
 HARD_BREAK = "  "
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>])")
+# "&amp;" in a title would show as "&": an "&" that starts an entity is written as "&amp;".
+_ENTITY = r"(?:#\d+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);"
+_ENTITY_START = re.compile(rf"&(?={_ENTITY})")
+_ESCAPED_ENTITY_START = re.compile(rf"&amp;(?={_ENTITY})")
 _YAML_PLAIN = re.compile(r"[^\W\d_][\w-]*")
 _YAML_NON_STRINGS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
 def escape_markdown(text: str) -> str:
-    """Backslash-escape what could end or reshape a Markdown link text."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Backslash-escape what could end or reshape a Markdown link text; keep entities literal."""
+    return _ENTITY_START.sub("&amp;", _MARKDOWN_SPECIAL.sub(r"\\\1", text))
 
 
 def unescape_markdown(text: str) -> str:
+    text = _ESCAPED_ENTITY_START.sub("&", text)
     return re.sub(r"\\([\\`*_\[\]()<>])", r"\1", text)
 
 

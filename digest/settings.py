@@ -66,8 +66,10 @@ class Settings(BaseSettings):
     temperature: float | None = 0.2
     max_output_tokens: int = Field(default=2000, gt=0)
     llm_timeout: float = Field(default=120.0, gt=0)
-    llm_max_attempts: int = Field(default=6, ge=1)
-    llm_retry_budget: float = Field(default=600.0, gt=0)
+    llm_max_attempts: int = Field(default=6, ge=1)  # requests for one answer
+    # Seconds a paper may spend at the LLM before no further request is started; above the cap,
+    # so that the longest Retry-After honoured still fits.
+    llm_retry_budget: float = Field(default=900.0, gt=0)
     retry_after_cap: float = Field(default=600.0, ge=0)
     retry_backoff: float = Field(default=1.0, gt=0)  # first wait of exponential backoff, seconds
     max_reasks: int = Field(default=2, ge=0, le=2)

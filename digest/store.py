@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -39,6 +40,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
+        # mkstemp makes the file readable by its owner only; a post must stay readable by the
+        # web server or the site build, as any file written the ordinary way would be.
+        os.chmod(temporary, _mode_for(path))
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -48,6 +52,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions of the file being replaced, or those a new file gets (0o666 less the
+    umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+@cache
+def _umask() -> int:
+    # The only way to read the umask is to set it; done once, and set straight back.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -5,7 +5,8 @@ The request goes through ``chat.completions.parse`` with ``Digest`` as a strict
 
 - Transient (429, 5xx, connection errors, timeouts): retried by tenacity with exponential
   jitter, waiting what ``Retry-After`` asks up to ``retry_after_cap`` (the SDK gives up above
-  120 s), within ``llm_max_attempts`` and ``llm_retry_budget`` seconds. The SDK's own retries
+  120 s), within ``llm_max_attempts`` requests an answer and ``llm_retry_budget`` seconds a
+  paper (re-asks included). The SDK's own retries
   are off so the two never multiply. 400, 401, 403 and 404 are never retried.
 - An answer that fails validation (invalid JSON, English, polite style, counts): asked again
   with the answer and the validation messages, at most ``max_reasks`` times.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,7 +42,6 @@ from tenacity import (
     retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -68,6 +69,10 @@ class PaperText(BaseModel):
     extractor: Literal["pypdf", "pypdfium2"] | None = None  # for full text: what read the PDF
     full_text_pending: bool = False  # the abstract only because the PDF host failed for now
     content: str
+
+
+# "</paper>" as a model might read it: any case, blanks inside.
+_PAPER_END = re.compile(r"<\s*/\s*paper\s*>", re.IGNORECASE)
 
 
 class Usage(BaseModel):
@@ -130,6 +135,11 @@ _TRANSIENT = (
 )
 
 
+def _is_request_timeout(error: BaseException) -> bool:
+    """HTTP 408, which the SDK raises as a plain APIStatusError: the server timed out."""
+    return isinstance(error, openai.APIStatusError) and error.status_code == 408
+
+
 def retry_after_seconds(error: BaseException) -> float | None:
     """The wait a server asked for in ``retry-after-ms`` or ``Retry-After``, if any."""
     if not isinstance(error, openai.APIStatusError):
@@ -185,8 +195,8 @@ class Summarizer:
             authors=", ".join(paper.authors) or "unknown",
             arxiv_id=paper.arxiv_id or "none (local PDF)",
             input_kind=kind,
-            # The closing tag inside the paper must not end the untrusted block early.
-            content=paper.content.replace("</paper>", "</ paper>"),
+            # A closing tag inside the paper must not end the untrusted block early.
+            content=_PAPER_END.sub("</ paper>", paper.content),
         )
         system = render_prompt("system")
         if self.mode == "json_object":
@@ -209,7 +219,12 @@ class Summarizer:
         enlarged = False
         reasks = 0
         while True:
-            answer, request_count = await self._ask(messages, max_tokens, usage)
+            if time.monotonic() - started >= self.settings.llm_retry_budget:
+                raise SummaryFailed(
+                    f"gave up after {time.monotonic() - started:.0f} s at the LLM, more than "
+                    f"DIGEST_LLM_RETRY_BUDGET={self.settings.llm_retry_budget:g} s"
+                )
+            answer, request_count = await self._ask(messages, max_tokens, usage, started)
             requests += request_count
             if answer.switched_mode:
                 messages = self.messages_for(paper)  # the json_object prompt carries the schema
@@ -267,9 +282,10 @@ class Summarizer:
             ]
 
     async def _ask(
-        self, messages: list[dict[str, str]], max_tokens: int, usage: Usage
+        self, messages: list[dict[str, str]], max_tokens: int, usage: Usage, started: float
     ) -> tuple[_Answer, int]:
-        """One answer from the model, transient failures retried. Returns it and the requests."""
+        """One answer from the model, transient failures retried within the paper's time
+        budget (counted from ``started``). Returns it and the requests it took."""
         requests = 0
 
         async def post() -> tuple[Any, dict[str, Any]]:
@@ -278,10 +294,10 @@ class Summarizer:
             return await self._post(messages, max_tokens)
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_TRANSIENT) & retry_if_exception(self._wait_is_allowed),
+            retry=(retry_if_exception_type(_TRANSIENT) | retry_if_exception(_is_request_timeout))
+            & retry_if_exception(self._wait_is_allowed),
             wait=self._wait,
-            stop=stop_after_attempt(self.settings.llm_max_attempts)
-            | stop_before_delay(self.settings.llm_retry_budget),
+            stop=stop_after_attempt(self.settings.llm_max_attempts) | self._out_of_time(started),
             sleep=self.sleep,
             before_sleep=self._log_retry,
             reraise=True,
@@ -356,6 +372,9 @@ class Summarizer:
             body = raw.http_response.json()
             if not isinstance(body, dict) or not body.get("choices"):
                 raise ValueError("no choices")
+            choice = body["choices"][0]
+            if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+                raise ValueError("its first choice has no message")
         except ValueError as error:
             raise _MalformedAnswer(
                 f"the server's answer is not a chat completion: {error}"
@@ -399,6 +418,15 @@ class Summarizer:
         except ValidationError as error:
             return _Answer(content=content, problems=describe_validation_error(error))
 
+    def _out_of_time(self, started: float) -> Callable[[RetryCallState], bool]:
+        """Stop retrying when the next wait would take the paper past ``llm_retry_budget``."""
+
+        def stop(state: RetryCallState) -> bool:
+            after_wait = time.monotonic() - started + (state.upcoming_sleep or 0.0)
+            return after_wait >= self.settings.llm_retry_budget
+
+        return stop
+
     def _wait_is_allowed(self, error: BaseException) -> bool:
         wait = retry_after_seconds(error)
         return wait is None or wait <= self.settings.retry_after_cap
@@ -432,7 +460,13 @@ class Summarizer:
                 f"rate limited (HTTP {status}): the server asks to wait {asked:.0f} s, more than "
                 f"DIGEST_RETRY_AFTER_CAP={self.settings.retry_after_cap:g} s"
             )
-        if isinstance(error, _TRANSIENT):
+        transient = isinstance(error, _TRANSIENT) or _is_request_timeout(error)
+        if transient and asked is not None and requests < self.settings.llm_max_attempts:
+            return SummaryFailed(
+                f"rate limited (HTTP {status}): the server asks to wait {asked:.0f} s, more than "
+                f"is left of DIGEST_LLM_RETRY_BUDGET={self.settings.llm_retry_budget:g} s"
+            )
+        if transient:
             return SummaryFailed(
                 f"HTTP {status} from the LLM server after {requests} attempts: {detail}"
             )

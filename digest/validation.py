@@ -42,11 +42,14 @@ _MARKDOWN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"`"), "code backticks ('`')"),
     (re.compile(r"!?\[[^\]]*\]\s*[(\[]"), "a link ('[text](url)')"),
     (re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>"), "an HTML tag"),
+    (re.compile(r"&(?:#\d+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);"), "an HTML entity ('&amp;')"),
     (re.compile(r"(?<![\w*])\*(?=[^\s*])[^*]*(?<=[^\s*])\*(?![\w*])"), "emphasis ('*text*')"),
     (re.compile(r"(?<![\w_])_(?=[^\s_])[^_]*(?<=[^\s_])_(?![\w_])"), "emphasis ('_text_')"),
+    # Any '#' at the start: kramdown reads "#1 …" under a heading as a heading too, and the
+    # post parser would end the section there. A "Goal:" label would be read as the post's own.
     (
-        re.compile(r"^\s*(#{1,6}\s|>|[-*+]\s|\d+[.)]\s)"),
-        "a heading, quote or list marker at the start",
+        re.compile(r"^\s*(#|>|[-*+]\s|\d+[.)]\s|(?:Goal|Motivation|Contribution)\s*:)"),
+        "a heading, quote, list marker or section label at the start",
     ),
 ]
 

@@ -87,7 +87,7 @@ def error_reply(status: int, message: str, headers: dict[str, str] | None = None
     )
 
 
-def atom_feed(papers: list[ArxivPaper]) -> bytes:
+def atom_feed(papers: list[ArxivPaper], total: int | None = None) -> bytes:
     entries = []
     for paper in papers:
         authors = "".join(f"<author><name>{escape(name)}</name></author>" for name in paper.authors)
@@ -114,7 +114,7 @@ def atom_feed(papers: list[ArxivPaper]) -> bytes:
   <title>arXiv Query</title>
   <id>https://arxiv.org/api/standin</id>
   <updated>2025-12-16T00:00:00Z</updated>
-  <opensearch:totalResults>{len(papers)}</opensearch:totalResults>
+  <opensearch:totalResults>{len(papers) if total is None else total}</opensearch:totalResults>
   <opensearch:startIndex>0</opensearch:startIndex>
   <opensearch:itemsPerPage>{len(papers)}</opensearch:itemsPerPage>
   {"".join(entries)}
@@ -134,11 +134,15 @@ class StandIn:
     llm_requests: list[dict[str, Any]] = field(default_factory=list)
     llm_headers: list[dict[str, str]] = field(default_factory=list)
     arxiv_requests: list[dict[str, list[str]]] = field(default_factory=list)
+    arxiv_times: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    # As the real API has done: totalResults counts every ID asked for, found or not.
+    arxiv_counts_unknown_ids: bool = False
     search_results: list[ArxivPaper] = field(default_factory=list)
     hf_days: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     hf_requests: list[dict[str, str]] = field(default_factory=list)
     hf_replies: list[Reply] = field(default_factory=list)
     pdf_requests: list[str] = field(default_factory=list)
+    pdf_replies: list[Reply] = field(default_factory=list)  # scripted, before ``pdfs``
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     stall_seconds: float = 1.5
@@ -158,6 +162,7 @@ class StandIn:
             query = parse_qs(parsed.query)
             with self.lock:
                 self.arxiv_requests.append(query)
+                self.arxiv_times.append(time.monotonic())
             fault = self._fault("arxiv")
             if fault:
                 return fault, {"content-type": "text/plain"}, b"arXiv is down"
@@ -169,7 +174,9 @@ class StandIn:
                 arxiv_id = item.rsplit("v", 1)[0] if "v" in item.split("/")[-1] else item
                 if arxiv_id in self.papers:
                     found.append(self.papers[arxiv_id])
-            return 200, {"content-type": "application/atom+xml"}, atom_feed(found)
+            total = len(wanted) if self.arxiv_counts_unknown_ids else len(found)
+            start = int(query.get("start", ["0"])[0])
+            return 200, {"content-type": "application/atom+xml"}, atom_feed(found[start:], total)
         if method == "GET" and parsed.path.startswith("/pdf/"):
             name = parsed.path.removeprefix("/pdf/")
             with self.lock:
@@ -177,6 +184,10 @@ class StandIn:
             fault = self._fault("pdf")
             if fault:
                 return fault, {"content-type": "text/plain"}, b"PDF host error"
+            with self.lock:
+                scripted = self.pdf_replies.pop(0) if self.pdf_replies else None
+            if scripted:
+                return scripted
             if name not in self.pdfs:
                 return 404, {"content-type": "text/plain"}, b"not found"
             return 200, {"content-type": "application/pdf"}, self.pdfs[name]

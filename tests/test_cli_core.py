@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 from digest import store
 from digest.cli import app
 from digest.schemas import llm_schema, strict_problems
-from digest.store import OutputLock, OutputStore, atomic_write_text, dump_day
+from digest.store import OutputLock, OutputStore, atomic_write_text
 from tests.conftest import REFERENCE_POST, REPO
 from tests.factories import make_day, make_entry
 
@@ -76,6 +78,28 @@ def test_importing_twice_is_idempotent_and_a_changed_day_needs_force(tmp_path: P
     assert DATA_FILE.read_bytes() == before
     assert digest("import", "--force", str(edited))[0] == 0
     assert "LongVie 3:" in DATA_FILE.read_text(encoding="utf-8")
+
+
+def test_a_post_saved_with_a_byte_order_mark_imports_as_the_same_day(tmp_path: Path) -> None:
+    with_bom = tmp_path / REFERENCE_POST.name
+    with_bom.write_bytes(b"\xef\xbb\xbf" + REFERENCE_POST.read_bytes())
+    assert digest("import", str(with_bom))[0] == 0
+    assert digest("render")[0] == 0
+    assert POST.read_bytes() == REFERENCE_POST.read_bytes()
+
+
+def test_a_day_file_from_before_a_new_field_is_the_same_day() -> None:
+    # The committed outputs/ were imported before provenance had "calls" and later fields.
+    older = json.loads((REPO / "outputs/data/2025-12-16.json").read_text(encoding="utf-8"))
+    for paper in older["papers"]:
+        paper["provenance"].pop("calls", None)
+        paper["provenance"].pop("grounding_repairs", None)
+    DATA_FILE.parent.mkdir(parents=True)
+    DATA_FILE.write_text(json.dumps(older, ensure_ascii=False, indent=2), encoding="utf-8")
+    before = DATA_FILE.read_bytes()
+    code, out, _ = digest("import", str(REFERENCE_POST))
+    assert code == 0 and out.startswith(f"unchanged: {DATA_FILE}")
+    assert DATA_FILE.read_bytes() == before
 
 
 # --- malformed posts ----------------------------------------------------------------------
@@ -212,7 +236,9 @@ def test_render_is_a_no_op_when_posts_are_current() -> None:
     assert post.stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize("value", ["2025-13-01", "20251216", "tomorrow", "2025-12-16x"])
+@pytest.mark.parametrize(
+    "value", ["2025-13-01", "20251216", "tomorrow", "2025-12-16x", "2025-W51-2", "２０２５-12-16"]
+)
 def test_a_malformed_date_exits_2_naming_it(value: str) -> None:
     code, _, err = digest("render", "--date", value)
     assert code == 2
@@ -221,18 +247,28 @@ def test_a_malformed_date_exits_2_naming_it(value: str) -> None:
 
 
 def test_render_reports_missing_and_invalid_day_files() -> None:
-    code, _, err = digest("render")
-    assert code == 2 and "no day files to render" in err
+    code, _, err = digest("render", "--check")
+    assert code == 0 and "No day files in outputs/data; nothing to render." in err
     code, _, err = digest("render", "--date", "2026-01-05")
     assert code == 2 and "2026-01-05.json: no such day file" in err
+    outputs = OutputStore(Path("outputs"))
+    for day_number in (4, 6, 7):
+        outputs.save_day(make_day(make_entry(), date=make_day().date.replace(day=day_number)))
     bad = Path("outputs/data/2026-01-06.json")
-    bad.parent.mkdir(parents=True, exist_ok=True)
-    day = json.loads(dump_day(make_day(make_entry(), date=make_day().date.replace(day=6))))
+    day = json.loads(bad.read_text(encoding="utf-8"))
     day["papers"][0]["digest"]["results"] = ["The results are great."]
     bad.write_text(json.dumps(day), encoding="utf-8")
-    code, _, err = digest("render", "--check")
+    code, out, err = digest("render", "--check")
     assert code == 2
     assert "2026-01-06.json: invalid day file: papers[0].digest.results[0]: " in err
+    assert "1 of 3 day files could not be read." in err
+    # The days around the broken one are still checked, and rendered.
+    assert out.splitlines() == [
+        "missing: outputs/_posts/2026-01-04-daily-papers.md",
+        "missing: outputs/_posts/2026-01-07-daily-papers.md",
+    ]
+    code, out, _ = digest("render")
+    assert code == 2 and out.count("wrote: ") == 2
 
 
 def test_settings_from_environment_choose_the_output_folder(
@@ -311,6 +347,24 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
         atomic_write_text(target, "new\n" * 1000)
     assert target.read_text() == "old\n"
     assert [path.name for path in target.parent.iterdir()] == ["post.md"]
+
+
+def test_a_rewritten_file_keeps_its_permissions_and_a_new_one_gets_the_usual_ones(
+    tmp_path: Path,
+) -> None:
+    umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.md"
+        atomic_write_text(fresh, "new\n")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # not mkstemp's 0o600
+        shared = tmp_path / "shared.md"
+        shared.write_text("old\n")
+        shared.chmod(0o664)
+        atomic_write_text(shared, "new\n")
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o664
+        assert shared.read_text() == "new\n"
+    finally:
+        os.umask(umask)
 
 
 def test_render_and_import_wait_for_no_one_while_a_run_holds_the_folder() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from rich.console import Console
@@ -114,6 +116,25 @@ def test_an_empty_day_writes_nothing_and_exits_0(standin: StandIn) -> None:
     assert len(standin.hf_requests) == 1 and standin.llm_requests == []
 
 
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12"])  # UTC+14 and UTC-12
+def test_the_default_date_is_today_where_the_blog_is_written(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    monkeypatch.setenv("DIGEST_TIMEZONE", zone)
+
+    def today() -> dt.date:
+        return dt.datetime.now(ZoneInfo(zone)).date()
+
+    before = today()
+    assert digest("daily")[0] == 0  # an empty day: nothing to write
+    assert digest("daily", "--date", "yesterday")[0] == 0
+    after = today()  # the same day but for a run across midnight
+    asked = [request["date"] for request in standin.hf_requests]
+    assert asked in (
+        [day.isoformat(), (day - dt.timedelta(days=1)).isoformat()] for day in (before, after)
+    )
+
+
 def test_hf_429_and_5xx_are_retried(standin: StandIn) -> None:
     papers = serve_papers(standin, 1)
     standin.hf_days[DATE] = [hf_item(papers[0], 5)]
@@ -154,15 +175,24 @@ def test_bad_daily_usage_exits_2(standin: StandIn, args: list[str], message: str
 # --- arXiv query --------------------------------------------------------------------------
 
 
-def test_arxiv_source_takes_the_papers_submitted_that_day(standin: StandIn) -> None:
+@pytest.mark.parametrize(
+    ("zone", "window"),
+    [
+        ("Asia/Seoul", "[202512151500 TO 202512161459]"),  # the default: UTC+9
+        ("UTC", "[202512160000 TO 202512162359]"),
+    ],
+)
+def test_arxiv_source_takes_the_papers_submitted_that_day(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch, zone: str, window: str
+) -> None:
+    if zone != "Asia/Seoul":
+        monkeypatch.setenv("DIGEST_TIMEZONE", zone)
     papers = serve_papers(standin, 2)
     standin.search_results = papers
     code, _, err = digest("daily", "--source", "arxiv", "--query", "cat:cs.CL", "--date", DATE)
     assert code == 0, err
     (request,) = standin.arxiv_requests  # the search gave the metadata: no second query
-    assert request["search_query"] == [
-        "(cat:cs.CL) AND submittedDate:[202512160000 TO 202512162359]"
-    ]
+    assert request["search_query"] == [f"(cat:cs.CL) AND submittedDate:{window}"]
     assert request["sortBy"] == ["submittedDate"]
     assert titles_in_post() == ["Paper number 1", "Paper number 2"]
 
@@ -286,6 +316,71 @@ def test_a_paper_published_on_an_earlier_day_is_skipped(
     assert titles_in_post() == [first.title, second.title]
 
 
+def files_now() -> dict[Path, tuple[bytes, int]]:
+    return {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in (POST, DAY_FILE, REPORT)}
+
+
+def test_a_rerun_keeps_the_day_when_the_ranking_changes_and_a_larger_limit_adds_to_it(
+    standin: StandIn,
+) -> None:
+    one, two, three = serve_papers(standin, 3)
+    standin.hf_days[DATE] = [hf_item(one, 20), hf_item(two, 10), hf_item(three, 30)]
+    assert digest("daily", "--date", DATE, "--limit", "2")[0] == 0
+    assert titles_in_post() == [three.title, one.title]
+    before, calls = files_now(), len(standin.llm_requests)
+
+    # Later that day paper 2 overtakes both: the published day stays as it is.
+    standin.hf_days[DATE] = [hf_item(one, 20), hf_item(two, 50), hf_item(three, 30)]
+    code, out, err = digest("daily", "--date", DATE, "--limit", "2")
+    assert code == 0, err
+    assert f"unchanged: {POST}" in out
+    assert files_now() == before and len(standin.llm_requests) == calls
+
+    # A larger limit adds paper 2 where the source ranks it; the others keep their order.
+    assert digest("daily", "--date", DATE, "--limit", "3")[0] == 0
+    assert titles_in_post() == [two.title, three.title, one.title]
+    assert len(standin.llm_requests) == calls + 1
+
+
+def test_the_limit_counts_only_papers_not_published_before(standin: StandIn) -> None:
+    one, two, three = serve_papers(standin, 3)
+    ids = ("--source", "ids", "--ids", one.arxiv_id)
+    assert digest("daily", *ids, "--date", "2025-12-15")[0] == 0
+    standin.hf_days[DATE] = [hf_item(one, 100), hf_item(two, 50), hf_item(three, 10)]
+    code, _, err = digest("daily", "--date", DATE, "--limit", "2")
+    assert code == 0, err
+    assert titles_in_post() == [two.title, three.title]
+    report = json.loads(REPORT.read_text(encoding="utf-8"))
+    assert [(p["paper"], p["status"]) for p in report["papers"]] == [
+        (one.arxiv_id, "skipped"),
+        (f"{two.arxiv_id}v1", "done"),
+        (f"{three.arxiv_id}v1", "done"),
+    ]
+    # A re-run redoes nothing and rewrites nothing, not even the report.
+    before = files_now()
+    assert digest("daily", "--date", DATE, "--limit", "2")[0] == 0
+    assert files_now() == before
+
+
+def test_force_keeps_the_earlier_entry_of_a_paper_whose_redo_fails(standin: StandIn) -> None:
+    one, two = serve_papers(standin, 2)
+    ids = ("--source", "ids", "--ids", f"{one.arxiv_id},{two.arxiv_id}", "--date", DATE)
+    assert digest("daily", *ids)[0] == 0
+    post = POST.read_bytes()
+
+    def second_fails(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if paper_of(request).startswith(two.arxiv_id):
+            return error_reply(400, "context too long")
+        return good(request)
+
+    standin.llm_default = second_fails
+    code, _, err = digest("daily", *ids, "--force")
+    assert code == 1
+    assert "(its earlier entry is kept)" in err and f"{two.arxiv_id}v1" in err
+    assert titles_in_post() == [one.title, two.title]
+    assert POST.read_bytes() == post
+
+
 def test_the_digest_cache_survives_a_lost_day_file(standin: StandIn) -> None:
     papers = serve_papers(standin, 2)
     ids = ",".join(p.arxiv_id for p in papers)
@@ -364,13 +459,20 @@ def test_plain_progress_lines_summary_and_run_report(standin: StandIn) -> None:
 def test_bars_on_a_terminal() -> None:
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=100)
-    with BarProgress(console, total=2) as bars:
+    with BarProgress(console, total=3) as bars:
         bars.stage_done("2512.10001", "download")
         bars.paper_done(PaperResult(ArxivRef("2512.10001"), status="failed", error="x"))
+        # Digested from its abstract: no download or extraction, yet done.
+        bars.stage_done("2512.10002v1", "summarize")
+        bars.paper_done(PaperResult(ArxivRef("2512.10002", 1), status="done"))
+        done = {task.description: task.completed for task in bars.bars.tasks}
+        bars.paper_done(PaperResult(ArxivRef("2512.10003", 1), status="reused"))
+        finished = {task.description: task.finished for task in bars.bars.tasks}
     text = screen.getvalue()
     for name in ("papers", "download", "extract", "summarize"):
         assert name in text
-    assert "1/2" in text
+    assert done == {"papers": 2, "download": 2, "extract": 2, "summarize": 2}
+    assert all(finished.values()), finished
 
 
 # --- the lock and crash safety ------------------------------------------------------------

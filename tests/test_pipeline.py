@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from digest.cli import app
+from digest.fetch import _WITHDRAWN, PdfDownloader
 from digest.models import Day, Links, PaperEntry, Provenance
 from digest.render import render_day
+from digest.sources import ArxivRef
 from tests.conftest import PDFS, REPO, SECRET_KEY
 from tests.factories import make_digest
 from tests.standins import STALL, ArxivPaper, StandIn, completion, error_reply
@@ -182,6 +186,20 @@ def test_a_withdrawn_paper_fails_with_its_reason(standin: StandIn) -> None:
     assert code == 1 and "2512.00001: withdrawn on arXiv" in err
 
 
+@pytest.mark.parametrize(
+    ("comment", "withdrawn"),
+    [
+        ("This paper has been withdrawn by the author due to an error in Lemma 2", True),
+        ("Withdrawn: a duplicate of 2512.00002", True),
+        ("This submission has been withdrawn by arXiv administrators", True),
+        ("12 pages; supersedes the withdrawn 2511.00001", False),
+        ("We study withdrawn submissions on preprint servers", False),
+    ],
+)
+def test_only_a_withdrawal_notice_marks_a_paper_withdrawn(comment: str, withdrawn: bool) -> None:
+    assert bool(_WITHDRAWN.search(comment)) is withdrawn
+
+
 # --- broken PDFs fall back to the abstract ------------------------------------------------
 
 
@@ -245,6 +263,103 @@ def test_pdf_and_arxiv_5xx_are_retried_and_the_pdf_is_cached(standin: StandIn) -
     assert Path("cache/pdfs/0908.0054v1.pdf").read_bytes() == standin.pdfs["0908.0054v1"]
     digest("paper", "0908.0054")
     assert len(standin.pdf_requests) == 3  # served from the cache
+
+
+def test_a_pdf_host_failure_that_may_pass_is_tried_again_by_the_next_run(
+    standin: StandIn,
+) -> None:
+    add_paper(standin)
+    standin.llm_default = good
+    standin.faults = {"pdf": [503] * 4}  # every attempt of the first run
+    args = ("daily", "--source", "ids", "--ids", "0908.0054", "--date", "2025-12-16")
+    code, _, err = digest(*args)
+    assert code == 0, err
+    day_file = Path("outputs/data/2025-12-16.json")
+    provenance = json.loads(day_file.read_text(encoding="utf-8"))["papers"][0]["provenance"]
+    assert provenance["input"] == "abstract" and provenance["full_text_pending"] is True
+    assert provenance["input_reason"].startswith("PDF download failed: HTTP 503")
+
+    # The host is back: the next run fetches the PDF and replaces the entry in place.
+    code, _, err = digest(*args)
+    assert code == 0, err
+    provenance = json.loads(day_file.read_text(encoding="utf-8"))["papers"][0]["provenance"]
+    assert provenance["input"] == "full-text" and provenance["full_text_pending"] is False
+    assert PDF_SENTENCE in user_message(standin.llm_requests[-1])
+    calls = (len(standin.llm_requests), len(standin.pdf_requests))
+    assert calls == (2, 5)
+
+    assert digest(*args)[0] == 0  # now the day is finished
+    assert (len(standin.llm_requests), len(standin.pdf_requests)) == calls
+
+
+def test_a_pdf_that_cannot_be_decoded_falls_back_to_the_abstract_at_once(
+    standin: StandIn,
+) -> None:
+    add_paper(standin)
+    standin.llm_default = good
+    standin.pdf_replies = [(200, {"content-encoding": "gzip"}, b"%PDF-1.4 not gzip at all")]
+    code, out, err = digest("paper", "0908.0054", "--json")
+    assert code == 0, err
+    provenance = json.loads(out)["provenance"]
+    assert provenance["input"] == "abstract" and provenance["full_text_pending"] is False
+    assert provenance["input_reason"].startswith("PDF download failed: DecodingError")
+    assert standin.pdf_requests == ["0908.0054v1"]  # no retry mends a bad encoding
+
+
+def test_an_unexpected_error_in_one_paper_fails_only_that_paper(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = PAPER, dataclasses.replace(PAPER, arxiv_id="0908.0055")
+    add_paper(standin, first)
+    add_paper(standin, second)
+    standin.llm_default = good
+    real_fetch = PdfDownloader.fetch
+
+    async def fetch(self: PdfDownloader, ref: ArxivRef) -> bytes:
+        if ref.arxiv_id == second.arxiv_id:
+            raise RuntimeError("a bug in the downloader")
+        return await real_fetch(self, ref)
+
+    monkeypatch.setattr(PdfDownloader, "fetch", fetch)  # our own code, not a client's
+    ids = f"{first.arxiv_id},{second.arxiv_id}"
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", "2025-12-16")
+    assert code == 1
+    assert "failed: 0908.0055: unexpected error: RuntimeError: a bug in the downloader" in err
+    assert "Traceback" not in err
+    day = json.loads(Path("outputs/data/2025-12-16.json").read_text(encoding="utf-8"))
+    assert [paper["arxiv_id"] for paper in day["papers"]] == [first.arxiv_id]
+
+
+def test_an_arxiv_total_that_counts_unknown_ids_keeps_the_papers_found(
+    standin: StandIn,
+) -> None:
+    add_paper(standin)
+    standin.llm_default = good
+    standin.arxiv_counts_unknown_ids = True  # totalResults 2, one entry: a second page is asked
+    ids = "0908.0054,2512.99999"
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", "2025-12-16")
+    assert code == 1
+    assert "2512.99999: not found on arXiv" in err
+    assert "0908.0054v1" not in err.split("failed:")[-1]
+    assert [r["start"] for r in standin.arxiv_requests] == [["0"], ["1"]]
+    assert Path("outputs/_posts/2025-12-16-daily-papers.md").exists()
+
+
+def test_arxiv_calls_are_spaced_even_when_they_fail(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A port nothing listens on: every call is a refused connection, which the arxiv package
+    # does not count for its own spacing.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("DIGEST_ARXIV_API_URL", f"http://127.0.0.1:{closed_port}/api/query")
+    monkeypatch.setenv("DIGEST_ARXIV_DELAY", "0.4")
+    monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "3")
+    started = time.monotonic()
+    code, _, err = digest("paper", "0908.0054")
+    assert code == 1 and "the arXiv API could not be reached" in err
+    assert time.monotonic() - started >= 2 * 0.4  # three calls, each 0.4 s after the last
 
 
 def test_arxiv_and_pdf_requests_time_out_and_are_retried(
@@ -360,6 +475,21 @@ def test_429_with_retry_after_and_500_are_retried(standin: StandIn) -> None:
     assert [h["x-stainless-retry-count"] for h in standin.llm_headers] == [
         "0"
     ] * 4  # no SDK retries
+
+
+def test_a_408_and_an_answer_without_a_message_are_retried(standin: StandIn) -> None:
+    add_paper(standin)
+    no_message = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                  "choices": [{"index": 0, "message": None, "finish_reason": "stop"}]}  # fmt: skip
+    standin.llm_script = [
+        error_reply(408, "request timeout"),
+        (200, {"content-type": "application/json"}, json.dumps(no_message).encode()),
+        (200, {"content-type": "application/json"}, b'{"choices": ["not an object"]}'),
+    ]
+    standin.llm_default = good
+    code, out, err = digest("paper", "0908.0054", "--json")
+    assert code == 0, err
+    assert json.loads(out)["provenance"]["attempts"] == 4
 
 
 def test_transient_errors_stop_after_the_configured_attempts(

@@ -91,6 +91,7 @@ HOSTILE_TITLES = [
     "Ends with an open brace {",
     "{%- endraw -%} with dashes {%endraw%}",
     "Half tags {{ and {% without ends",
+    "Entities &amp; &lt;b&gt; &#42; &#x2A; stay, and AT&T too",
 ]
 
 HOSTILE_TEXTS = [

@@ -50,6 +50,38 @@ def test_retry_after_over_120_seconds_is_honoured_up_to_the_cap(standin: StandIn
     assert summary.attempts == 2  # type: ignore[attr-defined]
 
 
+def test_a_retry_after_of_exactly_the_cap_is_honoured(standin: StandIn) -> None:
+    standin.llm_script = [error_reply(429, "slow down", {"retry-after": "600"})]
+    standin.llm_default = lambda request: good_reply()
+    slept: list[float] = []
+    summarize(slept)  # the defaults: a 600 s cap within a 900 s budget
+    assert slept == [600.0]
+
+
+def test_a_retry_after_past_the_paper_budget_fails_at_once_saying_so(standin: StandIn) -> None:
+    standin.llm_default = lambda request: error_reply(429, "slow down", {"retry-after": "200"})
+    slept: list[float] = []
+    with pytest.raises(SummaryFailed) as raised:
+        summarize(slept, llm_retry_budget=100)
+    assert str(raised.value) == (
+        "rate limited (HTTP 429): the server asks to wait 200 s, more than is left of "
+        "DIGEST_LLM_RETRY_BUDGET=100 s"
+    )
+    assert slept == [] and len(standin.llm_requests) == 1
+
+
+def test_the_budget_bounds_a_paper_across_its_reasks(standin: StandIn) -> None:
+    def slow_english(request: dict[str, object]) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(0.4)
+        english = make_digest().model_dump() | {"conclusion": ["This is an English sentence."]}
+        return completion(json.dumps(english))
+
+    standin.llm_default = slow_english
+    with pytest.raises(SummaryFailed, match=r"^gave up after \d+ s at the LLM, more than "):
+        summarize([], llm_retry_budget=0.3)
+    assert len(standin.llm_requests) == 1  # no re-ask started after the budget was spent
+
+
 def test_retry_after_over_the_cap_fails_at_once(standin: StandIn) -> None:
     standin.llm_default = lambda request: error_reply(429, "slow down", {"retry-after": "900"})
     slept: list[float] = []
