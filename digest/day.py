@@ -196,11 +196,21 @@ async def run_day(
     fatal = None
     if plan.todo:
         # Imported here: the LLM client, the arXiv client and the PDF readers take most of a
-        # second to import, and a finished day, re-run, needs none of them.
+        # second to import, and a finished day, re-run, needs none of them. The extraction
+        # workers are started first, to start up while that import runs.
+        from digest.extract import start_workers
+
+        workers = start_workers(settings.extractor)
         from digest.pipeline import Pipeline
 
         async with Pipeline(
-            settings, sleep=sleep, progress=tell, max_cost=max_cost, force=force, metadata=metadata
+            settings,
+            sleep=sleep,
+            progress=tell,
+            max_cost=max_cost,
+            force=force,
+            metadata=metadata,
+            workers=workers,
         ) as pipeline:
             for result in await pipeline.digest_arxiv(plan.todo, known):
                 decided[result.ref.arxiv_id] = result  # type: ignore[union-attr]

@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import multiprocessing
 import os
 import re
 import threading
 import time
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Literal
@@ -40,6 +42,10 @@ EXTRACTORS: tuple[Extractor, ...] = ("pypdf", "pypdfium2")
 MIN_CHARS_PER_PAGE = 50  # less than this on average: scanned images or empty pages
 FRONT_MATTER = "front matter"
 CUT_MARK = "[…]"
+# Extraction workers (papers are taken in source order, first come first): all cores but the
+# event loop's, and at least two, since the first papers' extractions are all that the
+# loop waits for at the start of a run.
+EXTRACT_WORKERS = max(2, min(4, (os.cpu_count() or 2) - 1))
 
 _HEADER_SEARCH_BYTES = 1024  # PDF readers accept this much junk before "%PDF-"
 _TRAILER_SEARCH_BYTES = 2048
@@ -548,7 +554,26 @@ def _guess_title(first_page: str) -> str | None:
     return lines[0]
 
 
-def start_worker(parent_pid: int, extractor: Extractor = "pypdf") -> None:
+def start_workers(extractor: Extractor = "pypdf") -> ProcessPoolExecutor:
+    """Worker processes for ``extract_pdf``, starting now.
+
+    pypdf is pure Python: in a thread it would hold the GIL that the event loop needs to keep
+    the other papers' requests moving, so extraction runs in processes. A worker takes about
+    half a second to start and import the extractor; started early, that overlaps with what
+    the run does before its first PDF arrives. Spawned, not forked: the parent has threads.
+    """
+    pool = ProcessPoolExecutor(
+        max_workers=EXTRACT_WORKERS,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(), extractor),
+    )
+    for _ in range(EXTRACT_WORKERS):
+        pool.submit(os.getpid)  # each submit to a pool with no idle worker starts one
+    return pool
+
+
+def _start_worker(parent_pid: int, extractor: Extractor = "pypdf") -> None:
     """Initializer of an extraction worker process: load the extractor, and end the worker when
     its parent is gone.
 

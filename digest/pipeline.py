@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +28,7 @@ import httpx2
 from digest import __version__
 from digest.day import PaperResult, Progress, Silent
 from digest.errors import LLMConfigError, PaperFailed, UsageError
-from digest.extract import ExtractedText, ExtractionFailed, extract_pdf, start_worker
+from digest.extract import ExtractedText, ExtractionFailed, extract_pdf, start_workers
 from digest.fetch import ArxivMetadata, DownloadFailed, MetadataError, PaperMetadata, PdfDownloader
 from digest.models import Links, PaperEntry, Provenance
 from digest.prompts import PROMPT_VERSION
@@ -40,9 +38,6 @@ from digest.store import DigestCache
 from digest.summarize import PaperText, Sleep, Summarizer, SummaryFailed, make_client
 
 log = logging.getLogger(__name__)
-
-# One core stays with the event loop; the others extract (in source order, first come first).
-EXTRACT_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 class CostGuard:
@@ -93,8 +88,10 @@ class Pipeline:
         force: bool = False,
         metadata: ArxivMetadata | None = None,
         llm: bool = True,
+        workers: ProcessPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
+        self._workers = workers  # extraction workers already starting (see start_workers)
         self.metadata = metadata or ArxivMetadata(settings)
         self.uses_llm = llm  # False: read papers only (``digest paper --show-prompt``)
         self.sleep = sleep
@@ -114,7 +111,7 @@ class Pipeline:
         self.summarizer = Summarizer(self.settings, self.llm, self.sleep)
         self._llm_slots = asyncio.Semaphore(self.settings.concurrency)
         self._download_slots = asyncio.Semaphore(self.settings.download_concurrency)
-        self._extractor = self._start_extractor()
+        self._extractor = self._workers or start_workers(self.settings.extractor)
         return self
 
     async def __aexit__(
@@ -127,19 +124,6 @@ class Pipeline:
         if self.llm is not None:
             await self.llm.close()
         self._extractor.shutdown(wait=False, cancel_futures=True)
-
-    def _start_extractor(self) -> ProcessPoolExecutor:
-        """The extraction workers, started now: they take a moment to start and import the
-        extractor, which is better spent while the arXiv API and the first PDFs are awaited."""
-        pool = ProcessPoolExecutor(
-            max_workers=EXTRACT_WORKERS,
-            mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded process
-            initializer=start_worker,
-            initargs=(os.getpid(), self.settings.extractor),
-        )
-        for _ in range(EXTRACT_WORKERS):
-            pool.submit(os.getpid)  # each submit to a pool with no idle worker starts one
-        return pool
 
     async def _extract(self, data: bytes) -> ExtractedText:
         """Extract in a worker process: pypdf is pure Python, and in a thread it would hold the
@@ -157,7 +141,7 @@ class Pipeline:
             # A worker died (out of memory, or the PDF library crashed on this file). The
             # papers it held fall back to their abstracts; the next ones get a new pool.
             self._extractor.shutdown(wait=False, cancel_futures=True)
-            self._extractor = self._start_extractor()
+            self._extractor = start_workers(self.settings.extractor)
             raise ExtractionFailed("the extraction worker crashed on this PDF") from None
 
     async def digest_arxiv(
