@@ -93,6 +93,10 @@ class _State:
     debug = False
 
 
+def _print_error(error: Exception) -> None:
+    stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
+
+
 @contextmanager
 def _reporting() -> Iterator[None]:
     """Turn our errors into one line on stderr and their exit code."""
@@ -101,7 +105,7 @@ def _reporting() -> Iterator[None]:
     except DigestError as error:
         if _State.debug:
             raise
-        stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
+        _print_error(error)
         raise typer.Exit(error.exit_code) from None
 
 
@@ -199,7 +203,7 @@ def _render_days(
             if _State.debug:
                 raise
             broken += 1
-            stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
+            _print_error(error)
             continue
         path = store.post_path(date)
         if not day.papers:
@@ -248,7 +252,7 @@ def _import_posts(store: OutputStore, posts: list[Path], *, force: bool) -> int:
             if _State.debug:
                 raise
             failed += 1
-            stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
+            _print_error(error)
     return failed
 
 

@@ -220,9 +220,9 @@ async def run_day(
     papers = []
     for result in results:
         entry = result.entry
-        earlier = plan.earlier.get(result.ref.arxiv_id)  # type: ignore[union-attr]
-        if entry is None and earlier is not None and result.status in ("failed", "stopped"):
-            entry = earlier
+        kept = plan.earlier.get(result.ref.arxiv_id)  # type: ignore[union-attr]
+        if entry is None and kept is not None and result.status in ("failed", "stopped"):
+            entry = kept
             result.error = f"{result.error} (its earlier entry is kept)"
         if entry is not None:
             papers.append(entry)

@@ -91,7 +91,7 @@ class Pipeline:
         workers: ProcessPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
-        self._workers = workers  # extraction workers already starting (see start_workers)
+        self._extractor = workers  # already starting (see start_workers), else made on entry
         self.metadata = metadata or ArxivMetadata(settings)
         self.uses_llm = llm  # False: read papers only (``digest paper --show-prompt``)
         self.sleep = sleep
@@ -111,7 +111,7 @@ class Pipeline:
         self.summarizer = Summarizer(self.settings, self.llm, self.sleep)
         self._llm_slots = asyncio.Semaphore(self.settings.concurrency)
         self._download_slots = asyncio.Semaphore(self.settings.download_concurrency)
-        self._extractor = self._workers or start_workers(self.settings.extractor)
+        self._extractor = self._extractor or start_workers(self.settings.extractor)
         return self
 
     async def __aexit__(

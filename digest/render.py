@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from digest.models import Day, PaperEntry
+from digest.validation import ENTITY_AFTER_AMPERSAND
 
 RAW_OPEN = "{% raw %}"
 RAW_CLOSE = "{% endraw %}"
@@ -24,9 +25,8 @@ HARD_BREAK = "  "
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>])")
 # "&amp;" in a title would show as "&": an "&" that starts an entity is written as "&amp;".
-_ENTITY = r"(?:#\d+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);"
-_ENTITY_START = re.compile(rf"&(?={_ENTITY})")
-_ESCAPED_ENTITY_START = re.compile(rf"&amp;(?={_ENTITY})")
+_ENTITY_START = re.compile(rf"&(?={ENTITY_AFTER_AMPERSAND})")
+_ESCAPED_ENTITY_START = re.compile(rf"&amp;(?={ENTITY_AFTER_AMPERSAND})")
 _YAML_PLAIN = re.compile(r"[^\W\d_][\w-]*")
 _YAML_NON_STRINGS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 

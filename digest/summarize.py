@@ -140,6 +140,11 @@ def _is_request_timeout(error: BaseException) -> bool:
     return isinstance(error, openai.APIStatusError) and error.status_code == 408
 
 
+def _is_transient(error: BaseException) -> bool:
+    """What the retrying below retries."""
+    return isinstance(error, _TRANSIENT) or _is_request_timeout(error)
+
+
 def retry_after_seconds(error: BaseException) -> float | None:
     """The wait a server asked for in ``retry-after-ms`` or ``Retry-After``, if any."""
     if not isinstance(error, openai.APIStatusError):
@@ -219,9 +224,10 @@ class Summarizer:
         enlarged = False
         reasks = 0
         while True:
-            if time.monotonic() - started >= self.settings.llm_retry_budget:
+            elapsed = time.monotonic() - started
+            if elapsed >= self.settings.llm_retry_budget:
                 raise SummaryFailed(
-                    f"gave up after {time.monotonic() - started:.0f} s at the LLM, more than "
+                    f"gave up after {elapsed:.0f} s at the LLM, more than "
                     f"DIGEST_LLM_RETRY_BUDGET={self.settings.llm_retry_budget:g} s"
                 )
             answer, request_count = await self._ask(messages, max_tokens, usage, started)
@@ -460,7 +466,7 @@ class Summarizer:
                 f"rate limited (HTTP {status}): the server asks to wait {asked:.0f} s, more than "
                 f"DIGEST_RETRY_AFTER_CAP={self.settings.retry_after_cap:g} s"
             )
-        transient = isinstance(error, _TRANSIENT) or _is_request_timeout(error)
+        transient = _is_transient(error)
         if transient and asked is not None and requests < self.settings.llm_max_attempts:
             return SummaryFailed(
                 f"rate limited (HTTP {status}): the server asks to wait {asked:.0f} s, more than "

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 HANGUL_SHARE_MIN = 0.40
 LINE_MIN_CHARS = 20
 LINE_MAX_CHARS = 400
+# What follows the "&" of an HTML entity ("amp;", "#42;", "#x2A;"); render.py escapes it too.
+ENTITY_AFTER_AMPERSAND = r"(?:#\d+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);"
 
 # (min, max) lines per list section; CONTRACT.md fixes these.
 SECTION_LINE_COUNTS: dict[str, tuple[int, int]] = {
@@ -41,7 +43,7 @@ _MARKDOWN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"`"), "code backticks ('`')"),
     (re.compile(r"!?\[[^\]]*\]\s*[(\[]"), "a link ('[text](url)')"),
     (re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>"), "an HTML tag"),
-    (re.compile(r"&(?:#\d+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);"), "an HTML entity ('&amp;')"),
+    (re.compile(rf"&{ENTITY_AFTER_AMPERSAND}"), "an HTML entity ('&amp;')"),
     (re.compile(r"(?<![\w*])\*(?=[^\s*])[^*]*(?<=[^\s*])\*(?![\w*])"), "emphasis ('*text*')"),
     (re.compile(r"(?<![\w_])_(?=[^\s_])[^_]*(?<=[^\s_])_(?![\w_])"), "emphasis ('_text_')"),
     # Any '#' at the start: kramdown reads "#1 …" under a heading as a heading too, and the
