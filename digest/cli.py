@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import httpx2
 import typer
@@ -33,10 +33,12 @@ from digest.sources import (
     ArxivRef,
     Candidate,
     LocalPdf,
+    PaperMetadata,
     SourceError,
     hf_daily_papers,
     parse_id_list,
     parse_paper_argument,
+    utc_today,
     with_upvotes,
 )
 from digest.store import (
@@ -46,9 +48,6 @@ from digest.store import (
     dump_day,
     remove_stale_temporaries,
 )
-
-if TYPE_CHECKING:
-    from digest.fetch import PaperMetadata
 
 app = typer.Typer(
     help="Turn arXiv papers into Korean structured digests and Jekyll Daily Papers posts.",
@@ -119,15 +118,22 @@ def parse_date(value: str, option: str = "--date") -> dt.date:
         return _bad_date(value, option)
 
 
-def parse_day(value: str | None, settings: Settings) -> dt.date:
-    """``daily --date``: YYYY-MM-DD, ``today`` (the default) or ``yesterday``, in the
-    ``timezone`` setting; never in the future."""
-    today = settings.today()
+def parse_day(value: str | None, settings: Settings, *, utc: bool = False) -> dt.date:
+    """``daily --date``: YYYY-MM-DD, ``today`` (the default) or ``yesterday``; never in the
+    future. ``today`` is in the ``timezone`` setting, except with ``utc``: Hugging Face's days
+    are UTC days, so there ``yesterday`` is the last complete list and ``today`` one that has
+    begun (Seoul's today, before 09:00, has not begun in UTC and gets HTTP 400)."""
+    today = utc_today() if utc else settings.today()
     if value in (None, "today"):
         return today
     if value == "yesterday":
         return today - dt.timedelta(days=1)
     day = parse_date(value)
+    if day > today and utc:
+        raise UsageError(
+            f"--date {value!r} has not begun on Hugging Face, whose Daily Papers days are UTC "
+            f"days (in UTC it is {today}); use --date yesterday or an earlier date"
+        )
     if day > today:
         raise UsageError(f"--date {value!r} is in the future (today is {today})")
     return day
@@ -342,7 +348,7 @@ def daily_command(
     """
     with _reporting():
         settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
-        day = parse_day(date, settings)
+        day = parse_day(date, settings, utc=source is Source.hf)
         _check_source_options(source, ids, query, limit, min_upvotes)
         if max_cost is not None and max_cost < 0:
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
@@ -411,6 +417,7 @@ async def _daily(
         async with httpx2.AsyncClient(timeout=settings.http_timeout) as http:
             listed = await hf_daily_papers(settings, http, day, asyncio.sleep)
         candidates = with_upvotes(listed, settings.min_upvotes)
+        known = {c.ref.arxiv_id: c.metadata for c in candidates if c.metadata is not None}
         if not candidates:
             what = "papers" if not listed else f"papers with {settings.min_upvotes}+ upvotes"
             stderr.print(f"No {what} on Hugging Face Daily Papers for {day}; no post written.")

@@ -17,11 +17,11 @@ from digest.errors import LLMConfigError
 from digest.models import Day, PaperEntry
 from digest.render import render_day
 from digest.settings import Settings
-from digest.sources import ArxivRef, Candidate, LocalPdf
+from digest.sources import ArxivRef, Candidate, LocalPdf, PaperMetadata
 from digest.store import OutputStore, dump_day, write_if_changed
 
 if TYPE_CHECKING:
-    from digest.fetch import ArxivMetadata, PaperMetadata
+    from digest.fetch import ArxivMetadata
     from digest.summarize import Sleep
 
 # done: digested now; cached: from the digest cache; reused: already in the day file;
@@ -132,6 +132,11 @@ def plan_day(
         if room is not None and room <= 0:
             break
         order.insert(_place_in(order, ref.arxiv_id, rank), ref.arxiv_id)
+        if candidate.withdrawn:
+            # Hugging Face marks a paper withdrawn from arXiv (paper.withdrawnAt); it takes no
+            # place, like a paper published earlier.
+            decided[ref.arxiv_id] = PaperResult(ref, error="withdrawn", status="skipped")
+            continue
         if ref.arxiv_id in published:
             reason = f"already published on {published[ref.arxiv_id]}"
             decided[ref.arxiv_id] = PaperResult(ref, error=reason, status="skipped")

@@ -2,9 +2,16 @@
 
 arXiv's terms ask for one request every 3 seconds on one connection, so all metadata goes
 through one shared ``arxiv.Client``, one call at a time, with every ID of a run in a single
-``id_list`` query. The ``arxiv`` package sets no request timeout and retries every non-200
-status, 4xx included; we give its session a timeout, turn its own retries off and retry only
-what can succeed later (connection errors, timeouts, 5xx).
+``id_list`` query. The ``arxiv`` package sets no request timeout, retries every non-200 status
+(4xx included) and parses a whole page at once, so that one malformed entry raises for all.
+Its session is therefore ours (``_ArxivSession``): it adds a timeout and the spacing, raises on
+a status other than 200 so that the shared retry policy (``digest.net``) decides, treats an
+HTML page served with 200 as transient, and takes malformed entries out of the page before the
+package sees it, each one failing only its own paper, with the reason.
+
+PDFs come from ``export.arxiv.org``, as arXiv asks of programs, at most
+``download_concurrency`` at once and ``download_rate`` started a second. Redirects are followed
+by hand, only to https hosts on ``pdf_redirect_hosts`` (or the host asked), never to a file.
 """
 
 from __future__ import annotations
@@ -14,57 +21,44 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 import arxiv
 import httpx2
 import requests
-from pydantic import BaseModel
-from tenacity import (
-    AsyncRetrying,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from lxml import etree
 
 from digest.extract import ExtractionFailed, check_pdf_bytes
-from digest.net import is_server_or_connection_error, is_transient
+from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
+from digest.net import AsyncSleep, Attempts, TransientAnswer, one_line, status_of
 from digest.settings import Settings
-from digest.sources import ArxivRef
+from digest.sources import ArxivRef, PaperMetadata, parse_arxiv_ref
 from digest.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
-class PaperMetadata(BaseModel):
-    arxiv_id: str
-    version: int
-    title: str
-    authors: list[str]
-    abstract: str
-    published: dt.datetime | None = None
-    withdrawn: bool = False
-
-    @property
-    def ref(self) -> ArxivRef:
-        return ArxivRef(self.arxiv_id, self.version)
+_ATOM = {"atom": "http://www.w3.org/2005/Atom", "arxiv": "http://arxiv.org/schemas/atom"}
+_ENTRY_ID = re.compile(
+    rf"https?://(?:www\.|export\.)?arxiv\.org/abs/(?P<id>{NEW_STYLE_ID}|{OLD_STYLE_ID})"
+    r"(?:v(?P<version>\d+))?"
+)
+_UNATTRIBUTED = ""  # the key of a malformed entry whose <id> names no paper
 
 
 class MetadataError(Exception):
-    """The arXiv API could not be asked (every paper of the query fails with this reason)."""
+    """The arXiv API could not be asked (every paper that needs it fails with this reason)."""
 
 
 class DownloadFailed(Exception):
     """The PDF could not be had; the paper is digested from its abstract instead.
 
-    ``transient`` says the cause may pass (5xx, a timeout, a dropped connection): the entry is
-    then marked so that the next run tries the PDF again instead of keeping the abstract.
+    ``transient`` says the cause may pass (5xx, a timeout, a dropped connection, a robot
+    block): the entry is then marked so that the next run tries the PDF again.
     """
 
     def __init__(self, reason: str, *, transient: bool = False) -> None:
@@ -72,49 +66,142 @@ class DownloadFailed(Exception):
         self.transient = transient
 
 
-class _PoliteSession(requests.Session):
-    """The arXiv client's session: a timeout on every request (arxiv.Client sets none), and
-    at least ``delay`` seconds from the start of one request to the next, failed ones too (the
-    client spaces only requests that got an answer, so its retries could come quicker)."""
+class ArxivAnswerError(requests.HTTPError):
+    """The arXiv API answered a status other than 200. A 400 comes with an Atom feed whose
+    one entry explains it (``incorrect id format for abc``): that text is ``api_error``."""
 
-    def __init__(self, timeout: float, delay: float) -> None:
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}", response=response)
+        self.status_code = response.status_code
+        self.api_error = _api_error_text(response.content)
+
+
+def _api_error_text(content: bytes) -> str | None:
+    try:
+        root = etree.fromstring(content, _xml_parser())
+    except etree.XMLSyntaxError:
+        return None
+    if root is None:
+        return None
+    for entry in root.iterfind("atom:entry", _ATOM):
+        if (entry.findtext("atom:title", "", _ATOM) or "").strip() == "Error":
+            return " ".join((entry.findtext("atom:summary", "", _ATOM) or "").split()) or None
+    return None
+
+
+def _xml_parser() -> etree.XMLParser:
+    # No entities, no network, no huge trees: the answer is untrusted input.
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def check_feed(content: bytes, problems: dict[str, str]) -> bytes:
+    """The page with every malformed entry taken out; why each was is put in ``problems``
+    by arXiv ID. Raises ``TransientAnswer`` when the page is not an Atom feed at all (an HTML
+    error page served with status 200 by a proxy or a maintenance screen)."""
+    try:
+        root = etree.fromstring(content, _xml_parser())
+    except etree.XMLSyntaxError:
+        root = None
+    if root is None or root.tag != "{http://www.w3.org/2005/Atom}feed":
+        start = one_line(content[:80].decode("utf-8", "replace"), 60)
+        raise TransientAnswer(f"the arXiv API answered a page that is not an Atom feed ({start})")
+    for entry in list(root.iterfind("atom:entry", _ATOM)):
+        arxiv_id, problem = _entry_problem(entry)
+        if problem is not None:
+            log.warning("the arXiv API's entry for %s is malformed: %s", arxiv_id or "?", problem)
+            problems[arxiv_id or _UNATTRIBUTED] = problem
+            entry.getparent().remove(entry)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _entry_problem(entry: Any) -> tuple[str | None, str | None]:
+    """(the entry's arXiv ID if it names one, what is wrong with it or None)."""
+    raw_id = (entry.findtext("atom:id", "", _ATOM) or "").strip()
+    match = _ENTRY_ID.fullmatch(raw_id)
+    if not match:
+        return None, f"its <id> is not an arXiv abstract URL ({one_line(raw_id, 80)!r})"
+    arxiv_id = match.group("id")
+    if not match.group("version"):
+        return arxiv_id, f"arXiv's entry has no version in its <id> ({raw_id!r})"
+    for name in ("published", "updated"):
+        text = (entry.findtext(f"atom:{name}", "", _ATOM) or "").strip()
+        try:
+            dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return arxiv_id, f"arXiv's entry has a malformed <{name}> date ({one_line(text, 40)!r})"
+    return arxiv_id, None
+
+
+class _ArxivSession(requests.Session):
+    """The arXiv client's session (see the module's docstring)."""
+
+    def __init__(self, timeout: float, delay: float, sleep: Callable[[float], None]) -> None:
         super().__init__()
         self.timeout = timeout
         self.delay = delay
+        self.sleep = sleep
         self._last_start: float | None = None
+        self.problems: dict[str, str] = {}  # malformed entries of the pages read, by arXiv ID
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if self._last_start is not None:
-            time.sleep(max(0.0, self._last_start + self.delay - time.monotonic()))
+            # From the start of one request to the next, failed ones too: the package spaces
+            # only requests that got an answer, so its retries could come quicker.
+            self.sleep(max(0.0, self._last_start + self.delay - time.monotonic()))
         self._last_start = time.monotonic()
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(*args, **kwargs)
+        response = super().request(*args, **kwargs)
+        if response.status_code != 200:
+            raise ArxivAnswerError(response)
+        response._content = check_feed(response.content, self.problems)
+        return response
 
 
-def _arxiv_call_is_transient(error: BaseException) -> bool:
-    if isinstance(error, arxiv.HTTPError):
-        return error.status >= 500
-    return isinstance(error, requests.ConnectionError | requests.Timeout)
+@dataclass
+class ArxivLookup:
+    """What the arXiv API said of the IDs asked: their metadata, or why there is none."""
+
+    found: dict[str, PaperMetadata] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+    def reason_missing(self, arxiv_id: str) -> str:
+        """Why ``arxiv_id`` has no metadata: its own problem, else not on arXiv."""
+        if arxiv_id in self.problems:
+            return self.problems[arxiv_id]
+        if _UNATTRIBUTED in self.problems:
+            malformed = self.problems[_UNATTRIBUTED]
+            return f"not in the arXiv API's answer, which had a malformed entry: {malformed}"
+        return "not found on arXiv"
 
 
 class ArxivMetadata:
     """The one shared arXiv API client of a run."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
+        self.policy = replace(
+            settings.arxiv_retry_policy(),
+            connection_errors=(
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ),
+        )
+        self.sleep = sleep
         self._client = arxiv.Client(
             page_size=100, delay_seconds=settings.arxiv_delay, num_retries=0
         )
         self._client.query_url_format = settings.arxiv_api_url + "?{}"
         # The package has no timeout option; its session is the one place to add one.
-        self._client._session = _PoliteSession(settings.http_timeout, settings.arxiv_delay)
+        self._session = _ArxivSession(settings.http_timeout, settings.arxiv_delay, sleep)
+        self._client._session = self._session
         self._lock = asyncio.Lock()
         self.requests_made = 0
 
-    async def lookup(self, refs: list[ArxivRef]) -> dict[str, PaperMetadata]:
-        """Metadata by unversioned ID; an ID missing from the answer is not on arXiv."""
+    async def lookup(self, refs: list[ArxivRef]) -> ArxivLookup:
+        """Metadata by unversioned ID. Raises MetadataError when the API cannot be asked."""
         if not refs:
-            return {}
+            return ArxivLookup()
         async with self._lock:  # serialized: the client spaces its requests by arxiv_delay
             return await asyncio.to_thread(self._lookup, refs)
 
@@ -135,28 +222,62 @@ class ArxivMetadata:
             sort_order=arxiv.SortOrder.Descending,
         )
         async with self._lock:
-            return await asyncio.to_thread(self._search, search)
+            lookup = await asyncio.to_thread(self._search, search)
+        return list(lookup.found.values())
 
-    def _lookup(self, refs: list[ArxivRef]) -> dict[str, PaperMetadata]:
-        search = arxiv.Search(id_list=[ref.versioned for ref in refs], max_results=len(refs))
-        return {metadata.arxiv_id: metadata for metadata in self._search(search)}
+    def _lookup(self, refs: list[ArxivRef]) -> ArxivLookup:
+        asked = {ref.arxiv_id: ref for ref in refs}
+        rejected: dict[str, str] = {}
+        while asked:
+            search = arxiv.Search(
+                id_list=[ref.versioned for ref in asked.values()], max_results=len(asked)
+            )
+            try:
+                lookup = self._search(search)
+            except _RejectedId as error:
+                # arXiv answers 400 to the whole query for one ID it cannot parse; that ID
+                # fails, and the query goes again without it.
+                rejected[error.arxiv_id] = f"arXiv rejects the ID: {error.message}"
+                del asked[error.arxiv_id]
+                continue
+            lookup.problems.update(rejected)
+            return lookup
+        return ArxivLookup(problems=rejected)
 
-    def _search(self, search: arxiv.Search) -> list[PaperMetadata]:
-        retrying = Retrying(
-            retry=retry_if_exception(_arxiv_call_is_transient),
-            wait=wait_exponential_jitter(
-                multiplier=self.settings.retry_backoff, jitter=self.settings.retry_backoff, max=60
-            ),
-            stop=stop_after_attempt(self.settings.http_max_attempts),
-            reraise=True,
-        )
+    def _search(self, search: arxiv.Search) -> ArxivLookup:
+        self._session.problems = {}
+        attempts = Attempts()
         try:
-            results = retrying(self._results, search)
-        except arxiv.HTTPError as error:
-            raise MetadataError(f"the arXiv API answered HTTP {error.status}") from error
-        except (requests.RequestException, arxiv.ArxivError) as error:
-            raise MetadataError(f"the arXiv API could not be reached ({error})") from error
-        return [_to_metadata(result) for result in results]
+            results = self.policy.call_sync(
+                lambda: self._results(search), attempts=attempts, sleep=self.sleep
+            )
+        except ArxivAnswerError as error:
+            named = _rejected_id(error, search.id_list)
+            if named is not None:
+                raise _RejectedId(named, error.api_error or "") from None
+            raise MetadataError(self._gave_up(error, attempts)) from error
+        except (requests.RequestException, arxiv.ArxivError, TransientAnswer) as error:
+            raise MetadataError(self._gave_up(error, attempts)) from error
+        lookup = ArxivLookup(problems=dict(self._session.problems))
+        for result in results:
+            metadata = _to_metadata(result)
+            lookup.found.setdefault(metadata.arxiv_id, metadata)
+        return lookup
+
+    def _gave_up(self, error: BaseException, attempts: Attempts) -> str:
+        status = status_of(error)
+        if attempts.stopped == "server-wait":
+            return (
+                f"the arXiv API asks to wait {attempts.asked:.0f} s (HTTP {status}), more than "
+                f"DIGEST_RETRY_AFTER_CAP or what is left of DIGEST_HTTP_RETRY_BUDGET"
+            )
+        tries = f"after {attempts.plural}"
+        if isinstance(error, ArxivAnswerError):
+            detail = f": {error.api_error}" if error.api_error else ""
+            return f"the arXiv API answered HTTP {status} {tries}{detail}"
+        if isinstance(error, TransientAnswer):
+            return f"{error} {tries}"
+        return f"the arXiv API could not be reached ({type(error).__name__}) {tries}"
 
     def _results(self, search: arxiv.Search) -> list[arxiv.Result]:
         self.requests_made += 1
@@ -172,6 +293,24 @@ class ArxivMetadata:
         return results
 
 
+class _RejectedId(Exception):
+    def __init__(self, arxiv_id: str, message: str) -> None:
+        super().__init__(message)
+        self.arxiv_id = arxiv_id
+        self.message = message
+
+
+def _rejected_id(error: ArxivAnswerError, id_list: list[str]) -> str | None:
+    """The unversioned ID that a 400's error entry names, when it is one we asked for."""
+    if error.status_code != 400 or not error.api_error:
+        return None
+    for item in id_list:
+        if error.api_error.endswith(f" {item}"):
+            ref = parse_arxiv_ref(item)
+            return ref.arxiv_id if ref else item
+    return None
+
+
 # arXiv's comment on a withdrawn paper: "This paper has been withdrawn by the author(s)…",
 # "Withdrawn: …", "paper withdrawn". Not "supersedes the withdrawn 2301.00001".
 _WITHDRAWN = re.compile(
@@ -182,12 +321,13 @@ _WITHDRAWN = re.compile(
 
 
 def _to_metadata(result: arxiv.Result) -> PaperMetadata:
-    short_id = result.get_short_id()
-    arxiv_id, _, version = short_id.rpartition("v")
+    # check_feed let only entries with a versioned abstract URL through.
+    match = _ENTRY_ID.fullmatch(result.entry_id.strip())
+    assert match is not None and match.group("version")
     comment = result.comment or ""
     return PaperMetadata(
-        arxiv_id=arxiv_id,
-        version=int(version),
+        arxiv_id=match.group("id"),
+        version=int(match.group("version")),
         title=" ".join(result.title.split()),
         authors=[author.name for author in result.authors],
         abstract=" ".join(result.summary.split()),
@@ -196,15 +336,46 @@ def _to_metadata(result: arxiv.Result) -> PaperMetadata:
     )
 
 
+class _DownloadRate:
+    """At most ``per_second`` starts a second, spread evenly (0: no limit)."""
+
+    def __init__(self, per_second: float, sleep: AsyncSleep) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.sleep = sleep
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await self.sleep(start - now)
+
+
+class _Refused(Exception):
+    """A redirect the downloader will not follow."""
+
+
 class PdfDownloader:
     """Streams PDFs into the cache, keyed by ID and version, never past the size cap."""
 
-    def __init__(self, settings: Settings, http: httpx2.AsyncClient, sleep: Sleep) -> None:
+    MAX_REDIRECTS = 5
+
+    def __init__(self, settings: Settings, http: httpx2.AsyncClient, sleep: AsyncSleep) -> None:
         self.settings = settings
         self.http = http
         self.sleep = sleep
+        self.policy = replace(
+            settings.http_retry_policy("the PDF host"), connection_errors=(httpx2.TransportError,)
+        )
+        self.rate = _DownloadRate(settings.download_rate, sleep)
         self.folder = settings.cache_dir / "pdfs"
         self.max_bytes = int(settings.pdf_max_mb * 1_000_000)
+        self.redirect_hosts = {host.lower() for host in settings.pdf_redirect_hosts}
         self.downloads = 0
 
     def cache_path(self, ref: ArxivRef) -> Path:
@@ -216,30 +387,22 @@ class PdfDownloader:
         if ref.version and path.is_file():
             return path.read_bytes()
         url = self.settings.arxiv_pdf_url.format(id=ref.versioned)
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_server_or_connection_error),
-            wait=wait_exponential_jitter(
-                multiplier=self.settings.retry_backoff, jitter=self.settings.retry_backoff, max=30
-            ),
-            stop=stop_after_attempt(self.settings.http_max_attempts),
-            sleep=self.sleep,
-            reraise=True,
-        )
+        attempts = Attempts()
         try:
-            data = await retrying(self._download, url)
+            data = await self.policy.call(
+                lambda: self._download(url), attempts=attempts, sleep=self.sleep
+            )
         except httpx2.HTTPStatusError as error:
-            status = error.response.status_code
-            raise DownloadFailed(
-                f"PDF download failed: HTTP {status} from {url}",
-                transient=is_transient(error),  # 5xx and 429 pass; a 404 stays
-            ) from None
+            raise self._status_failure(error, url, attempts) from None
+        except _Refused as error:
+            raise DownloadFailed(str(error)) from None
         except httpx2.HTTPError as error:
-            # Timeouts and dropped connections (transient), or what no retry mends: a redirect
-            # loop, a body that does not decode as its Content-Encoding says.
+            # Timeouts and dropped connections (transient), or what no retry mends: a body
+            # that does not decode as its Content-Encoding says.
             kind = type(error).__name__
             raise DownloadFailed(
-                f"PDF download failed: {kind} from {url}",
-                transient=is_server_or_connection_error(error),
+                f"PDF download failed: {kind} from {url} after {attempts.plural}",
+                transient=self.policy.is_transient(error),
             ) from None
         try:
             check_pdf_bytes(data)
@@ -252,20 +415,64 @@ class PdfDownloader:
                 log.warning("could not cache %s: %s", path, error)
         return data
 
+    def _status_failure(
+        self, error: httpx2.HTTPStatusError, url: str, attempts: Attempts
+    ) -> DownloadFailed:
+        status = error.response.status_code
+        if status == 403:
+            # arXiv's answer to a client it takes for a robot. It lifts in time, so the entry
+            # is kept for the next run to try again, not given up as a missing PDF.
+            return DownloadFailed(
+                f"arXiv refused the download (blocked?): HTTP 403 from {url}", transient=True
+            )
+        if attempts.stopped == "server-wait":
+            return DownloadFailed(
+                f"PDF download failed: HTTP {status} from {url}, which asks to wait "
+                f"{attempts.asked:.0f} s (more than DIGEST_RETRY_AFTER_CAP allows)",
+                transient=True,
+            )
+        return DownloadFailed(
+            f"PDF download failed: HTTP {status} from {url} after {attempts.plural}",
+            transient=self.policy.is_transient(error),  # 5xx and 429 pass; a 404 stays
+        )
+
     async def _download(self, url: str) -> bytes:
+        await self.rate.wait()
         self.downloads += 1
+        for _ in range(self.MAX_REDIRECTS + 1):
+            async with self.http.stream("GET", url, follow_redirects=False) as response:
+                if response.is_redirect:
+                    url = self._redirect_target(url, response.headers.get("location", ""))
+                    continue
+                response.raise_for_status()
+                return await self._read(url, response)
+        raise _Refused(f"the PDF host redirected more than {self.MAX_REDIRECTS} times from {url}")
+
+    def _redirect_target(self, url: str, location: str) -> str:
+        """Where a redirect may go: https to an allowed host, or the same host and scheme as
+        asked (arXiv moving a PDF on its own host). Never a file, never another scheme."""
+        target = urljoin(url, location.strip())
+        here, there = urlsplit(url), urlsplit(target)
+        same_origin = (there.scheme, there.netloc) == (here.scheme, here.netloc)
+        allowed = there.scheme == "https" and (there.hostname or "") in self.redirect_hosts
+        if not (same_origin or allowed):
+            raise _Refused(
+                f"the PDF host redirected to {one_line(target, 120)}, which is not an https "
+                "host on DIGEST_PDF_REDIRECT_HOSTS; not followed"
+            )
+        return target
+
+    async def _read(self, url: str, response: httpx2.Response) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise DownloadFailed(self._too_large(url, int(declared)))
         chunks: list[bytes] = []
         size = 0
-        async with self.http.stream("GET", url, follow_redirects=True) as response:
-            response.raise_for_status()
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                raise DownloadFailed(self._too_large(url, int(declared)))
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise DownloadFailed(self._too_large(url, size))
-                chunks.append(chunk)
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise DownloadFailed(self._too_large(url, size))
+            chunks.append(chunk)
         return b"".join(chunks)
 
     def _too_large(self, url: str, size: int) -> str:

@@ -107,9 +107,10 @@ class CallUsage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tokens_in: int
-    tokens_out: int
+    tokens_out: int  # reasoning tokens included, as OpenAI counts them
     tokens_cached: int = 0
-    outcome: Literal["ok", "invalid", "ungrounded", "cut off", "refused"] = "ok"
+    tokens_reasoning: int = 0  # of tokens_out, what a reasoning model spent thinking
+    outcome: Literal["ok", "invalid", "ungrounded", "cut off", "refused", "looped"] = "ok"
 
 
 class Provenance(BaseModel):
@@ -131,6 +132,10 @@ class Provenance(BaseModel):
     tokens_in: int | None = None
     tokens_out: int | None = None
     tokens_cached: int | None = None
+    tokens_reasoning: int | None = None  # part of tokens_out, and priced as output
+    # The model the server said answered, when it is not the one asked for (a local server
+    # answers with the model it has loaded, whatever the request names).
+    answered_by: str | None = None
     attempts: int | None = None
     seconds: float | None = None
     cost_usd: float | None = None

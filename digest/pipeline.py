@@ -29,13 +29,20 @@ from digest import __version__
 from digest.day import PaperResult, Progress, Silent
 from digest.errors import LLMConfigError, PaperFailed, UsageError
 from digest.extract import ExtractedText, ExtractionFailed, extract_pdf, start_workers
-from digest.fetch import ArxivMetadata, DownloadFailed, MetadataError, PaperMetadata, PdfDownloader
+from digest.fetch import ArxivLookup, ArxivMetadata, DownloadFailed, MetadataError, PdfDownloader
 from digest.models import Links, PaperEntry, Provenance
 from digest.prompts import PROMPT_VERSION
 from digest.settings import Settings
-from digest.sources import ArxivRef, LocalPdf
+from digest.sources import ArxivRef, LocalPdf, PaperMetadata
 from digest.store import DigestCache
-from digest.summarize import PaperText, Sleep, Summarizer, SummaryFailed, make_client
+from digest.summarize import (
+    PaperText,
+    Sleep,
+    Summarizer,
+    SummaryFailed,
+    fitted_text_budget,
+    make_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +116,8 @@ class Pipeline:
         )
         self.downloader = PdfDownloader(self.settings, self.http, self.sleep)
         self.summarizer = Summarizer(self.settings, self.llm, self.sleep)
+        # With DIGEST_CONTEXT_TOKENS, the paper's text is cut to what the server's context holds.
+        self.text_budget = fitted_text_budget(self.settings, self.summarizer.fixed_prompt_tokens())
         self._llm_slots = asyncio.Semaphore(self.settings.concurrency)
         self._download_slots = asyncio.Semaphore(self.settings.download_concurrency)
         self._extractor = self._extractor or start_workers(self.settings.extractor)
@@ -134,7 +143,7 @@ class Pipeline:
                 self._extractor,
                 extract_pdf,
                 data,
-                self.settings.text_budget,
+                self.text_budget,
                 self.settings.extractor,
             )
         except BrokenProcessPool:
@@ -147,20 +156,37 @@ class Pipeline:
     async def digest_arxiv(
         self, refs: list[ArxivRef], known: dict[str, PaperMetadata] | None = None
     ) -> list[PaperResult]:
-        """Every paper of ``refs``, in their order; one arXiv API query for those not ``known``."""
-        found = dict(known or {})
-        unknown = [ref for ref in refs if ref.arxiv_id not in found]
-        lookup_error = None
+        """Every paper of ``refs``, in their order.
+
+        ``known`` is what the source already said of a paper (Hugging Face: title, abstract and
+        authors, no version). The arXiv API is asked, in one query, for the rest: the version
+        of those, everything of the others. When it cannot be asked, a paper the source
+        described is still digested, from a PDF without a version pin (version unknown).
+        """
+        known = dict(known or {})
+        lookup, lookup_error = ArxivLookup(), None
+        needed = [r for r in refs if r.arxiv_id not in known or known[r.arxiv_id].version is None]
         try:
-            found.update(await self.metadata.lookup(unknown))
+            lookup = await self.metadata.lookup(needed)
         except MetadataError as error:
             lookup_error = str(error)
+            described = sum(ref.arxiv_id in known for ref in needed)
+            if described:
+                log.warning(
+                    "%s; %d paper%s the source described %s digested without a version pin",
+                    lookup_error,
+                    described,
+                    "" if described == 1 else "s",
+                    "is" if described == 1 else "are",
+                )
 
         async def one(ref: ArxivRef) -> PaperResult:
-            if lookup_error and ref.arxiv_id not in found:
-                return self._finish(PaperResult(ref, error=lookup_error, status="failed"))
+            metadata = _merge(known.get(ref.arxiv_id), lookup.found.get(ref.arxiv_id))
+            if metadata is None:
+                reason = lookup_error or lookup.reason_missing(ref.arxiv_id)
+                return self._finish(PaperResult(ref, error=reason, status="failed"))
             try:
-                return await self._one_arxiv(ref, found.get(ref.arxiv_id))
+                return await self._one_arxiv(ref, metadata)
             except Exception as error:
                 # Whatever went wrong with one paper (a bug, a full disk), the others go on and
                 # the day is still written. --debug shows the traceback.
@@ -191,19 +217,23 @@ class Pipeline:
                 raise PaperFailed(str(target), error.reason) from None
             return _local_paper_text(target, extracted)
         try:
-            metadata = (await self.metadata.lookup([target])).get(target.arxiv_id)
+            lookup = await self.metadata.lookup([target])
         except MetadataError as error:
             raise PaperFailed(str(target), str(error)) from None
+        metadata = lookup.found.get(target.arxiv_id)
         if metadata is None:
-            raise PaperFailed(str(target), "not found on arXiv")
+            raise PaperFailed(str(target), lookup.reason_missing(target.arxiv_id))
         pinned = ArxivRef(target.arxiv_id, target.version or metadata.version)
         return await self._read(pinned, metadata, {})
 
-    async def _one_arxiv(self, ref: ArxivRef, metadata: PaperMetadata | None) -> PaperResult:
-        if metadata is None:
-            return self._finish(PaperResult(ref, error="not found on arXiv", status="failed"))
+    async def _one_arxiv(self, ref: ArxivRef, metadata: PaperMetadata) -> PaperResult:
         if metadata.withdrawn:
             return self._finish(PaperResult(ref, error="withdrawn on arXiv", status="failed"))
+        missing = [name for name in ("title", "abstract") if not getattr(metadata, name).strip()]
+        if missing:
+            # Nothing to digest it by, or nothing to fall back on: fail before paying the LLM.
+            reason = f"its metadata has no {' and no '.join(missing)} (from the source and arXiv)"
+            return self._finish(PaperResult(ref, error=reason, status="failed"))
         pinned = ArxivRef(ref.arxiv_id, ref.version or metadata.version)
         stages: dict[str, float] = {}
         paper = await self._read(pinned, metadata, stages)
@@ -299,6 +329,8 @@ class Pipeline:
                 tokens_in=summary.usage.tokens_in,
                 tokens_out=summary.usage.tokens_out,
                 tokens_cached=summary.usage.tokens_cached,
+                tokens_reasoning=summary.usage.tokens_reasoning or None,
+                answered_by=summary.answered_by,
                 attempts=summary.attempts,
                 seconds=round(sum(stages.values()), 3),
                 cost_usd=cost,
@@ -312,6 +344,19 @@ class Pipeline:
     def _finish(self, result: PaperResult) -> PaperResult:
         self.progress.paper_done(result)
         return result
+
+
+def _merge(source: PaperMetadata | None, api: PaperMetadata | None) -> PaperMetadata | None:
+    """What the source said of a paper, with arXiv's version and withdrawal; either alone."""
+    if source is None or api is None:
+        return source or api
+    return api.model_copy(
+        update={
+            "title": source.title or api.title,
+            "abstract": source.abstract or api.abstract,
+            "authors": source.authors or api.authors,
+        }
+    )
 
 
 def _local_paper_text(pdf: LocalPdf, extracted: ExtractedText) -> PaperText:

@@ -11,6 +11,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +27,7 @@ from pydantic_settings import (
 
 from digest.errors import UsageError
 from digest.models import Day
+from digest.net import RetryPolicy
 
 CONFIG_FILE_ENV = "DIGEST_CONFIG"
 
@@ -70,8 +72,16 @@ class Settings(BaseSettings):
     # Seconds a paper may spend at the LLM before no further request is started; above the cap,
     # so that the longest Retry-After honoured still fits.
     llm_retry_budget: float = Field(default=900.0, gt=0)
+    # The longest wait a server may ask for (Retry-After, RateLimit) that is honoured; a longer
+    # one fails the request at once. The SDK alone gives up on anything above 120 s.
     retry_after_cap: float = Field(default=600.0, ge=0)
     retry_backoff: float = Field(default=1.0, gt=0)  # first wait of exponential backoff, seconds
+    # Sent to reasoning models (o-series, gpt-5) only: "low" keeps the reasoning tokens, which
+    # are paid as output, to what a digest needs. "none" sends nothing.
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = "low"
+    # The server's context window in tokens, when it is small (a local server). The paper's
+    # text is then cut so that the prompt, a re-ask and the answer fit into it.
+    context_tokens: int | None = Field(default=None, ge=2048)
     max_reasks: int = Field(default=2, ge=0, le=2)
     # USD per million tokens [input, cached input, output] by model; merged over the defaults.
     prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(default_factory=dict)
@@ -84,10 +94,26 @@ class Settings(BaseSettings):
 
     # arXiv.
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
-    arxiv_pdf_url: str = "https://arxiv.org/pdf/{id}"
-    arxiv_delay: float = Field(default=3.0, ge=0)
+    # arXiv asks programs to take PDFs from export.arxiv.org, not the arxiv.org the readers use.
+    arxiv_pdf_url: str = "https://export.arxiv.org/pdf/{id}"
+    arxiv_delay: float = Field(default=3.0, ge=0)  # arXiv's API terms: one request every 3 s
+    # A 429 from the arXiv API names no wait. Its limit is counted per 3-second window and the
+    # blocks that follow a burst last, so a quick retry only extends them: wait a minute.
+    arxiv_rate_limit_wait: float = Field(default=60.0, ge=0)
     http_timeout: float = Field(default=30.0, gt=0)
     http_max_attempts: int = Field(default=4, ge=1)
+    # Seconds one request to Hugging Face, the arXiv API or the PDF host may take with its
+    # retries and waits: enough for two waits of a minute, short of holding up the night.
+    http_retry_budget: float = Field(default=300.0, gt=0)
+    # PDF downloads started per second (arXiv's bulk-data guidance: keep bursts small); at most
+    # download_concurrency are in flight. 0 starts them as fast as the slots allow.
+    download_rate: float = Field(default=1.0, ge=0)
+    # Where a PDF request may be redirected: https only, to these hosts (or the host asked).
+    pdf_redirect_hosts: Annotated[list[str], NoDecode] = [
+        "arxiv.org",
+        "export.arxiv.org",
+        "www.arxiv.org",
+    ]
     pdf_max_mb: float = Field(default=50.0, gt=0)
     text_budget: int = Field(default=40_000, ge=2_000)
     extractor: Literal["pypdf", "pypdfium2"] = "pypdf"  # pypdfium2 needs digest[fast]
@@ -103,7 +129,7 @@ class Settings(BaseSettings):
     post_title: str = "Daily Papers — {date}"
     post_layout: str = "post"
 
-    @field_validator("post_tags", "post_categories", mode="before")
+    @field_validator("post_tags", "post_categories", "pdf_redirect_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # The environment gives "papers,hugginface"; digest.toml gives a real list.
@@ -159,6 +185,31 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{name!r} is not a known time zone, e.g. Asia/Seoul or UTC") from None
         return name
+
+    def llm_retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            name="the LLM server",
+            max_attempts=self.llm_max_attempts,
+            max_seconds=self.llm_retry_budget,
+            backoff=self.retry_backoff,
+            server_wait_cap=self.retry_after_cap,
+        )
+
+    def http_retry_policy(self, name: str) -> RetryPolicy:
+        """Hugging Face's and the PDF host's policy (their clients add connection errors)."""
+        return RetryPolicy(
+            name=name,
+            max_attempts=self.http_max_attempts,
+            max_seconds=self.http_retry_budget,
+            backoff=self.retry_backoff,
+            backoff_max=30.0,
+            server_wait_cap=self.retry_after_cap,
+        )
+
+    def arxiv_retry_policy(self) -> RetryPolicy:
+        return replace(
+            self.http_retry_policy("the arXiv API"), bare_429_wait=self.arxiv_rate_limit_wait
+        )
 
     def today(self) -> dt.date:
         """Today's date where the blog is written (the ``timezone`` setting)."""

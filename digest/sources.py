@@ -10,21 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx2
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from pydantic import BaseModel
 
 from digest.errors import DigestError, UsageError
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
-from digest.net import is_transient, retry_after
+from digest.net import Attempts, TransientAnswer, describe, one_line
 from digest.settings import Settings
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -115,13 +109,33 @@ def parse_id_list(value: str) -> list[ArxivRef]:
     return refs
 
 
+class PaperMetadata(BaseModel):
+    """What is known of a paper before its PDF: from the arXiv API, or from Hugging Face's
+    answer (which carries no version: ``version`` is then None until arXiv names it)."""
+
+    arxiv_id: str
+    version: int | None
+    title: str
+    authors: list[str]
+    abstract: str
+    published: dt.datetime | None = None
+    withdrawn: bool = False
+
+    @property
+    def ref(self) -> ArxivRef:
+        return ArxivRef(self.arxiv_id, self.version)
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A paper a source proposes for the day, in the source's order."""
+    """A paper a source proposes for the day, in the source's order, with what the source
+    already says of it (Hugging Face: title, abstract, authors; an arXiv query: everything)."""
 
     ref: ArxivRef
     title: str = ""
     upvotes: int | None = None
+    metadata: PaperMetadata | None = None
+    withdrawn: bool = False  # the source says it was withdrawn
 
 
 HF_PAGE_SIZE = 50
@@ -137,29 +151,28 @@ async def hf_daily_papers(
 ) -> list[Candidate]:
     """The papers added to Hugging Face Daily Papers on ``date``, most upvoted first.
 
-    Pages (``p``, ``limit``) are read until one comes back empty. Ties keep the API's order.
+    Hugging Face's day is a UTC day. Pages (``p``, ``limit``) are read until one comes back
+    empty. Ties keep the API's order. Each candidate carries the title, abstract and authors of
+    the answer, so that the arXiv API is needed only for the version.
     """
     url = f"{settings.hf_api_url.rstrip('/')}/daily_papers"
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(is_transient),
-        wait=_wait_retry_after_or(settings.retry_backoff, settings.retry_after_cap),
-        stop=stop_after_attempt(settings.http_max_attempts),
-        sleep=sleep,
-        reraise=True,
+    policy = replace(
+        settings.http_retry_policy("Hugging Face"), connection_errors=(httpx2.TransportError,)
     )
     found: dict[str, Candidate] = {}
     for page in range(HF_MAX_PAGES):
         params = {"date": date.isoformat(), "p": str(page), "limit": str(HF_PAGE_SIZE)}
+        attempts = Attempts()
         try:
-            items = await retrying(_get_json, http, url, params)
+            items = await policy.call(
+                lambda params=params: _get_json(http, url, params), attempts=attempts, sleep=sleep
+            )
         except httpx2.HTTPStatusError as error:
-            status = error.response.status_code
+            raise _hf_failure(error, date, attempts) from None
+        except (httpx2.TransportError, TransientAnswer) as error:
             raise SourceError(
-                f"Hugging Face Daily Papers answered HTTP {status} for {date}"
-            ) from None
-        except httpx2.TransportError as error:
-            raise SourceError(
-                f"Hugging Face Daily Papers could not be reached ({type(error).__name__})"
+                f"Hugging Face Daily Papers could not be reached ({describe(error)}) after "
+                f"{attempts.plural}"
             ) from None
         if not isinstance(items, list):
             raise SourceError(
@@ -175,6 +188,43 @@ async def hf_daily_papers(
     return sorted(found.values(), key=lambda candidate: -(candidate.upvotes or 0))
 
 
+def utc_today() -> dt.date:
+    """Hugging Face's today: its Daily Papers days are UTC days."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _hf_failure(error: httpx2.HTTPStatusError, date: dt.date, attempts: Attempts) -> DigestError:
+    status = error.response.status_code
+    today = utc_today()
+    if status == 400 and date >= today:
+        # Hugging Face answers 400, not an empty list, for a day that has not begun in UTC
+        # (this machine's clock may be a little behind Hugging Face's).
+        return UsageError(
+            f"Hugging Face has no Daily Papers list for {date} yet: its days are UTC days, and "
+            f"in UTC it is {today}; use --date yesterday or an earlier date"
+        )
+    detail = _hf_error_text(error.response)
+    if attempts.stopped == "server-wait":
+        return SourceError(
+            f"Hugging Face Daily Papers is rate limited (HTTP {status}) and asks to wait "
+            f"{attempts.asked:.0f} s, more than DIGEST_RETRY_AFTER_CAP allows; try again later"
+        )
+    tries = f" after {attempts.plural}" if attempts.count > 1 else ""
+    return SourceError(
+        f"Hugging Face Daily Papers answered HTTP {status} for {date}{tries}"
+        + (f": {detail}" if detail else "")
+    )
+
+
+def _hf_error_text(response: httpx2.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("error") if isinstance(body, dict) else None
+    return one_line(message, 200) if isinstance(message, str) else ""
+
+
 def _hf_candidate(item: object) -> Candidate | None:
     paper = item.get("paper") if isinstance(item, dict) else None
     if not isinstance(paper, dict):
@@ -183,7 +233,23 @@ def _hf_candidate(item: object) -> Candidate | None:
     if ref is None:
         return None  # Daily Papers lists arXiv papers; anything else cannot be fetched
     upvotes = paper.get("upvotes")
-    return Candidate(ref, str(paper.get("title") or ""), upvotes if isinstance(upvotes, int) else 0)
+    title = " ".join(str(paper.get("title") or "").split())
+    abstract = " ".join(str(paper.get("summary") or "").split())
+    authors = [
+        " ".join(str(author.get("name") or "").split())
+        for author in paper.get("authors") or []
+        if isinstance(author, dict) and author.get("name")
+    ]
+    metadata = PaperMetadata(
+        arxiv_id=ref.arxiv_id, version=ref.version, title=title, authors=authors, abstract=abstract
+    )
+    return Candidate(
+        ref,
+        title,
+        upvotes if isinstance(upvotes, int) else 0,
+        metadata=metadata,
+        withdrawn=bool(paper.get("withdrawnAt")),
+    )
 
 
 async def _get_json(http: httpx2.AsyncClient, url: str, params: dict[str, str]) -> object:
@@ -192,21 +258,8 @@ async def _get_json(http: httpx2.AsyncClient, url: str, params: dict[str, str]) 
     try:
         return response.json()
     except ValueError:
-        raise SourceError(f"{url} did not answer JSON") from None
-
-
-def _wait_retry_after_or(backoff: float, cap: float) -> Callable[[RetryCallState], float]:
-    exponential = wait_exponential_jitter(multiplier=backoff, jitter=backoff, max=60)
-
-    def wait(state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, httpx2.HTTPStatusError):
-            asked = retry_after(error.response.headers)
-            if asked is not None:
-                return min(asked, cap)
-        return exponential(state)
-
-    return wait
+        # A proxy's or a maintenance page served with 200: the next try may get the API.
+        raise TransientAnswer(f"{url} answered a page that is not JSON") from None
 
 
 def with_upvotes(candidates: list[Candidate], min_upvotes: int) -> list[Candidate]:

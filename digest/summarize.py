@@ -1,25 +1,33 @@
 """The summarize stage: one paper's text to a validated Korean ``Digest`` through the LLM.
 
-The request goes through ``chat.completions.parse`` with ``Digest`` as a strict
-``json_schema``. Three kinds of trouble, each handled once and in one place:
+The request goes through Chat Completions with ``Digest`` as a strict ``json_schema``. Every
+kind of trouble is handled once, in one place:
 
-- Transient (429, 5xx, connection errors, timeouts): retried by tenacity with exponential
-  jitter, waiting what ``Retry-After`` asks up to ``retry_after_cap`` (the SDK gives up above
-  120 s), within ``llm_max_attempts`` requests an answer and ``llm_retry_budget`` seconds a
-  paper (re-asks included). The SDK's own retries
-  are off so the two never multiply. 400, 401, 403 and 404 are never retried.
-- An answer that fails validation (invalid JSON, English, polite style, counts): asked again
-  with the answer and the validation messages, at most ``max_reasks`` times.
-- An answer cut off by ``finish_reason=length``: asked once more with twice the token limit.
-- A refusal or a content-filter stop: asked again (a summary of a published paper is rarely
-  refused twice), counted against the same ``max_reasks``; then the paper fails with it.
-- A number the paper does not state (see ``grounding``): sent back like a validation error;
-  if it survives the re-asks, its line is dropped or the number removed, and noted.
+- Transient (408, 429, 5xx, connection errors, timeouts, an answer that is not a chat
+  completion): retried by the shared policy (``digest.net``), waiting what the server asks up
+  to ``retry_after_cap`` (the SDK gives up above 120 s), within ``llm_max_attempts`` requests
+  an answer and ``llm_retry_budget`` seconds a paper, re-asks included. The SDK's own retries
+  are off so the two never multiply.
+- A request the server rejects for its response format (DeepSeek's 422, llama-cpp-python's
+  500, others' 400): never retried as transient; ``auto`` switches to ``json_object`` once for
+  the run. For a sampling or token parameter a model does not take (``temperature`` on a
+  reasoning model, ``max_tokens`` where ``max_completion_tokens`` is wanted): that parameter
+  is dropped once for the run, logged, and the request sent again.
+- An answer that fails validation (invalid JSON, English, polite style, counts, numbers the
+  paper does not state): asked again with the answer and the problems, at most ``max_reasks``
+  times. A re-ask carries the paper once, the latest answer and its problems: it does not
+  grow round after round (a small server's context would overflow).
+- An answer cut off by ``finish_reason=length``: asked once more with twice the limit, unless
+  it repeats itself (a loop, which a larger limit only makes longer): that is an invalid
+  answer, "the model repeated itself".
+- A refusal or a content-filter stop: asked again, counted against the same ``max_reasks``.
+- A prompt the server cut (it read far fewer tokens than were sent: Ollama's 4k default
+  context) or one that does not fit its context: the paper fails at once, naming the fix.
 
 Servers without strict ``json_schema`` (``llm_mode``): ``json_object`` asks for JSON mode and
-puts the schema in the prompt (and in ``response_format.schema``, which llama.cpp enforces);
-``auto`` starts with ``json_schema`` and, on a 400 that rejects the response format, switches
-to ``json_object`` once for the rest of the run. Both go through the same validation.
+puts the schema in the prompt (and in ``response_format.schema``, which llama.cpp enforces).
+Answers of both modes are read the same way, leniently about raw line breaks inside strings
+(small models write them), so that the line checks run and say what to fix.
 """
 
 from __future__ import annotations
@@ -30,26 +38,18 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from digest.errors import LLMConfigError, UsageError
 from digest.grounding import find_ungrounded, numbers_of_source, repair
 from digest.models import CallUsage, Digest
-from digest.net import retry_after
-from digest.prompts import prompt_text, render_prompt
+from digest.net import Attempts, TransientAnswer, headers_of, one_line, server_wait
+from digest.prompts import estimate_tokens, prompt_text, render_prompt
 from digest.settings import Settings
 from digest.validation import describe_validation_error
 
@@ -81,24 +81,33 @@ class Usage(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_cached: int = 0
+    tokens_reasoning: int = 0
     calls: list[CallUsage] = []
 
     def add(self, usage: dict[str, Any] | None) -> CallUsage:
-        usage = usage or {}
+        usage = usage if isinstance(usage, dict) else {}
         details = usage.get("prompt_tokens_details") or {}
+        thinking = usage.get("completion_tokens_details") or {}
         call = CallUsage(
-            tokens_in=int(usage.get("prompt_tokens") or 0),
-            tokens_out=int(usage.get("completion_tokens") or 0),
-            tokens_cached=int(details.get("cached_tokens") or 0),
+            tokens_in=_count(usage.get("prompt_tokens")),
+            tokens_out=_count(usage.get("completion_tokens")),
+            tokens_cached=_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
+            tokens_reasoning=_count(
+                thinking.get("reasoning_tokens") if isinstance(thinking, dict) else 0
+            ),
         )
         self.tokens_in += call.tokens_in
         self.tokens_out += call.tokens_out
         self.tokens_cached += call.tokens_cached
+        self.tokens_reasoning += call.tokens_reasoning
         self.calls.append(call)
         return call
 
     def cost_usd(self, settings: Settings) -> float | None:
-        """What these tokens cost at the model's prices; None when its prices are unknown."""
+        """What these tokens cost at the model's prices; None when its prices are unknown.
+
+        Reasoning tokens are part of ``tokens_out`` (OpenAI counts them in
+        ``completion_tokens``), so they are priced as output."""
         price = settings.price_of(settings.model)
         if price is None:
             return None
@@ -110,50 +119,36 @@ class Usage(BaseModel):
         return round(total / 1_000_000, 6)
 
 
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
 class Summary(BaseModel):
     digest: Digest
     usage: Usage
     attempts: int
     seconds: float
     grounding_repairs: list[str] = []
+    answered_by: str | None = None  # the model the server named, when not the one asked
 
 
 class SummaryFailed(Exception):
     """The LLM gave no usable digest; the message says why."""
 
 
-class _MalformedAnswer(Exception):
+class _MalformedAnswer(TransientAnswer):
     """HTTP 200 whose body is not a chat completion (a proxy's error page, say)."""
 
 
-_TRANSIENT = (
-    openai.APIConnectionError,  # includes APITimeoutError
-    openai.RateLimitError,
-    openai.InternalServerError,
-    openai.ConflictError,
-    _MalformedAnswer,
-)
-
-
-def _is_request_timeout(error: BaseException) -> bool:
-    """HTTP 408, which the SDK raises as a plain APIStatusError: the server timed out."""
-    return isinstance(error, openai.APIStatusError) and error.status_code == 408
-
-
-def _is_transient(error: BaseException) -> bool:
-    """What the retrying below retries."""
-    return isinstance(error, _TRANSIENT) or _is_request_timeout(error)
-
-
 def retry_after_seconds(error: BaseException) -> float | None:
-    """The wait a server asked for in ``retry-after-ms`` or ``Retry-After``, if any."""
+    """The wait a server asked for (``retry-after-ms``, ``Retry-After``, ``RateLimit``)."""
     if not isinstance(error, openai.APIStatusError):
         return None
-    return retry_after(error.response.headers)
+    return server_wait(headers_of(error))
 
 
 def make_client(settings: Settings) -> AsyncOpenAI:
-    """The OpenAI client, with the SDK's own retries off (tenacity does them)."""
+    """The OpenAI client, with the SDK's own retries off (the retry policy does them)."""
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if not key:
         if settings.base_url is None:
@@ -167,32 +162,130 @@ def make_client(settings: Settings) -> AsyncOpenAI:
     )
 
 
+# OpenAI's reasoning models: the o-series and gpt-5 (not gpt-5-chat, which does not reason).
+_REASONING_MODEL = re.compile(r"(?:^|/)(?:o\d+(?:-|$)|gpt-5(?!(?:\.\d+)?-chat))", re.IGNORECASE)
+# Output tokens a reasoning model may think with, on top of the answer's max_output_tokens, by
+# reasoning_effort: the limit bounds what is paid, and a limit that thinking uses up ends in
+# finish_reason=length with no answer at all.
+_REASONING_ALLOWANCE = {None: 8000, "minimal": 2000, "low": 8000, "medium": 16000, "high": 32000}
+# Parameters that may be dropped when a model rejects them; the answer is the same without.
+_DROPPABLE = ("temperature", "top_p", "reasoning_effort", "max_tokens")
+_FORMAT_REJECTED = re.compile(
+    r"response_format|json_schema|json schema|structured output|'json_object'", re.IGNORECASE
+)
+_CONTEXT_EXCEEDED = re.compile(
+    r"context[ _](?:length|size|window)|exceeds? the (?:available )?context|maximum context",
+    re.IGNORECASE,
+)
+# A reported prompt under this share of the tokens sent was cut by the server (the estimate
+# errs high, by a fifth at most for real tokenizers, so a half is far outside its error).
+_CUT_PROMPT_SHARE = 0.5
+_CUT_PROMPT_MIN_TOKENS = 1000
+# Tokens of a re-ask beyond the first question: the echoed answer is bounded by the output
+# limit, the problems list and the re-ask prompt by this.
+_REASK_OVERHEAD_TOKENS = 600
+# Characters of paper text per token when fitting the text to DIGEST_CONTEXT_TOKENS: PDF text
+# with its numbers and symbols tokenizes denser than prose, so count 3, not 4.
+_CHARS_PER_TOKEN = 3
+
+
 @dataclass
 class _Answer:
     digest: Digest | None = None
     content: str | None = None
     problems: list[str] = field(default_factory=list)
     cut_off: bool = False
+    looped: bool = False
     refused: str | None = None  # why the model or the server's filter gave no answer
-    switched_mode: bool = False  # the server rejected json_schema; ask again in json_object
+
+
+@dataclass
+class _Loop:
+    """The state of one paper's conversation with the model."""
+
+    started: float
+    deadline: float
+    max_tokens: int
+    requests: int = 0
+    reasks: int = 0
+    enlarged: bool = False
+    last: _Answer | None = None  # the latest answer that failed validation, for the re-ask
+    answered_by: str | None = None
+
+
+class _RequestChanged(Exception):
+    """The server rejected a parameter or the response format; the run asks without it."""
+
+
+def reask_messages(
+    question: list[dict[str, str]], answer: str, problems: list[str]
+) -> list[dict[str, str]]:
+    """The question once more with the latest answer and what is wrong with it. Only the
+    latest: a second re-ask replaces the first, so the prompt stays the same size."""
+    listed = "\n".join(f"- {problem}" for problem in problems)
+    return [
+        *question,
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": render_prompt("reask", problems=listed)},
+    ]
+
+
+def repeats_itself(text: str, window: int = 600) -> bool:
+    """Whether ``text`` ends in a loop: its last ``window`` characters repeat with some period
+    of at most a third of the window (a line, a phrase, a run of one token)."""
+    tail = text[-window:]
+    if len(tail) < 200:
+        return False
+    for period in range(1, len(tail) // 3 + 1):
+        same = sum(tail[i] == tail[i + period] for i in range(len(tail) - period))
+        if same >= 0.95 * (len(tail) - period):
+            return True
+    return False
+
+
+def fitted_text_budget(settings: Settings, fixed_tokens: int) -> int:
+    """``text_budget``, made smaller when ``context_tokens`` is set so that the prompt, a re-ask
+    (the answer echoed and the problems) and the answer fit the server's context.
+    ``fixed_tokens`` is the prompt without the paper."""
+    if settings.context_tokens is None:
+        return settings.text_budget
+    answer = settings.max_output_tokens
+    room = settings.context_tokens - fixed_tokens - 2 * answer - _REASK_OVERHEAD_TOKENS
+    budget = min(settings.text_budget, room * _CHARS_PER_TOKEN)
+    if budget < 2000:
+        raise UsageError(
+            f"DIGEST_CONTEXT_TOKENS={settings.context_tokens} leaves no room for the paper after "
+            f"the instructions (about {fixed_tokens} tokens) and DIGEST_MAX_OUTPUT_TOKENS="
+            f"{answer} for the answer and its re-ask; raise the server's context and "
+            "DIGEST_CONTEXT_TOKENS, or lower DIGEST_MAX_OUTPUT_TOKENS"
+        )
+    return budget
 
 
 class Summarizer:
+    """Digests papers through one LLM server; what the server refused is remembered for the
+    run (the response format, parameters), so that only the first paper pays for it."""
+
     def __init__(
         self, settings: Settings, client: AsyncOpenAI | None, sleep: Sleep = asyncio.sleep
     ) -> None:
         self.settings = settings
         self.client = client
         self.sleep = sleep
-        self._backoff = wait_exponential_jitter(
-            multiplier=settings.retry_backoff, jitter=settings.retry_backoff, max=60
+        self.policy = replace(
+            settings.llm_retry_policy(), connection_errors=(openai.APIConnectionError,)
         )
         self.mode: Literal["json_schema", "json_object"] = (
             "json_object" if settings.llm_mode == "json_object" else "json_schema"
         )
+        self.reasoning = bool(_REASONING_MODEL.search(settings.model))
+        self.dropped: set[str] = set()  # parameters the server rejected, not sent again
+        self.token_parameter = "max_completion_tokens"
+        self._warned_models: set[str] = set()
 
-    def messages_for(self, paper: PaperText) -> list[dict[str, str]]:
-        """System prompt, the worked example, then the paper: what the model is sent."""
+    def messages_for(self, paper: PaperText, mode: str | None = None) -> list[dict[str, str]]:
+        """System prompt, the worked example, then the paper: what the model is sent (in
+        ``mode``, by default the one in use)."""
         kind = "full text (abridged)" if paper.input == "full-text" else "abstract only"
         user = render_prompt(
             "user",
@@ -204,7 +297,7 @@ class Summarizer:
             content=_PAPER_END.sub("</ paper>", paper.content),
         )
         system = render_prompt("system")
-        if self.mode == "json_object":
+        if (mode or self.mode) == "json_object":
             schema = json.dumps(Digest.model_json_schema(), ensure_ascii=False)
             system += "\n" + render_prompt("json-mode", schema=schema)
         return [
@@ -214,15 +307,30 @@ class Summarizer:
             {"role": "user", "content": user},
         ]
 
+    def fixed_prompt_tokens(self) -> int:
+        """The prompt's tokens without the paper, in the larger of the modes it may use."""
+        empty = PaperText(arxiv_id=None, title="", authors=[], input="full-text", content="")
+        modes = {self.mode, "json_object" if self.settings.llm_mode == "auto" else self.mode}
+        return max(
+            sum(estimate_tokens(m["content"]) for m in self.messages_for(empty, mode))
+            for mode in modes
+        )
+
+    def output_limit(self, answer_tokens: int) -> int:
+        """The token limit sent: the answer's, and a reasoning model's thinking on top."""
+        if not self.reasoning:
+            return answer_tokens
+        return answer_tokens + _REASONING_ALLOWANCE[self.settings.reasoning_effort]
+
     async def summarize(self, paper: PaperText) -> Summary:
         started = time.monotonic()
+        state = _Loop(
+            started=started,
+            deadline=started + self.settings.llm_retry_budget,
+            max_tokens=self.settings.max_output_tokens,
+        )
         usage = Usage()
         grounded = numbers_of_source(f"{paper.title}\n{paper.content}")
-        messages = self.messages_for(paper)
-        max_tokens = self.settings.max_output_tokens
-        requests = 0
-        enlarged = False
-        reasks = 0
         while True:
             elapsed = time.monotonic() - started
             if elapsed >= self.settings.llm_retry_budget:
@@ -230,148 +338,239 @@ class Summarizer:
                     f"gave up after {elapsed:.0f} s at the LLM, more than "
                     f"DIGEST_LLM_RETRY_BUDGET={self.settings.llm_retry_budget:g} s"
                 )
-            answer, request_count = await self._ask(messages, max_tokens, usage, started)
-            requests += request_count
-            if answer.switched_mode:
-                messages = self.messages_for(paper)  # the json_object prompt carries the schema
+            question = self.messages_for(paper)  # the mode may have changed since
+            last = state.last
+            messages = (
+                reask_messages(question, last.content or "", last.problems) if last else question
+            )
+            try:
+                answer = await self._ask(messages, state, usage)
+            except _RequestChanged:
                 continue
             if answer.digest is not None:
                 ungrounded = find_ungrounded(answer.digest, grounded)
-                summary = Summary(
-                    digest=answer.digest,
-                    usage=usage,
-                    attempts=requests,
-                    seconds=round(time.monotonic() - started, 3),
-                )
                 if not ungrounded:
-                    return summary
-                if reasks == self.settings.max_reasks:
+                    return self._summary(answer.digest, usage, state)
+                if state.reasks == self.settings.max_reasks:
                     repaired, notes = repair(answer.digest, ungrounded)
                     if repaired is None:
                         problems = "; ".join(item.problem() for item in ungrounded)
                         raise SummaryFailed(
-                            f"numbers the paper does not state survived {reasks + 1} answers "
-                            f"and could not be taken out: {problems}"
+                            f"numbers the paper does not state survived {state.reasks + 1} "
+                            f"answers and could not be taken out: {problems}"
                         )
                     log.warning("published without ungrounded numbers: %s", "; ".join(notes))
-                    return summary.model_copy(
-                        update={"digest": repaired, "grounding_repairs": notes}
-                    )
+                    summary = self._summary(repaired, usage, state)
+                    return summary.model_copy(update={"grounding_repairs": notes})
                 usage.calls[-1].outcome = "ungrounded"
                 answer.problems = [item.problem() for item in ungrounded]
-            if answer.cut_off:
-                if enlarged:
-                    raise SummaryFailed(
-                        f"the answer was cut off at {max_tokens} output tokens even after one "
-                        "retry with twice the limit (raise DIGEST_MAX_OUTPUT_TOKENS)"
-                    )
-                enlarged = True
-                max_tokens *= 2
+            if answer.cut_off and not answer.looped:
+                self._enlarge(state)
                 continue
-            if reasks == self.settings.max_reasks:
-                if answer.refused:
-                    raise SummaryFailed(f"{answer.refused} ({reasks + 1} times)")
-                raise SummaryFailed(
-                    f"the digest failed validation {reasks + 1} times; last problems: "
-                    + "; ".join(answer.problems)
-                )
-            reasks += 1
+            if state.reasks == self.settings.max_reasks:
+                raise SummaryFailed(self._final_problem(answer, state))
+            state.reasks += 1
             if answer.refused:
-                log.info("asking again (%d): %s", reasks, answer.refused)
+                log.info("asking again (%d): %s", state.reasks, answer.refused)
                 continue  # the same question again; a refusal is no answer to correct
-            log.info("re-asking (%d): %s", reasks, "; ".join(answer.problems))
-            problems = "\n".join(f"- {problem}" for problem in answer.problems)
-            messages = [
-                *messages,
-                {"role": "assistant", "content": answer.content or ""},
-                {"role": "user", "content": render_prompt("reask", problems=problems)},
-            ]
+            log.info("re-asking (%d): %s", state.reasks, "; ".join(answer.problems))
+            state.last = answer
 
-    async def _ask(
-        self, messages: list[dict[str, str]], max_tokens: int, usage: Usage, started: float
-    ) -> tuple[_Answer, int]:
-        """One answer from the model, transient failures retried within the paper's time
-        budget (counted from ``started``). Returns it and the requests it took."""
-        requests = 0
-
-        async def post() -> tuple[Any, dict[str, Any]]:
-            nonlocal requests
-            requests += 1
-            return await self._post(messages, max_tokens)
-
-        retrying = AsyncRetrying(
-            retry=(retry_if_exception_type(_TRANSIENT) | retry_if_exception(_is_request_timeout))
-            & retry_if_exception(self._wait_is_allowed),
-            wait=self._wait,
-            stop=stop_after_attempt(self.settings.llm_max_attempts) | self._out_of_time(started),
-            sleep=self.sleep,
-            before_sleep=self._log_retry,
-            reraise=True,
+    def _summary(self, digest: Digest, usage: Usage, state: _Loop) -> Summary:
+        return Summary(
+            digest=digest,
+            usage=usage,
+            attempts=state.requests,
+            seconds=round(time.monotonic() - state.started, 3),
+            answered_by=state.answered_by,
         )
-        mode = self.mode
-        try:
-            raw, body = await retrying(post)
-        except openai.BadRequestError as error:
-            if self._falls_back(error, mode):
-                return _Answer(switched_mode=True), requests
-            raise self._status_failure(error, requests) from None
-        except openai.APIStatusError as error:
-            raise self._status_failure(error, requests) from None
-        except (openai.APIConnectionError, _MalformedAnswer) as error:
-            where = self.settings.base_url or "the OpenAI API"
-            raise SummaryFailed(
-                f"no answer from {where} after {requests} attempts ({error})"
-            ) from None
-        call = usage.add(body.get("usage"))
-        answer = self._read(raw, body) if mode == "json_schema" else self._read_json_object(body)
-        call.outcome = (
-            "ok" if answer.digest else "cut off" if answer.cut_off
-            else "refused" if answer.refused else "invalid"
-        )  # fmt: skip
-        return answer, requests
 
-    def _falls_back(self, error: openai.BadRequestError, mode: str) -> bool:
-        """In auto mode, whether a 400 rejects json_schema; then switch to json_object (once)."""
-        if self.settings.llm_mode != "auto" or mode != "json_schema":
-            return False
-        detail = _error_detail(error).lower()
-        if not any(
-            word in detail for word in ("response_format", "json_schema", "schema", "structured")
-        ):
-            return False
-        if self.mode == "json_schema":
-            self.mode = "json_object"
+    def _enlarge(self, state: _Loop) -> None:
+        """Once per paper, twice the output limit for an answer that was cut off."""
+        if state.enlarged:
+            raise SummaryFailed(
+                f"the answer was cut off at {self.output_limit(state.max_tokens)} output tokens "
+                "even after one retry with twice the limit (raise DIGEST_MAX_OUTPUT_TOKENS)"
+            )
+        state.enlarged = True
+        state.max_tokens *= 2
+        log.warning(
+            "the answer was cut off at the output limit; asking once more with %d tokens",
+            self.output_limit(state.max_tokens),
+        )
+
+    def _final_problem(self, answer: _Answer, state: _Loop) -> str:
+        answers = state.reasks + 1
+        if answer.refused:
+            return f"{answer.refused} ({answers} times)"
+        if answer.looped:
+            return (
+                f"the model repeated itself until it was cut off at "
+                f"{self.output_limit(state.max_tokens)} output tokens ({answers} answers); "
+                "a larger model, or a lower temperature, may not loop"
+            )
+        return f"the digest failed validation {answers} times; last problems: " + "; ".join(
+            answer.problems
+        )
+
+    async def _ask(self, messages: list[dict[str, str]], state: _Loop, usage: Usage) -> _Answer:
+        """One answer from the model, transient failures retried within the paper's time."""
+        limit = self._fit(messages, state)
+        attempts = Attempts()
+        try:
+            body = await self.policy.call(
+                lambda: self._post(messages, limit),
+                attempts=attempts,
+                sleep=self.sleep,
+                deadline=state.deadline,
+                retry_if=lambda error: not self._rejects_request(error),
+            )
+        except openai.APIStatusError as error:
+            state.requests += attempts.count
+            if self._change_request(error):
+                raise _RequestChanged from None
+            raise self._status_failure(error, attempts) from None
+        except (openai.APIConnectionError, _MalformedAnswer) as error:
+            state.requests += attempts.count
+            raise SummaryFailed(self._no_answer(error, attempts)) from None
+        state.requests += attempts.count
+        call = usage.add(body.get("usage"))
+        self._check_prompt_read(call.tokens_in, messages)
+        self._note_model(body.get("model"), state)
+        answer = self._read(body)
+        if answer.cut_off and answer.content and repeats_itself(answer.content):
+            answer.looped = True
+            answer.problems = [
+                "(root): the answer repeated itself until it was cut off; write each line "
+                "once and close the JSON"
+            ]
+            log.warning("the model repeated itself until it was cut off at %d tokens", limit)
+        call.outcome = (
+            "ok" if answer.digest else "looped" if answer.looped
+            else "cut off" if answer.cut_off else "refused" if answer.refused else "invalid"
+        )  # fmt: skip
+        return answer
+
+    def _fit(self, messages: list[dict[str, str]], state: _Loop) -> int:
+        """The output limit for this request, within ``context_tokens`` when it is set; a
+        prompt that leaves no room for an answer fails before it is sent."""
+        limit = self.output_limit(state.max_tokens)
+        context = self.settings.context_tokens
+        if context is None:
+            return limit
+        prompt = sum(estimate_tokens(message["content"]) for message in messages)
+        room = context - prompt
+        if room < min(limit, self.settings.max_output_tokens):
+            raise SummaryFailed(
+                f"the request (about {prompt} prompt tokens and {limit} for the answer) does not "
+                f"fit DIGEST_CONTEXT_TOKENS={context}; lower DIGEST_TEXT_BUDGET "
+                f"(now {self.settings.text_budget}) or DIGEST_MAX_OUTPUT_TOKENS"
+            )
+        return min(limit, room)
+
+    def _check_prompt_read(self, read: int, messages: list[dict[str, str]]) -> None:
+        sent = sum(estimate_tokens(message["content"]) for message in messages)
+        if sent >= _CUT_PROMPT_MIN_TOKENS and 0 < read < _CUT_PROMPT_SHARE * sent:
+            raise SummaryFailed(
+                f"the server read only {read} of about {sent} prompt tokens: it cut the prompt "
+                "to fit its context. Raise the server's context size (OLLAMA_CONTEXT_LENGTH for "
+                "Ollama, --ctx-size for llama-server) and set DIGEST_CONTEXT_TOKENS to it, or "
+                f"lower DIGEST_TEXT_BUDGET (now {self.settings.text_budget})"
+            )
+
+    def _note_model(self, answered: object, state: _Loop) -> None:
+        if not isinstance(answered, str) or not answered:
+            return
+        if _same_model(self.settings.model, answered):
+            return
+        state.answered_by = answered
+        if answered not in self._warned_models:
+            self._warned_models.add(answered)
             log.warning(
-                "the server rejected response_format json_schema (%s); using json_object "
-                "with the schema in the prompt for the rest of this run",
+                "asked for model %r, but the server answered as %r; its provenance records it",
+                self.settings.model,
+                answered,
+            )
+
+    def _rejects_request(self, error: BaseException) -> bool:
+        """A rejection of the request's form: no retry mends it (see ``_change_request``)."""
+        if not isinstance(error, openai.APIStatusError) or error.status_code in (401, 403, 404):
+            return False
+        return (
+            _rejected_parameter(error, self._sent_parameters()) is not None
+            or bool(_FORMAT_REJECTED.search(_error_detail(error)))
+            or bool(_CONTEXT_EXCEEDED.search(_error_detail(error)))
+        )
+
+    def _sent_parameters(self) -> set[str]:
+        return set(self._options(1)) - {"model", "messages", "response_format"}
+
+    def _change_request(self, error: openai.APIStatusError) -> bool:
+        """Whether the request can be sent another way: without a parameter the model does
+        not take, or (``auto``) in json_object mode. Remembered for the rest of the run."""
+        if error.status_code in (401, 403, 404):
+            return False
+        parameter = _rejected_parameter(error, self._sent_parameters())
+        if parameter == "max_completion_tokens":
+            self.token_parameter = "max_tokens"
+            log.warning(
+                "the server does not take max_completion_tokens (%s); sending max_tokens",
                 _error_detail(error),
             )
-        return True
+            return True
+        if parameter is not None:
+            self.dropped.add(parameter)
+            log.warning(
+                "the server does not take %s for model %s (%s); not sending it for the rest "
+                "of this run",
+                parameter,
+                self.settings.model,
+                _error_detail(error),
+            )
+            return True
+        if not _FORMAT_REJECTED.search(_error_detail(error)):
+            return False
+        if self.settings.llm_mode == "auto" and self.mode == "json_schema":
+            self.mode = "json_object"
+            log.warning(
+                "the server rejected response_format json_schema (HTTP %d: %s); using "
+                "json_object with the schema in the prompt for the rest of this run",
+                error.status_code,
+                _error_detail(error),
+            )
+            return True
+        return False
 
-    async def _post(
-        self, messages: list[dict[str, str]], max_tokens: int
-    ) -> tuple[Any, dict[str, Any]]:
+    def _options(self, limit: int) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if self.settings.temperature is not None:
             options["temperature"] = self.settings.temperature
+        if self.reasoning and self.settings.reasoning_effort is not None:
+            options["reasoning_effort"] = self.settings.reasoning_effort
+        options[self.token_parameter] = limit
+        if self.mode == "json_object" and self.token_parameter == "max_completion_tokens":
+            # Servers with JSON mode but no json_schema (llama-cpp-python, older vLLM) know
+            # only max_tokens; a model that rejects it has it dropped after the first 400.
+            options["max_tokens"] = limit
+        return {name: value for name, value in options.items() if name not in self.dropped}
+
+    async def _post(self, messages: list[dict[str, str]], limit: int) -> dict[str, Any]:
         if self.client is None:
             raise RuntimeError("this Summarizer only builds prompts: it has no client")
+        options = self._options(limit)
         if self.mode == "json_schema":
             raw = await self.client.chat.completions.with_raw_response.parse(
                 model=self.settings.model,
                 messages=messages,  # type: ignore[arg-type]
                 response_format=Digest,
-                max_completion_tokens=max_tokens,
                 **options,
             )
         else:
-            # Servers with JSON mode but no json_schema (llama.cpp, older vLLM, Ollama) know
-            # max_tokens; llama.cpp also constrains its output to response_format.schema.
+            # llama.cpp also constrains its output to response_format.schema.
             raw = await self.client.chat.completions.with_raw_response.create(
                 model=self.settings.model,
                 messages=messages,  # type: ignore[arg-type]
                 response_format={"type": "json_object", "schema": Digest.model_json_schema()},  # type: ignore[typeddict-unknown-key]
-                max_tokens=max_tokens,
                 **options,
             )
         try:
@@ -385,69 +584,36 @@ class Summarizer:
             raise _MalformedAnswer(
                 f"the server's answer is not a chat completion: {error}"
             ) from None
-        return raw, body
+        return body
 
-    def _read(self, raw: Any, body: dict[str, Any]) -> _Answer:
-        content = (body["choices"][0].get("message") or {}).get("content")
-        try:
-            completion = raw.parse()
-        except openai.LengthFinishReasonError:
-            return _Answer(cut_off=True, content=content)
-        except openai.ContentFilterFinishReasonError:
-            return _Answer(refused="the answer was blocked by the server's content filter")
-        except ValidationError as error:
-            return _Answer(content=content, problems=describe_validation_error(error))
-        message = completion.choices[0].message
-        if message.refusal:
-            return _Answer(refused=f"the model refused: {message.refusal}")
-        if message.parsed is None:
-            return _Answer(
-                content=content, problems=["(root): the answer is empty; return the digest as JSON"]
-            )
-        return _Answer(digest=message.parsed, content=content)
-
-    def _read_json_object(self, body: dict[str, Any]) -> _Answer:
-        """Read a JSON-mode answer the way ``parse`` reads a json_schema one."""
+    def _read(self, body: dict[str, Any]) -> _Answer:
+        """An answer of either mode, read the same way."""
         choice = body["choices"][0]
-        message = choice.get("message") or {}
+        message = choice["message"]
         content = message.get("content")
+        content = content if isinstance(content, str) else None
         if choice.get("finish_reason") == "length":
             return _Answer(cut_off=True, content=content)
         if choice.get("finish_reason") == "content_filter":
             return _Answer(refused="the answer was blocked by the server's content filter")
         if message.get("refusal"):
             return _Answer(refused=f"the model refused: {message['refusal']}")
-        if not content:
+        if not content or not content.strip():
             return _Answer(problems=["(root): the answer is empty; return the digest as JSON"])
-        try:
-            return _Answer(digest=Digest.model_validate_json(content), content=content)
-        except ValidationError as error:
-            return _Answer(content=content, problems=describe_validation_error(error))
+        digest, problems = parse_digest(content)
+        return _Answer(digest=digest, content=content, problems=problems)
 
-    def _out_of_time(self, started: float) -> Callable[[RetryCallState], bool]:
-        """Stop retrying when the next wait would take the paper past ``llm_retry_budget``."""
+    def _no_answer(self, error: BaseException, attempts: Attempts) -> str:
+        where = self.settings.base_url or "the OpenAI API"
+        if isinstance(error, openai.APITimeoutError):
+            timeout = self.settings.llm_timeout
+            return (
+                f"no answer from {where} after {attempts.plural} (each timed out after "
+                f"{timeout:g} s; raise DIGEST_LLM_TIMEOUT={timeout:g})"
+            )
+        return f"no answer from {where} after {attempts.plural} ({one_line(str(error))})"
 
-        def stop(state: RetryCallState) -> bool:
-            after_wait = time.monotonic() - started + (state.upcoming_sleep or 0.0)
-            return after_wait >= self.settings.llm_retry_budget
-
-        return stop
-
-    def _wait_is_allowed(self, error: BaseException) -> bool:
-        wait = retry_after_seconds(error)
-        return wait is None or wait <= self.settings.retry_after_cap
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        asked = retry_after_seconds(error) if error else None
-        return asked if asked is not None else self._backoff(state)
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0
-        log.warning("LLM request failed (%s); retrying in %.1f s", type(error).__name__, wait)
-
-    def _status_failure(self, error: openai.APIStatusError, requests: int) -> Exception:
+    def _status_failure(self, error: openai.APIStatusError, attempts: Attempts) -> Exception:
         status = error.status_code
         detail = _error_detail(error)
         if status in (401, 403):
@@ -460,27 +626,107 @@ class Summarizer:
                 f"model {self.settings.model!r} not found (HTTP 404: {detail}); "
                 "check DIGEST_MODEL and OPENAI_BASE_URL"
             )
-        asked = retry_after_seconds(error)
-        if asked is not None and asked > self.settings.retry_after_cap:
-            return SummaryFailed(
-                f"rate limited (HTTP {status}): the server asks to wait {asked:.0f} s, more than "
-                f"DIGEST_RETRY_AFTER_CAP={self.settings.retry_after_cap:g} s"
+        if _FORMAT_REJECTED.search(detail):
+            return LLMConfigError(
+                f"the LLM server rejects response_format {self.mode} (HTTP {status}: {detail}); "
+                + (
+                    "set DIGEST_LLM_MODE=auto or json_object"
+                    if self.mode == "json_schema"
+                    else "use a server with JSON mode"
+                )
             )
-        transient = _is_transient(error)
-        if transient and asked is not None and requests < self.settings.llm_max_attempts:
+        if _CONTEXT_EXCEEDED.search(detail):
             return SummaryFailed(
-                f"rate limited (HTTP {status}): the server asks to wait {asked:.0f} s, more than "
-                f"is left of DIGEST_LLM_RETRY_BUDGET={self.settings.llm_retry_budget:g} s"
+                f"the request does not fit the server's context (HTTP {status}: {detail}); "
+                f"lower DIGEST_TEXT_BUDGET (now {self.settings.text_budget}), or set "
+                "DIGEST_CONTEXT_TOKENS to the server's context size"
             )
-        if transient:
+        if attempts.stopped == "server-wait" and attempts.asked is not None:
+            cap = self.settings.retry_after_cap
+            if attempts.asked > cap:
+                return SummaryFailed(
+                    f"rate limited (HTTP {status}): the server asks to wait "
+                    f"{attempts.asked:.0f} s, more than DIGEST_RETRY_AFTER_CAP={cap:g} s"
+                )
             return SummaryFailed(
-                f"HTTP {status} from the LLM server after {requests} attempts: {detail}"
+                f"rate limited (HTTP {status}): the server asks to wait {attempts.asked:.0f} s, "
+                f"more than is left of DIGEST_LLM_RETRY_BUDGET="
+                f"{self.settings.llm_retry_budget:g} s"
+            )
+        if self.policy.is_transient(error):
+            return SummaryFailed(
+                f"HTTP {status} from the LLM server after {attempts.plural}: {detail}"
             )
         return SummaryFailed(f"the LLM server rejected the request (HTTP {status}): {detail}")
+
+
+def parse_digest(content: str) -> tuple[Digest | None, list[str]]:
+    """The digest in an answer, or the problems to send back.
+
+    Lenient where weak models stumble and the fix is certain: raw line breaks and tabs inside
+    JSON strings (JSON forbids them; the line checks then say that a line must be one line),
+    and a Markdown code fence around the JSON."""
+    text = content.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*\n(.*)\n```", text, re.DOTALL)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        return Digest.model_validate_json(text), []
+    except ValidationError as error:
+        if not any(item["type"] == "json_invalid" for item in error.errors()):
+            return None, describe_validation_error(error)
+        strict_error = error
+    try:
+        data = json.loads(text, strict=False)
+    except ValueError:
+        return None, describe_validation_error(strict_error)
+    try:
+        return Digest.model_validate(data), []
+    except ValidationError as error:
+        return None, describe_validation_error(error)
+
+
+def _same_model(asked: str, answered: str) -> bool:
+    """Whether the server answered with the model asked for: the same name, or a dated
+    snapshot of it (gpt-4.1-mini → gpt-4.1-mini-2025-04-14), a tag (llama3.2:latest), or the
+    same name under a provider's prefix (openai/gpt-4.1-mini)."""
+    asked_name = asked.rsplit("/", 1)[-1].lower()
+    answered_name = answered.rsplit("/", 1)[-1].lower()
+    snapshot_or_tag = answered_name.startswith((f"{asked_name}-", f"{asked_name}:"))
+    return answered_name == asked_name or snapshot_or_tag
+
+
+def _rejected_parameter(error: openai.APIStatusError, sent: set[str]) -> str | None:
+    """The parameter a 400 says the model does not take, if it is one we may do without.
+
+    OpenAI names it in ``param`` ("Unsupported value: 'temperature' does not support 0.2 with
+    this model"; "Unsupported parameter: 'max_tokens' is not supported with this model");
+    other servers only in the message."""
+    if error.status_code != 400:
+        return None
+    body = error.body if isinstance(error.body, dict) else {}
+    detail = _error_detail(error)
+    named = body.get("param")
+    candidates = [named] if isinstance(named, str) else []
+    candidates += re.findall(r"['\"`]?\b([a-z_]+)\b['\"`]?", detail)
+    unsupported = re.search(
+        r"unsupported|not supported|does not support|unrecognized|unknown|not allowed|"
+        r"not permitted|extra inputs",
+        detail,
+        re.IGNORECASE,
+    )
+    if not unsupported:
+        return None
+    for name in candidates:
+        if name in sent and (name in _DROPPABLE or name == "max_completion_tokens"):
+            if name == "max_tokens" and "max_completion_tokens" not in sent:
+                continue  # the only limit there is: never dropped
+            return str(name)
+    return None
 
 
 def _error_detail(error: openai.APIStatusError) -> str:
     body = error.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return error.message
+        return one_line(body["message"])
+    return one_line(error.message)

@@ -28,6 +28,16 @@ from xml.sax.saxutils import escape
 
 Reply = tuple[int, dict[str, str], bytes]
 STALL = 0
+# In a scripted completion's usage: "count the request's prompt", as a real server does.
+COUNT_PROMPT = -1
+
+
+def prompt_tokens(request: dict[str, Any]) -> int:
+    """What a real tokenizer reports for a request, near enough: a token per 4 UTF-8 bytes
+    (about 4 characters of English, 1.3 Hangul syllables), plus a few per message."""
+    messages = request.get("messages") or []
+    size = sum(len(str(m.get("content") or "").encode()) for m in messages)
+    return -(-size // 4) + 4 * len(messages)
 
 
 @dataclass
@@ -62,9 +72,9 @@ def completion(
         ],
         "usage": usage
         or {
-            "prompt_tokens": 1000,
+            "prompt_tokens": COUNT_PROMPT,
             "completion_tokens": 200,
-            "total_tokens": 1200,
+            "total_tokens": COUNT_PROMPT,
             "prompt_tokens_details": {"cached_tokens": 100},
         },
     }
@@ -133,6 +143,7 @@ class StandIn:
     faults: dict[str, list[int]] = field(default_factory=dict)
     llm_requests: list[dict[str, Any]] = field(default_factory=list)
     llm_headers: list[dict[str, str]] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)  # reported, answer by answer
     arxiv_requests: list[dict[str, list[str]]] = field(default_factory=list)
     arxiv_times: list[float] = field(default_factory=list)  # time.monotonic() of each request
     # As the real API has done: totalResults counts every ID asked for, found or not.
@@ -157,7 +168,7 @@ class StandIn:
                 step = self.llm_script.pop(0) if self.llm_script else self.llm_default
             if step is None:
                 return error_reply(500, "stand-in has no scripted answer")
-            return step(request) if callable(step) else step
+            return self._count_prompt(request, step(request) if callable(step) else step)
         if method == "GET" and parsed.path == "/api/query":
             query = parse_qs(parsed.query)
             with self.lock:
@@ -202,6 +213,22 @@ class StandIn:
             page, limit = int(params.get("p", "0")), int(params.get("limit", "50"))
             return json_reply(200, items[page * limit : (page + 1) * limit])
         return 404, {"content-type": "text/plain"}, b"unknown path"
+
+    def _count_prompt(self, request: dict[str, Any], reply: Reply) -> Reply:
+        """Fill in ``COUNT_PROMPT`` with the request's prompt tokens, and record them."""
+        status, headers, payload = reply
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return reply
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(usage, dict) or usage.get("prompt_tokens") != COUNT_PROMPT:
+            return reply
+        usage["prompt_tokens"] = prompt_tokens(request)
+        usage["total_tokens"] = usage["prompt_tokens"] + int(usage.get("completion_tokens") or 0)
+        with self.lock:
+            self.prompt_tokens.append(usage["prompt_tokens"])
+        return status, headers, json.dumps(body).encode()
 
     def _fault(self, kind: str) -> int | None:
         with self.lock:

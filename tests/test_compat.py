@@ -30,7 +30,9 @@ def like_llama_cpp(request: dict[str, Any]) -> Reply:
     if response_format.get("type") != "json_object":
         return error_reply(400, "response_format.type must be 'json_object' or 'text'")
     assert response_format["schema"] == Digest.model_json_schema()
-    assert "max_tokens" in request and "max_completion_tokens" not in request
+    # llama-cpp-python's server knows only max_tokens; OpenAI's reasoning models only
+    # max_completion_tokens. JSON mode sends both, the same limit.
+    assert request["max_tokens"] == request["max_completion_tokens"] == 2000
     return completion(DIGEST_JSON)
 
 
@@ -105,8 +107,10 @@ def test_json_schema_mode_does_not_fall_back(
     monkeypatch.setenv("DIGEST_LLM_MODE", "json_schema")
     standin.llm_default = like_llama_cpp
     code, _, err = digest("paper", "0908.0054")
-    assert code == 1
-    assert "rejected the request (HTTP 400): response_format.type must be" in err
+    # No paper could succeed against this server in this mode: a configuration error.
+    assert code == 2
+    assert "rejects response_format json_schema (HTTP 400: response_format.type must be" in err
+    assert "set DIGEST_LLM_MODE=auto or json_object" in err
     assert len(standin.llm_requests) == 1
 
 

@@ -117,13 +117,15 @@ def test_an_empty_day_writes_nothing_and_exits_0(standin: StandIn) -> None:
 
 
 @pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12"])  # UTC+14 and UTC-12
-def test_the_default_date_is_today_where_the_blog_is_written(
+def test_hf_today_and_yesterday_are_utc_days_whatever_the_timezone(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch, zone: str
 ) -> None:
+    # Hugging Face's days are UTC days: in UTC+14, the blog's "today" has not begun there
+    # (HTTP 400), and its "yesterday" is still being filled. So hf reads them in UTC.
     monkeypatch.setenv("DIGEST_TIMEZONE", zone)
 
     def today() -> dt.date:
-        return dt.datetime.now(ZoneInfo(zone)).date()
+        return dt.datetime.now(dt.UTC).date()
 
     before = today()
     assert digest("daily")[0] == 0  # an empty day: nothing to write
@@ -158,7 +160,8 @@ def test_hf_4xx_fails_the_run_with_a_message(standin: StandIn) -> None:
     ("args", "message"),
     [
         (["--date", "2025-12-32"], "--date '2025-12-32' is not a date"),
-        (["--date", "2999-01-01"], "is in the future"),
+        (["--date", "2999-01-01"], "has not begun on Hugging Face, whose Daily Papers days"),
+        (["--source", "ids", "--ids", "2512.13604", "--date", "2999-01-01"], "is in the future"),
         (["--source", "ids"], "--source ids needs --ids"),
         (["--source", "arxiv"], "--source arxiv needs --query"),
         (["--ids", "2512.13604"], "--ids goes with --source ids, not --source hf"),
@@ -432,7 +435,9 @@ def test_plain_progress_lines_summary_and_run_report(standin: StandIn) -> None:
     assert code == 1
     lines = [line for line in err.splitlines() if line.startswith("[")]
     assert len(lines) == 3 and lines[0] == "[1/3] 2512.99999: failed (not found on arXiv)"
-    assert "2 of 3 in" in err and "2000/400" in err and "0.0014" in err  # the totals row
+    tokens_in = sum(standin.prompt_tokens)  # as the stand-in counted them, answer by answer
+    cost = ((tokens_in - 200) * 0.40 + 200 * 0.10 + 400 * 1.60) / 1e6
+    assert "2 of 3 in" in err and f"{tokens_in}/400" in err and f"{cost:.4f}" in err  # totals
     report = json.loads(REPORT.read_text(encoding="utf-8"))
     assert report["source"] == "ids" and report["model"] == "standin-model"
     assert report["totals"] == {
@@ -443,9 +448,9 @@ def test_plain_progress_lines_summary_and_run_report(standin: StandIn) -> None:
         "failed": 1,
         "skipped": 0,
         "stopped": 0,
-        "tokens_in": 2000,
+        "tokens_in": tokens_in,
         "tokens_out": 400,
-        "cost_usd": pytest.approx(0.00138),
+        "cost_usd": pytest.approx(cost, abs=1e-6),
     }
     assert report["papers"][1] == {
         **report["papers"][1],

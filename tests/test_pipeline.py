@@ -117,13 +117,16 @@ def test_paper_json_records_provenance(standin: StandIn, tmp_path: Path) -> None
     assert provenance["prompt_version"] == "v2" and provenance["input"] == "full-text"
     assert provenance["input_reason"] is None and provenance["extractor"] == "pypdf"
     assert 5_000 < provenance["input_chars"] <= 40_000
+    (prompt,) = standin.prompt_tokens  # what the stand-in counted, as a server does
+    assert 1500 < prompt < 12_000
     assert (provenance["tokens_in"], provenance["tokens_out"], provenance["tokens_cached"]) == (
-        1000,
+        prompt,
         200,
         100,
     )
     assert provenance["attempts"] == 1 and provenance["seconds"] > 0
-    assert provenance["cost_usd"] == pytest.approx((900 * 0.40 + 100 * 0.10 + 200 * 1.60) / 1e6)
+    expected = ((prompt - 100) * 0.40 + 100 * 0.10 + 200 * 1.60) / 1e6
+    assert provenance["cost_usd"] == pytest.approx(expected, abs=1e-6)
     assert SECRET_KEY not in out_file.read_text(encoding="utf-8")
 
 
@@ -405,11 +408,15 @@ def test_invalid_english_and_polite_answers_are_reasked_with_the_messages(standi
         "content": '{"introduction": {"goal": "본 연구는',
     }
     assert "Invalid JSON" in second["messages"][5]["content"]
-    feedback = third["messages"][7]["content"]
+    # The second re-ask replaces the first: the paper once, the latest answer, its problems.
+    assert len(third["messages"]) == len(second["messages"]) == 6
+    assert third["messages"][:4] == first["messages"]
+    feedback = third["messages"][5]["content"]
     assert "- method[0]: uses the polite style ('전달합니다.')" in feedback
     assert "- results[0]: is only 0% Hangul" in feedback
-    assert third["messages"][6]["role"] == "assistant"
-    assert "정보를 전달합니다." in third["messages"][6]["content"]  # the model's own answer
+    assert "Invalid JSON" not in feedback
+    assert third["messages"][4]["role"] == "assistant"
+    assert "정보를 전달합니다." in third["messages"][4]["content"]  # the model's own answer
 
 
 def test_validation_failing_three_times_fails_the_paper(standin: StandIn) -> None:
