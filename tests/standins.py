@@ -15,7 +15,9 @@ status ``STALL`` instead holds the request for ``stall_seconds`` before answerin
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import socket
 import threading
 import time
@@ -48,6 +50,9 @@ class ArxivPaper:
     authors: list[str]
     abstract: str
     comment: str = ""
+    # Overrides for malformed entries, as the real feed has served them.
+    entry_id: str | None = None  # the <id> text; default http://arxiv.org/abs/IDvN
+    published: str = "2025-12-14T10:00:00Z"
 
 
 def completion(
@@ -91,10 +96,51 @@ def json_reply(
     )
 
 
-def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    return json_reply(
-        status, {"error": {"message": message, "type": "standin", "code": None}}, headers
-    )
+def error_reply(
+    status: int, message: str, headers: dict[str, str] | None = None, **fields: Any
+) -> Reply:
+    """An OpenAI-style error body; ``fields`` adds ``param``, ``code`` or ``type``."""
+    error = {"message": message, "type": "standin", "code": None, **fields}
+    return json_reply(status, {"error": error}, headers)
+
+
+def arxiv_error_feed(message: str) -> bytes:
+    """arXiv's answer to a query it cannot parse (HTTP 400), as its API sends it: a feed whose
+    one entry, titled Error, says what is wrong (recorded in arxiv.py's test fixtures)."""
+    anchor = message.replace(" ", "_")
+    return f"""<?xml version='1.0' encoding='UTF-8'?>
+<feed xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns="http://www.w3.org/2005/Atom">
+  <id>https://arxiv.org/</id>
+  <title>arXiv Search Results</title>
+  <updated>2026-04-12T22:59:06Z</updated>
+  <opensearch:itemsPerPage>1</opensearch:itemsPerPage>
+  <opensearch:totalResults>1</opensearch:totalResults>
+  <opensearch:startIndex>0</opensearch:startIndex>
+  <entry>
+    <id>https://arxiv.org/api/errors#{escape(anchor)}</id>
+    <title>Error</title>
+    <updated>2026-04-12T22:59:06Z</updated>
+    <link href="https://arxiv.org/api/errors#{escape(anchor)}" rel="alternate" type="text/html"/>
+    <summary>{escape(message)}</summary>
+    <author>
+      <name>arXiv api core</name>
+    </author>
+  </entry>
+</feed>
+""".encode()
+
+
+# arXiv's own check of a new-style ID: YYMM with a month of 01 to 12.
+_ARXIV_ACCEPTS = re.compile(r"(\d{2}(0[1-9]|1[0-2])\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?")
+
+# What arXiv answers a client over its rate: a bare 429, no Retry-After.
+ARXIV_429: Reply = (429, {"content-type": "text/plain"}, b"Rate exceeded.")
+# A proxy's maintenance page, served with status 200.
+HTML_PAGE: Reply = (
+    200,
+    {"content-type": "text/html"},
+    b"<!DOCTYPE html><html><body>Down for maintenance</body></html>",
+)
 
 
 def atom_feed(papers: list[ArxivPaper], total: int | None = None) -> bytes:
@@ -103,11 +149,12 @@ def atom_feed(papers: list[ArxivPaper], total: int | None = None) -> bytes:
         authors = "".join(f"<author><name>{escape(name)}</name></author>" for name in paper.authors)
         comment = f"<arxiv:comment>{escape(paper.comment)}</arxiv:comment>" if paper.comment else ""
         versioned = f"{paper.arxiv_id}v{paper.version}"
+        entry_id = paper.entry_id or f"http://arxiv.org/abs/{versioned}"
         entries.append(
             f"""<entry>
-    <id>http://arxiv.org/abs/{versioned}</id>
+    <id>{escape(entry_id)}</id>
     <updated>2025-12-15T10:00:00Z</updated>
-    <published>2025-12-14T10:00:00Z</published>
+    <published>{escape(paper.published)}</published>
     <title>{escape(paper.title)}</title>
     <summary>  {escape(paper.abstract)}
 </summary>
@@ -140,7 +187,8 @@ class StandIn:
     pdfs: dict[str, bytes] = field(default_factory=dict)
     llm_script: list[Reply | Callable[[dict[str, Any]], Reply]] = field(default_factory=list)
     llm_default: Callable[[dict[str, Any]], Reply] | None = None
-    faults: dict[str, list[int]] = field(default_factory=dict)
+    # Per kind ("arxiv", "pdf"): a status (with a plain-text body), STALL, or a whole Reply.
+    faults: dict[str, list[int | Reply]] = field(default_factory=dict)
     llm_requests: list[dict[str, Any]] = field(default_factory=list)
     llm_headers: list[dict[str, str]] = field(default_factory=list)
     prompt_tokens: list[int] = field(default_factory=list)  # reported, answer by answer
@@ -176,10 +224,14 @@ class StandIn:
                 self.arxiv_times.append(time.monotonic())
             fault = self._fault("arxiv")
             if fault:
-                return fault, {"content-type": "text/plain"}, b"arXiv is down"
+                return fault if isinstance(fault, tuple) else self._plain(fault, b"arXiv is down")
             if query.get("search_query", [""])[0]:
                 return 200, {"content-type": "application/atom+xml"}, atom_feed(self.search_results)
             wanted = query.get("id_list", [""])[0].split(",")
+            for item in wanted:
+                if not _ARXIV_ACCEPTS.fullmatch(item):
+                    feed = arxiv_error_feed(f"incorrect id format for {item}")
+                    return 400, {"content-type": "application/atom+xml"}, feed
             found = []
             for item in wanted:
                 arxiv_id = item.rsplit("v", 1)[0] if "v" in item.split("/")[-1] else item
@@ -194,7 +246,7 @@ class StandIn:
                 self.pdf_requests.append(name)
             fault = self._fault("pdf")
             if fault:
-                return fault, {"content-type": "text/plain"}, b"PDF host error"
+                return fault if isinstance(fault, tuple) else self._plain(fault, b"PDF host error")
             with self.lock:
                 scripted = self.pdf_replies.pop(0) if self.pdf_replies else None
             if scripted:
@@ -209,7 +261,11 @@ class StandIn:
                 scripted = self.hf_replies.pop(0) if self.hf_replies else None
             if scripted:
                 return scripted
-            items = self.hf_days.get(params.get("date", ""), [])
+            date = params.get("date", "")
+            if date > dt.datetime.now(dt.UTC).date().isoformat():
+                # The Hub's answer to a day that has not begun in UTC: 400, not an empty list.
+                return json_reply(400, {"error": f"Invalid date: {date} is in the future"})
+            items = self.hf_days.get(date, [])
             page, limit = int(params.get("p", "0")), int(params.get("limit", "50"))
             return json_reply(200, items[page * limit : (page + 1) * limit])
         return 404, {"content-type": "text/plain"}, b"unknown path"
@@ -230,7 +286,7 @@ class StandIn:
             self.prompt_tokens.append(usage["prompt_tokens"])
         return status, headers, json.dumps(body).encode()
 
-    def _fault(self, kind: str) -> int | None:
+    def _fault(self, kind: str) -> int | Reply | None:
         with self.lock:
             pending = self.faults.get(kind)
             fault = pending.pop(0) if pending else None
@@ -238,6 +294,10 @@ class StandIn:
             time.sleep(self.stall_seconds)
             return None
         return fault
+
+    @staticmethod
+    def _plain(status: int, body: bytes) -> Reply:
+        return status, {"content-type": "text/plain"}, body
 
 
 def serve(state: StandIn) -> ThreadingHTTPServer:
@@ -291,3 +351,127 @@ def hf_item(paper: ArxivPaper, upvotes: int) -> dict[str, Any]:
         "title": paper.title,
         "numComments": 2,
     }
+
+
+# --- LLM servers as they really answer --------------------------------------------------
+
+
+def like_deepseek(answer: Callable[[dict[str, Any]], Reply]) -> Callable[[dict[str, Any]], Reply]:
+    """DeepSeek's API: JSON mode, but json_schema is rejected with HTTP 422."""
+
+    def reply(request: dict[str, Any]) -> Reply:
+        if request.get("response_format", {}).get("type") == "json_schema":
+            return error_reply(
+                422,
+                "response_format type json_schema is unavailable",
+                type="invalid_request_error",
+                code="invalid_request_error",
+            )
+        return answer(request)
+
+    return reply
+
+
+# llama-cpp-python's server validates response_format against ('text', 'json_object') and
+# answers a pydantic error with HTTP 500, as its own body (no OpenAI "error" object).
+LLAMA_CPP_PYTHON_500 = (
+    "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+    "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
+    "'ctx': {'expected': \"'text' or 'json_object'\"}}]"
+)
+
+
+def like_llama_cpp_python(
+    answer: Callable[[dict[str, Any]], Reply],
+) -> Callable[[dict[str, Any]], Reply]:
+    def reply(request: dict[str, Any]) -> Reply:
+        if request.get("response_format", {}).get("type") == "json_schema":
+            return error_reply(500, LLAMA_CPP_PYTHON_500, type="internal_server_error")
+        return answer(request)
+
+    return reply
+
+
+def reasoning_model(
+    content: str, *, reasoning_tokens: int = 3000, answer_tokens: int = 250
+) -> Callable[[dict[str, Any]], Reply]:
+    """An OpenAI reasoning model (o-series, gpt-5): only the default temperature, no
+    max_tokens, and its reasoning spent out of max_completion_tokens (all of it, and no
+    answer, when the limit is too small)."""
+
+    def reply(request: dict[str, Any]) -> Reply:
+        temperature = request.get("temperature")
+        if temperature is not None and temperature != 1:
+            return error_reply(
+                400,
+                f"Unsupported value: 'temperature' does not support {temperature} with this "
+                "model. Only the default (1) value is supported.",
+                type="invalid_request_error",
+                param="temperature",
+                code="unsupported_value",
+            )
+        if "max_tokens" in request:
+            return error_reply(
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.",
+                type="invalid_request_error",
+                param="max_tokens",
+                code="unsupported_parameter",
+            )
+        limit = request.get("max_completion_tokens") or 1_000_000
+        if limit < reasoning_tokens + answer_tokens:
+            return completion(
+                "",
+                finish_reason="length",
+                usage=_usage(limit, min(limit, reasoning_tokens)),
+            )
+        return completion(content, usage=_usage(reasoning_tokens + answer_tokens, reasoning_tokens))
+
+    return reply
+
+
+def _usage(completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": COUNT_PROMPT,
+        "completion_tokens": completion_tokens,
+        "total_tokens": COUNT_PROMPT,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+    }
+
+
+def cuts_prompt(context_tokens: int = 4096) -> Callable[[dict[str, Any]], Reply]:
+    """Ollama's /v1 with its default 4k context: the prompt is cut silently to the context,
+    the model answers whatever the rest of it suggests, and usage reports what it read."""
+
+    def reply(request: dict[str, Any]) -> Reply:
+        read = min(prompt_tokens(request), context_tokens)
+        garbage = json.dumps({"summary": "The paper discusses several results."})
+        return completion(
+            garbage,
+            usage={"prompt_tokens": read, "completion_tokens": 20, "total_tokens": read + 20},
+        )
+
+    return reply
+
+
+def small_context(
+    answer: Callable[[dict[str, Any]], Reply], context_tokens: int = 8192
+) -> Callable[[dict[str, Any]], Reply]:
+    """llama.cpp's llama-server: a prompt over its context is a 400 that says so."""
+
+    def reply(request: dict[str, Any]) -> Reply:
+        needed = prompt_tokens(request)
+        if needed > context_tokens:
+            return error_reply(
+                400,
+                f"request ({needed} tokens) exceeds the available context size "
+                f"({context_tokens} tokens), try increasing it",
+                type="exceed_context_size_error",
+                n_prompt_tokens=needed,
+                n_ctx=context_tokens,
+            )
+        return answer(request)
+
+    return reply

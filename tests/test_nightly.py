@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from rich.console import Console
