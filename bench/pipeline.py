@@ -129,6 +129,10 @@ def one_run(papers: int, latency: float, concurrency: int) -> dict[str, float]:
             "DIGEST_ARXIV_API_URL": f"{state.url}/api/query",
             "DIGEST_ARXIV_PDF_URL": f"{state.url}/pdf/{{id}}",
             "DIGEST_CONCURRENCY": str(concurrency),
+            # The stand-in PDF host has no rate to respect: at L = 2 s the default of one
+            # download started a second would be the bottleneck, which it never is at a real
+            # model's 10 to 20 s a paper.
+            "DIGEST_DOWNLOAD_RATE": "0",
             "DIGEST_OUTPUT_DIR": f"{folder}/outputs",
             "DIGEST_CACHE_DIR": f"{folder}/cache",
         }
