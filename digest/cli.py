@@ -80,11 +80,12 @@ class _ConsoleLog(logging.Handler):
         stderr.print(message, markup=False)
 
 
-def _log_to_console(debug: bool) -> None:
+def _log_to_console(debug: bool, verbose: bool = False) -> None:
     logger = logging.getLogger("digest")
     if not any(isinstance(handler, _ConsoleLog) for handler in logger.handlers):
         logger.addHandler(_ConsoleLog())
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logger.setLevel(level)
     logger.propagate = False
 
 
@@ -152,12 +153,18 @@ def _version(show: bool) -> None:
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Also log each LLM answer (tokens, outcome) and re-ask."
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
     _State.debug = debug
-    _log_to_console(debug)
+    _log_to_console(debug, verbose)
 
 
 @app.command("render")

@@ -451,6 +451,14 @@ class Summarizer:
             "ok" if answer.digest else "looped" if answer.looped
             else "cut off" if answer.cut_off else "refused" if answer.refused else "invalid"
         )  # fmt: skip
+        log.info(
+            "answer %d (%s): %d tokens in, %d out; %s",
+            len(usage.calls),
+            self.mode,
+            call.tokens_in,
+            call.tokens_out,
+            call.outcome,
+        )
         return answer
 
     def _fit(self, messages: list[dict[str, str]], state: _Loop) -> int:
