@@ -403,17 +403,18 @@ class Summarizer:
 
     def _final_problem(self, answer: _Answer, state: _Loop) -> str:
         answers = state.reasks + 1
+        times = "once" if answers == 1 else f"{answers} times"
         if answer.refused:
-            return f"{answer.refused} ({answers} times)"
+            return f"{answer.refused} ({times})"
         if answer.looped:
             return (
-                f"the model repeated itself until it was cut off at "
-                f"{self.output_limit(state.max_tokens)} output tokens ({answers} answers); "
-                "a larger model, or a lower temperature, may not loop"
+                "the model repeated itself until it was cut off at "
+                f"{self.output_limit(state.max_tokens)} output tokens "
+                f"({answers} answer{'' if answers == 1 else 's'}); a larger model, or a lower "
+                "temperature, may not loop"
             )
-        return f"the digest failed validation {answers} times; last problems: " + "; ".join(
-            answer.problems
-        )
+        problems = "; ".join(answer.problems)
+        return f"the digest failed validation {times}; last problems: {problems}"
 
     async def _ask(self, messages: list[dict[str, str]], state: _Loop, usage: Usage) -> _Answer:
         """One answer from the model, transient failures retried within the paper's time."""
@@ -437,6 +438,14 @@ class Summarizer:
             raise SummaryFailed(self._no_answer(error, attempts)) from None
         state.requests += attempts.count
         call = usage.add(body.get("usage"))
+        log.info(
+            "answer %d (%s): %d tokens in, %d out, finish_reason %s",
+            len(usage.calls),
+            self.mode,
+            call.tokens_in,
+            call.tokens_out,
+            body["choices"][0].get("finish_reason"),
+        )
         self._check_prompt_read(call.tokens_in, messages)
         self._note_model(body.get("model"), state)
         answer = self._read(body)
@@ -451,14 +460,6 @@ class Summarizer:
             "ok" if answer.digest else "looped" if answer.looped
             else "cut off" if answer.cut_off else "refused" if answer.refused else "invalid"
         )  # fmt: skip
-        log.info(
-            "answer %d (%s): %d tokens in, %d out; %s",
-            len(usage.calls),
-            self.mode,
-            call.tokens_in,
-            call.tokens_out,
-            call.outcome,
-        )
         return answer
 
     def _fit(self, messages: list[dict[str, str]], state: _Loop) -> int:
@@ -483,9 +484,12 @@ class Summarizer:
         if sent >= _CUT_PROMPT_MIN_TOKENS and 0 < read < _CUT_PROMPT_SHARE * sent:
             raise SummaryFailed(
                 f"the server read only {read} of about {sent} prompt tokens: it cut the prompt "
-                "to fit its context. Raise the server's context size (OLLAMA_CONTEXT_LENGTH for "
-                "Ollama, --ctx-size for llama-server) and set DIGEST_CONTEXT_TOKENS to it, or "
-                f"lower DIGEST_TEXT_BUDGET (now {self.settings.text_budget})"
+                "to fit its context, or its chat template dropped part of it (a template "
+                "without a system role). Raise the server's context size "
+                "(OLLAMA_CONTEXT_LENGTH for Ollama, --ctx-size for llama-server) and set "
+                "DIGEST_CONTEXT_TOKENS to it, or lower DIGEST_TEXT_BUDGET "
+                f"(now {self.settings.text_budget}); or use a chat template that keeps "
+                "system messages"
             )
 
     def _note_model(self, answered: object, state: _Loop) -> None:

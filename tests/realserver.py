@@ -198,7 +198,7 @@ def _serve(
                     break
                 if time.monotonic() > deadline:
                     raise ServerStartError(
-                        f"{name} did not answer {ready_path} within {timeout:.0f} s "
+                        f"{name} did not answer {ready_path} within {timeout:g} s "
                         f"(log {log_path}):\n{_log_tail(log_path)}"
                     )
                 time.sleep(0.2)

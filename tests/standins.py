@@ -372,12 +372,15 @@ def like_deepseek(answer: Callable[[dict[str, Any]], Reply]) -> Callable[[dict[s
     return reply
 
 
-# llama-cpp-python's server validates response_format against ('text', 'json_object') and
-# answers a pydantic error with HTTP 500, as its own body (no OpenAI "error" object).
+# llama-cpp-python's server (0.3.36) validates response_format against ('text', 'json_object')
+# and answers the pydantic error with HTTP 500, over several lines, a traceback line included:
+# recorded from the real server.
 LLAMA_CPP_PYTHON_500 = (
-    "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
-    "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
-    "'ctx': {'expected': \"'text' or 'json_object'\"}}]"
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', "
+    "'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
+    "'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  File \"/usr/lib/python3/"
+    'site-packages/llama_cpp/server/app.py", line 376, in create_chat_completion\n'
+    "    POST /v1/chat/completions"
 )
 
 
@@ -386,7 +389,7 @@ def like_llama_cpp_python(
 ) -> Callable[[dict[str, Any]], Reply]:
     def reply(request: dict[str, Any]) -> Reply:
         if request.get("response_format", {}).get("type") == "json_schema":
-            return error_reply(500, LLAMA_CPP_PYTHON_500, type="internal_server_error")
+            return error_reply(500, LLAMA_CPP_PYTHON_500, type="internal_server_error", param=None)
         return answer(request)
 
     return reply
@@ -459,7 +462,8 @@ def cuts_prompt(context_tokens: int = 4096) -> Callable[[dict[str, Any]], Reply]
 def small_context(
     answer: Callable[[dict[str, Any]], Reply], context_tokens: int = 8192
 ) -> Callable[[dict[str, Any]], Reply]:
-    """llama.cpp's llama-server: a prompt over its context is a 400 that says so."""
+    """llama.cpp's llama-server: a prompt over its context is a 400 that says so (its body,
+    as the real server sends it)."""
 
     def reply(request: dict[str, Any]) -> Reply:
         needed = prompt_tokens(request)
