@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -49,14 +50,18 @@ ANSWER_LOG = re.compile(r"answer \d+ \((json_schema|json_object)\): (\d+) tokens
 WHY_NO_POST = ("failed validation", "repeated itself", "cut off", "does not state")
 
 
+def missing(reason: str) -> NoReturn:
+    """Skip, saying why; in CI (DIGEST_REQUIRE_REAL_SERVERS) fail instead."""
+    if os.environ.get("DIGEST_REQUIRE_REAL_SERVERS"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def built() -> realserver.LlamaPaths:
     paths = realserver.built_paths()
     if paths is None:
-        reason = f"no llama.cpp build in {realserver.cache_dir()}; run .ci/build-llama.sh"
-        if os.environ.get("DIGEST_REQUIRE_REAL_SERVERS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"no llama.cpp build in {realserver.cache_dir()}; run .ci/build-llama.sh")
     return paths
 
 
@@ -71,10 +76,7 @@ def llama_server(built: realserver.LlamaPaths) -> Iterator[str]:
 def llama_python() -> str:
     python = os.environ.get("DIGEST_LLAMA_PYTHON") or str(REPO / ".venv-llama" / "bin" / "python")
     if not Path(python).is_file():
-        reason = f"no python with llama-cpp-python[server] at {python} (see .ci/run)"
-        if os.environ.get("DIGEST_REQUIRE_REAL_SERVERS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"no python with llama-cpp-python[server] at {python} (see .ci/run)")
     return python
 
 

@@ -536,16 +536,19 @@ def test_reasks_stay_the_same_size(standin: StandIn) -> None:
     assert len(sizes) == 3 and sizes[1] == sizes[2] and sizes[1] - sizes[0] < 2000
 
 
+def answering_as(model: str) -> Any:
+    """A server that names ``model`` in its answers, whatever the request asked for."""
+
+    def reply(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = good(request)
+        return status, headers, json.dumps({**json.loads(body), "model": model}).encode()
+
+    return reply
+
+
 def test_a_server_answering_with_another_model_is_noticed(standin: StandIn) -> None:
     add_paper(standin)
-
-    def other_model(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        status, headers, body = good(request)
-        data = json.loads(body)
-        data["model"] = "gemma3-270m"
-        return status, headers, json.dumps(data).encode()
-
-    standin.llm_default = other_model
+    standin.llm_default = answering_as("gemma3-270m")
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
     assert "asked for model 'standin-model', but the server answered as 'gemma3-270m'" in err
@@ -553,16 +556,10 @@ def test_a_server_answering_with_another_model_is_noticed(standin: StandIn) -> N
     assert provenance["model"] == "standin-model" and provenance["answered_by"] == "gemma3-270m"
 
 
-def test_a_dated_snapshot_is_the_model_asked_for(standin: StandIn) -> None:
+@pytest.mark.parametrize("name", ["standin-model-2025-04-14", "standin-model:latest"])
+def test_a_snapshot_or_tag_is_the_model_asked_for(standin: StandIn, name: str) -> None:
     add_paper(standin)
-
-    def snapshot(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        status, headers, body = good(request)
-        data = json.loads(body)
-        data["model"] = "standin-model-2025-04-14"
-        return status, headers, json.dumps(data).encode()
-
-    standin.llm_default = snapshot
+    standin.llm_default = answering_as(name)
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
     assert "answered as" not in err and json.loads(out)["provenance"]["answered_by"] is None
