@@ -271,15 +271,20 @@ class StandIn:
         return 404, {"content-type": "text/plain"}, b"unknown path"
 
     def _count_prompt(self, request: dict[str, Any], reply: Reply) -> Reply:
-        """Fill in ``COUNT_PROMPT`` with the request's prompt tokens, and record them."""
+        """Fill in ``COUNT_PROMPT`` with the request's prompt tokens, and record them; answer
+        as the model asked for."""
         status, headers, payload = reply
         try:
             body = json.loads(payload)
         except ValueError:
             return reply
-        usage = body.get("usage") if isinstance(body, dict) else None
-        if not isinstance(usage, dict) or usage.get("prompt_tokens") != COUNT_PROMPT:
+        if not isinstance(body, dict):
             return reply
+        if body.get("model") == "standin-model":  # like OpenAI: the model asked for answers
+            body["model"] = request.get("model", "standin-model")
+        usage = body.get("usage")
+        if not isinstance(usage, dict) or usage.get("prompt_tokens") != COUNT_PROMPT:
+            return status, headers, json.dumps(body).encode()
         usage["prompt_tokens"] = prompt_tokens(request)
         usage["total_tokens"] = usage["prompt_tokens"] + int(usage.get("completion_tokens") or 0)
         with self.lock:
