@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -181,6 +182,9 @@ class PaperEntry(BaseModel):
     @field_validator("title")
     @classmethod
     def _one_line_title(cls, title: str) -> str:
+        # A title comes from arXiv or Hugging Face as it is: bidi overrides and zero-width
+        # characters in it would make the post display other than it reads. None is needed.
+        title = "".join(c for c in title if unicodedata.category(c) not in ("Cf", "Co"))
         title = " ".join(title.split())
         if not title:
             raise ValueError("is empty")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from digest.errors import PostFormatError
 from digest.models import ARXIV_ID, Day, PaperEntry
-from digest.render import HARD_BREAK, unescape_markdown, unguard_liquid
+from digest.render import HARD_BREAK, unescape_text, unguard_liquid
 from digest.validation import field_path
 
 _PAPER_HEADING = re.compile(r"# (\d+)\. (.*)")
@@ -215,9 +215,7 @@ def _parse_paper(lines: _Lines, expected_number: int) -> _PaperDraft:
                 heading.group(2),
             )
         title_text, abs_url, arxiv_id = heading.group(2), None, None
-    draft = _PaperDraft(
-        heading_line, unescape_markdown(unguard_liquid(title_text)), abs_url, arxiv_id
-    )
+    draft = _PaperDraft(heading_line, unescape_text(unguard_liquid(title_text)), abs_url, arxiv_id)
 
     lines.skip_blank()
     alphaxiv = _ALPHAXIV.fullmatch(lines.peek() or "")
@@ -266,7 +264,7 @@ def _parse_paper(lines: _Lines, expected_number: int) -> _PaperDraft:
 
 
 def _content(text: str) -> str:
-    return unguard_liquid(text.removesuffix(HARD_BREAK).strip())
+    return unescape_text(unguard_liquid(text.removesuffix(HARD_BREAK).strip()))
 
 
 def _build_entry(draft: _PaperDraft, path: Path) -> PaperEntry:

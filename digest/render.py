@@ -3,8 +3,15 @@
 Three kinds of escaping, each applied only where the text needs it, so that a post that needs
 none (like the reference) comes out byte-identical:
 
-- Markdown: a paper title sits inside ``[…](url)``; brackets, parentheses, emphasis markers and
-  backslashes in it are backslash-escaped so the link stays intact.
+- kramdown (Jekyll's Markdown converter, GFM input): paper and LLM text is untrusted, and
+  kramdown reads raw HTML, ``{::nomarkdown}`` and the other extensions, ``{: attributes}``,
+  link, footnote and abbreviation definitions, definition lists, ``$$math$$``, autolinks,
+  tables, task lists, strikethrough and typographic quotes and dashes. Every character that
+  could start one of them is written with kramdown's backslash escape (an entity where no
+  escape exists), so that each title and line renders as exactly its text, and no HTML ever
+  reaches the page from it. Which escape works where was established with real Jekyll 4.3
+  builds (kramdown 2.4), and ``tests/test_jekyll.py`` checks every case against a real build.
+  A title also keeps its ``[…](url)`` link intact.
 - Liquid: Jekyll runs Liquid over the whole post before Markdown, and GitHub Pages (Jekyll 3.10)
   ignores ``render_with_liquid: false``. A title or line containing ``{{`` or ``{%`` is wrapped
   in ``{% raw %}…{% endraw %}``; see ``guard_liquid`` for text that itself contains ``endraw``.
@@ -23,22 +30,73 @@ RAW_OPEN = "{% raw %}"
 RAW_CLOSE = "{% endraw %}"
 HARD_BREAK = "  "
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>])")
-# "&amp;" in a title would show as "&": an "&" that starts an entity is written as "&amp;".
-_ENTITY_START = re.compile(rf"&(?={ENTITY_AFTER_AMPERSAND})")
+# Characters kramdown may read as syntax anywhere in a line: span markup, HTML, link and table
+# syntax, typographic quotes. Each is written with a backslash.
+_ALWAYS = r"[\\`*_\[\]<>|\"']"
+# Runs: $$math$$, ~~strikethrough~~, typographic -- and ..., escaped character by character.
+_RUNS = r"\$\$+|~~+|--+|\.\.\.+"
+_SPAN = re.compile(
+    rf"(?P<char>{_ALWAYS})"
+    rf"|(?P<run>{_RUNS})"
+    r"|(?P<brace>\{(?=[:#]))"  # {: attributes}, {::extensions}, {#id}
+    rf"|(?P<amp>&(?={ENTITY_AFTER_AMPERSAND}))"  # "&amp;" in the text stays "&amp;"
+)
+# What a line may not start with: a heading, quote, definition, list or setext marker, an
+# ordered-list number, or indentation (four spaces make a code block).
+_LINE_START = re.compile(r"^(?:(?P<number>\d+)\.(?=[ \t|]|$)|(?P<mark>[#>:=+-])|(?P<blank>[ \t]))")
+_BLANK_ENTITY = {" ": "&#32;", "\t": "&#9;"}
+_CARET = "&#94;"  # "^" alone ends a block in kramdown, and "[^" never starts a link
+# Undoing the above, for 'digest import'.
+_ESCAPED = re.compile(r"\\([\\`*_\[\]<>|\"'$~.{#:=+\-()])")
 _ESCAPED_ENTITY_START = re.compile(rf"&amp;(?={ENTITY_AFTER_AMPERSAND})")
+_START_ENTITY = re.compile(r"^(?:&#32;|&#9;|&#94;)")
+_ENTITY_CHARS = {"&#32;": " ", "&#9;": "\t", "&#94;": "^"}
 _YAML_PLAIN = re.compile(r"[^\W\d_][\w-]*")
 _YAML_NON_STRINGS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
-def escape_markdown(text: str) -> str:
-    """Backslash-escape what could end or reshape a Markdown link text; keep entities literal."""
-    return _ENTITY_START.sub("&amp;", _MARKDOWN_SPECIAL.sub(r"\\\1", text))
+def _escape_span(match: re.Match[str]) -> str:
+    if match.group("amp"):
+        return "&amp;"
+    if match.group("run"):
+        return "".join("\\" + char for char in match.group("run"))
+    return "\\" + match.group(0)
 
 
-def unescape_markdown(text: str) -> str:
+def escape_text(text: str) -> str:
+    """Text that kramdown renders as exactly ``text`` inside a line or a link."""
+    return _SPAN.sub(_escape_span, text)
+
+
+def escape_line(text: str) -> str:
+    """A digest line, as kramdown renders it literally wherever it stands in the post."""
+    escaped = escape_text(text)
+    if escaped.strip() == "^":
+        return escaped.replace("^", _CARET, 1)
+    start = _LINE_START.match(escaped)
+    if start is None:
+        return escaped
+    if start.group("number"):
+        return start.group("number") + "\\." + escaped[start.end() :]
+    if start.group("mark"):
+        return "\\" + escaped
+    return _BLANK_ENTITY[escaped[0]] + escaped[1:]
+
+
+def escape_title(text: str) -> str:
+    """A paper title inside ``# N. [TITLE](url)`` (or a plain ``# N. TITLE`` heading)."""
+    escaped = escape_text(text).replace("(", "\\(").replace(")", "\\)")
+    if escaped.startswith("^"):
+        escaped = _CARET + escaped[1:]
+    # Closing hashes of an ATX heading ("… ##") would be dropped from a heading.
+    return re.sub(r"(?<=[\t ])(#+)$", lambda hashes: "\\#" * len(hashes.group(1)), escaped)
+
+
+def unescape_text(text: str) -> str:
+    """Undo ``escape_line`` or ``escape_title``: what 'digest import' reads back."""
+    text = _START_ENTITY.sub(lambda entity: _ENTITY_CHARS[entity.group(0)], text)
     text = _ESCAPED_ENTITY_START.sub("&", text)
-    return re.sub(r"\\([\\`*_\[\]()<>])", r"\1", text)
+    return _ESCAPED.sub(r"\1", text)
 
 
 def needs_liquid_guard(text: str) -> bool:
@@ -102,7 +160,7 @@ def render_front_matter(day: Day) -> list[str]:
 
 def render_paper(entry: PaperEntry, number: int) -> list[str]:
     """One paper's block. Every content line ends in a hard break except the very last."""
-    title = guard_liquid(escape_markdown(entry.title))
+    title = guard_liquid(escape_title(entry.title))
     heading = (
         f"# {number}. [{title}]({entry.links.abs})" if entry.links.abs else f"# {number}. {title}"
     )
@@ -118,10 +176,10 @@ def render_paper(entry: PaperEntry, number: int) -> list[str]:
             ("Motivation", intro.motivation),
             ("Contribution", intro.contribution),
         ]
-        lines += [f"- {label}: {guard_liquid(text)}{HARD_BREAK}" for label, text in labelled]
+        lines += [f"- {label}: {_line(text)}{HARD_BREAK}" for label, text in labelled]
     else:
         texts = [intro.goal, intro.motivation, intro.contribution]
-        lines += [f"- {guard_liquid(text)}{HARD_BREAK}" for text in texts]
+        lines += [f"- {_line(text)}{HARD_BREAK}" for text in texts]
 
     bullet = "- " if entry.style.bullets else ""
     sections = [
@@ -132,9 +190,13 @@ def render_paper(entry: PaperEntry, number: int) -> list[str]:
     ]
     for name, texts in sections:
         lines += ["", f"## {name}{HARD_BREAK}"]
-        lines += [f"{bullet}{guard_liquid(text)}{HARD_BREAK}" for text in texts]
+        lines += [f"{bullet}{_line(text)}{HARD_BREAK}" for text in texts]
     lines[-1] = lines[-1].removesuffix(HARD_BREAK)
     return lines
+
+
+def _line(text: str) -> str:
+    return guard_liquid(escape_line(text))
 
 
 def render_day(day: Day) -> str:

@@ -15,6 +15,7 @@ Thresholds, measured on the reference post (46 lines):
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from pydantic import ValidationError
 
@@ -62,6 +63,21 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3131-\u318e]")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Cc but CR, LF
 
 
+def invisible_characters(text: str) -> list[str]:
+    """Format characters (Unicode category Cf) and private-use ones in ``text``, named.
+
+    None belongs in a digest line: bidi overrides and isolates (U+202A–U+202E, U+2066–U+2069)
+    make a line display other than it reads, zero-width characters (U+200B–U+200D, U+2060,
+    U+FEFF) hide text from search and from our own checks."""
+    found = []
+    for char in dict.fromkeys(text):
+        category = unicodedata.category(char)
+        if category in ("Cf", "Co"):
+            name = unicodedata.name(char, "private use" if category == "Co" else "format")
+            found.append(f"U+{ord(char):04X} {name}")
+    return found
+
+
 def hangul_share(text: str) -> float:
     """Share of the letters in ``text`` that are Hangul (0.0 when there are no letters)."""
     letters = sum(map(str.isalpha, text))
@@ -79,6 +95,11 @@ def line_problems(text: str) -> list[str]:
         problems.append("contains a line break; write each item as a single line")
     if _CONTROL_CHARACTERS.search(text):
         problems.append("contains control characters; remove them")
+    invisible = invisible_characters(text)
+    if invisible:
+        problems.append(
+            f"contains invisible formatting characters ({', '.join(invisible)}); remove them"
+        )
     for pattern, what in _MARKDOWN_PATTERNS:
         if pattern.search(text):
             problems.append(f"contains Markdown ({what}); write plain text")
