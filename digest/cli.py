@@ -181,7 +181,7 @@ def render_command(
     """Render posts from the day files in outputs/data, with no network and no LLM."""
     with _reporting():
         settings = load_settings(output_dir=output_dir)
-        store = OutputStore(settings.output_dir)
+        store = OutputStore.of(settings)
         wanted = [parse_date(value) for value in dates] if dates else store.dates()
         if not wanted:
             # A blog with no day files yet has nothing out of date (CI on a new blog passes).
@@ -247,7 +247,7 @@ def import_command(
 ) -> None:
     """Parse existing Daily Papers posts into day files (outputs/data/YYYY-MM-DD.json)."""
     with _reporting():
-        store = OutputStore(load_settings(output_dir=output_dir).output_dir)
+        store = OutputStore.of(load_settings(output_dir=output_dir))
         with OutputLock(store.root):
             failed = _import_posts(store, posts, force=force)
         if failed:
@@ -287,6 +287,39 @@ def _save_imported(store: OutputStore, day: Day, post: Path, *, force: bool) -> 
             )
     atomic_write_text(path, dump_day(day))
     stdout.print(f"wrote: {path} ({len(day.papers)} papers from {post})")
+
+
+@app.command("init")
+def init_command(
+    folder: Annotated[
+        Path, typer.Argument(metavar="[DIR]", help="The blog's folder (made if missing).")
+    ] = Path("."),
+    title: Annotated[str, typer.Option(help="The blog's title.")] = "Daily Papers",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace files that exist (they are listed).")
+    ] = False,
+) -> None:
+    """Make a Jekyll blog that GitHub Pages publishes as it is; run 'digest daily' inside it.
+
+    Writes _config.yml, a Gemfile, an index page, layouts with a Korean font stack, an RSS
+    feed, .gitignore, a digest.toml without secrets and the nightly, Pages and pull-request
+    workflows. A file that exists is kept and listed, unless --force.
+    """
+    from digest.init_blog import init_blog
+
+    with _reporting():
+        report = init_blog(folder, title=title, force=force)
+        for path in report.written:
+            stdout.print(f"wrote: {path}")
+        for path in report.replaced:
+            stdout.print(f"replaced: {path}")
+        for path in report.kept:
+            stdout.print(f"kept: {path} (it exists; --force replaces it)")
+        where = "" if folder == Path(".") else f"cd {folder} && "
+        stderr.print(
+            f"Next: {where}OPENAI_API_KEY=sk-... digest daily --date yesterday, then jekyll serve "
+            "(or push to GitHub with Pages set to GitHub Actions)."
+        )
 
 
 @app.command("schema")
@@ -361,11 +394,11 @@ def daily_command(
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
         refs = parse_id_list(ids) if source is Source.ids and ids else []
         with OutputLock(settings.output_dir):
-            remove_stale_temporaries(settings.output_dir)
+            OutputStore.of(settings).remove_stale_temporaries()
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
             run = asyncio.run(_daily(settings, source, refs, query, day, force, max_cost))
             if run is not None and run.did_work:
-                report = OutputStore(settings.output_dir).report_path(day)
+                report = OutputStore.of(settings).report_path(day)
                 atomic_write_text(report, dump_report(run_report(run, settings, source.value)))
         if run is None:
             return

@@ -99,7 +99,7 @@ def plan_day(
     force: bool = False,
 ) -> DayPlan:
     """Which papers the day will have, and which of them need work (see ``DayPlan``)."""
-    store = OutputStore(settings.output_dir)
+    store = OutputStore.of(settings)
     existing = store.load_day(date) if store.data_path(date).exists() else None
     # An entry without an arXiv ID (none is written today, but a hand-made day may have one)
     # is kept under a name of its own.
@@ -233,7 +233,7 @@ async def run_day(
             papers.append(entry)
     day = plan.existing if plan.existing is not None else settings.new_day(plan.date)
     day = day.model_copy(update={"papers": papers})
-    store = OutputStore(settings.output_dir)
+    store = OutputStore.of(settings)
     post, changed = None, False
     if day.papers:
         changed = write_if_changed(store.data_path(plan.date), dump_day(day))

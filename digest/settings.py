@@ -49,8 +49,12 @@ class Settings(BaseSettings):
         env_prefix="DIGEST_", extra="ignore", env_parse_none_str="none"
     )
 
-    # Where things go.
+    # Where things go. Posts and day files are in output_dir's _posts/ and data/ unless set;
+    # relative paths are from the working folder. A blog made by 'digest init' sets
+    # output_dir ".", posts_dir "_posts" and data_dir "_digest", which Jekyll does not publish.
     output_dir: Path = Path("outputs")
+    posts_dir: Path | None = None
+    data_dir: Path | None = None
     cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
     timezone: str = "Asia/Seoul"
 

@@ -1,9 +1,10 @@
 """Where outputs live, and writing them so that a crash never leaves half a file.
 
-Layout under the output folder (``outputs`` by default):
+Layout under the output folder (``outputs`` by default), each folder movable by a setting:
 
-- ``data/YYYY-MM-DD.json``: one ``Day``, the source of truth;
-- ``_posts/YYYY-MM-DD-daily-papers.md``: the post rendered from it.
+- ``data/YYYY-MM-DD.json``: one ``Day``, the source of truth (``data_dir``);
+- ``_posts/YYYY-MM-DD-daily-papers.md``: the post rendered from it (``posts_dir``);
+- ``.digest.lock``: the lock a run holds on the output folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 import time
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -25,6 +27,9 @@ from digest.errors import DataFileError, DigestError
 from digest.models import Day, Digest, PaperEntry
 from digest.prompts import PROMPT_VERSION, fingerprint
 from digest.validation import describe_validation_error
+
+if TYPE_CHECKING:
+    from digest.settings import Settings
 
 _DATA_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
 
@@ -92,10 +97,25 @@ def _fsync_directory(directory: Path) -> None:
 class OutputStore:
     """The output folder: day files and posts."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, posts_dir: Path | None = None, data_dir: Path | None = None
+    ) -> None:
         self.root = root
-        self.data_dir = root / "data"
-        self.posts_dir = root / "_posts"
+        self.data_dir = data_dir if data_dir is not None else root / "data"
+        self.posts_dir = posts_dir if posts_dir is not None else root / "_posts"
+
+    @classmethod
+    def of(cls, settings: Settings) -> OutputStore:
+        return cls(settings.output_dir, posts_dir=settings.posts_dir, data_dir=settings.data_dir)
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """The temporary files a killed run left in the folders digest writes (never those of
+        other tools: with the output folder at a blog's root, only _posts and the day files'
+        folder are looked in). Call it holding the lock."""
+        return [
+            *remove_stale_temporaries(self.posts_dir, recursive=False),
+            *remove_stale_temporaries(self.data_dir, recursive=False),
+        ]
 
     def data_path(self, date: dt.date) -> Path:
         return self.data_dir / f"{date.isoformat()}.json"
@@ -186,7 +206,9 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Path, older_than: float = 0.0) -> list[Path]:
+def remove_stale_temporaries(
+    folder: Path, older_than: float = 0.0, *, recursive: bool = True
+) -> list[Path]:
     """Delete the temporary files a killed run left behind (only ever ours: ``.NAME.*.tmp``).
 
     In the output folder call it while holding its lock, so no live writer's file is touched;
@@ -195,7 +217,7 @@ def remove_stale_temporaries(folder: Path, older_than: float = 0.0) -> list[Path
     removed = []
     if folder.is_dir():
         now = time.time()
-        for path in folder.rglob(".*.tmp"):
+        for path in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
             try:
                 if now - path.stat().st_mtime >= older_than:
                     path.unlink()

@@ -550,7 +550,9 @@ def test_client_errors_are_never_retried(
     assert SECRET_KEY not in err
 
 
-@pytest.mark.parametrize("command", [[], ["daily"], ["paper"], ["render"], ["import"], ["schema"]])
+@pytest.mark.parametrize(
+    "command", [[], ["daily"], ["paper"], ["render"], ["import"], ["schema"], ["init"]]
+)
 def test_every_command_has_help(command: list[str]) -> None:
     code, out, _ = digest(*command, "--help")
     assert code == 0 and "Usage: digest" in out
