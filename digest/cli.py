@@ -393,6 +393,7 @@ def daily_command(
         if max_cost is not None and max_cost < 0:
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
         refs = parse_id_list(ids) if source is Source.ids and ids else []
+        _warn_if_published(settings)
         with OutputLock(settings.output_dir):
             OutputStore.of(settings).remove_stale_temporaries()
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
@@ -418,6 +419,19 @@ def daily_command(
         if unfinished:
             stderr.print(f"{len(unfinished)} of {len(run.results)} papers were not digested.")
             raise typer.Exit(1)
+
+
+def _warn_if_published(settings: Settings) -> None:
+    """In a Jekyll site, day files and run reports under a plain folder (outputs/data) are
+    published with the site: say so, and how to keep them private."""
+    store = OutputStore.of(settings)
+    site = Path("_config.yml").is_file()
+    if site and not any(part.startswith(("_", ".")) for part in store.data_dir.parts):
+        stderr.print(
+            f"warning: this is a Jekyll site, and it would publish {store.data_dir}/ (day files "
+            "and run reports); run 'digest init .' to write posts to _posts/ and keep day "
+            "files in _digest/, or set DIGEST_DATA_DIR to a folder starting with '_'"
+        )
 
 
 def _check_source_options(

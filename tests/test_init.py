@@ -110,6 +110,7 @@ def test_daily_inside_an_initialised_blog_writes_where_jekyll_wants_it(
     ).is_file()
     assert (blog / ".digest.lock").is_file()
     assert not (blog / "outputs").exists() and not (blog / "data").exists()
+    assert digest("render", "--check")[0] == 0  # the pull-request check, in the blog
     assert all(
         (blog.parent / path).read_text(encoding="utf-8") == "someone else's" for path in planted
     )
@@ -142,3 +143,14 @@ def test_jekyll_publishes_the_blog_without_its_private_files(
     post = (blog / "_site/2025/12/16/daily-papers/index.html").read_text(encoding="utf-8")
     assert '<html lang="ko">' in post and "Paper number 1" in post
     assert "/2025/12/16/daily-papers/" in (blog / "_site/feed.xml").read_text(encoding="utf-8")
+
+
+def test_daily_in_a_jekyll_site_without_init_warns_that_day_files_would_be_published(
+    standin: StandIn,
+) -> None:
+    serve_papers(standin, 1)
+    Path("_config.yml").write_text("title: mine\n", encoding="utf-8")
+    code, _, err = digest("daily", "--source", "ids", "--ids", "2512.10001", "--date", DATE)
+    assert code == 0, err
+    assert "warning: this is a Jekyll site, and it would publish outputs/data/" in err
+    assert "run 'digest init .'" in err

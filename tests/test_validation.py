@@ -161,3 +161,26 @@ def test_unknown_and_missing_fields_are_rejected() -> None:
 def test_outer_whitespace_is_trimmed_not_rejected() -> None:
     digest = Digest.model_validate(digest_data(method=[f"  {GOOD}  "]))
     assert digest.method == [GOOD]
+
+
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [
+        ("\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("\u2066", "U+2066 LEFT-TO-RIGHT ISOLATE"),
+        ("\u200b", "U+200B ZERO WIDTH SPACE"),
+        ("\ufeff", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+        ("\u00ad", "U+00AD SOFT HYPHEN"),
+    ],
+)
+def test_invisible_format_characters_are_rejected_by_name(char: str, name: str) -> None:
+    line = f"본 연구는 보이지 않는{char} 문자를 포함한 문장을 처리하는 방법을 제안한다."
+    assert line_problems(line) == [
+        f"contains invisible formatting characters ({name}); remove them"
+    ]
+
+
+def test_titles_lose_invisible_characters() -> None:
+    from tests.factories import make_entry
+
+    assert make_entry(title="Safe\u202e Title\u200b").title == "Safe Title"
