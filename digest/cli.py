@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +27,7 @@ from digest.errors import DigestError, UsageError
 from digest.models import Day
 from digest.post_parser import parse_post
 from digest.prompts import estimate_tokens
+from digest.redact import redact
 from digest.report import dump_report, progress_for, run_report, summary_table
 from digest.settings import Settings, load_settings
 from digest.sources import (
@@ -74,7 +75,7 @@ class _ConsoleLog(logging.Handler):
     """digest's warnings (retries, fallbacks, repairs) as plain lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = f"{record.levelname.lower()}: {record.getMessage()}"
+        message = f"{record.levelname.lower()}: {redact(record.getMessage())}"
         if record.exc_info:  # only with --debug: the rest logs no traceback
             message += "\n" + logging.Formatter().formatException(record.exc_info)
         stderr.print(message, markup=False)
@@ -94,7 +95,7 @@ class _State:
 
 
 def _print_error(error: Exception) -> None:
-    stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
+    stderr.print(f"[bold red]error:[/] {escape(redact(str(error)))}", markup=True)
 
 
 @contextmanager
@@ -394,13 +395,16 @@ def daily_command(
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
         refs = parse_id_list(ids) if source is Source.ids and ids else []
         _warn_if_published(settings)
-        with OutputLock(settings.output_dir):
+        with OutputLock(settings.output_dir) as lock:
             OutputStore.of(settings).remove_stale_temporaries()
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
-            run = asyncio.run(_daily(settings, source, refs, query, day, force, max_cost))
+            run = asyncio.run(
+                _daily(settings, source, refs, query, day, force, max_cost, lock.check_held)
+            )
             if run is not None and run.did_work:
                 report = OutputStore.of(settings).report_path(day)
-                atomic_write_text(report, dump_report(run_report(run, settings, source.value)))
+                text = dump_report(run_report(run, settings, source.value))
+                atomic_write_text(report, redact(text))
         if run is None:
             return
         stderr.print(summary_table(run.results))
@@ -410,10 +414,8 @@ def daily_command(
             stdout.print(f"{verb}: {run.post} ({count} paper{'' if count == 1 else 's'})")
         unfinished = [r for r in run.results if r.status in ("failed", "stopped")]
         for result in unfinished:
-            stderr.print(
-                f"[bold red]{result.status}:[/] {escape(f'{result.label}: {result.error}')}",
-                markup=True,
-            )
+            line = escape(redact(f"{result.label}: {result.error}"))
+            stderr.print(f"[bold red]{result.status}:[/] {line}", markup=True)
         if run.fatal:
             raise run.fatal
         if unfinished:
@@ -459,6 +461,7 @@ async def _daily(
     day: dt.date,
     force: bool,
     max_cost: float | None,
+    before_write: Callable[[], None] | None = None,
 ) -> DayRun | None:
     """The day's candidates from the source, then the run; None when the source has none."""
     known: dict[str, PaperMetadata] = {}
@@ -500,6 +503,7 @@ async def _daily(
             force=force,
             max_cost=max_cost,
             progress=progress,
+            before_write=before_write,
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -186,6 +187,7 @@ async def run_day(
     max_cost: float | None = None,
     progress: Progress | None = None,
     sleep: Sleep = asyncio.sleep,
+    before_write: Callable[[], None] | None = None,
 ) -> DayRun:
     """Carry out ``plan``, then write the day file and post with every paper that has an entry.
 
@@ -236,6 +238,8 @@ async def run_day(
     store = OutputStore.of(settings)
     post, changed = None, False
     if day.papers:
+        if before_write is not None:
+            before_write()  # the lock is still ours (see OutputLock.check_held)
         changed = write_if_changed(store.data_path(plan.date), dump_day(day))
         post = store.post_path(plan.date)
         changed = write_if_changed(post, render_day(day)) or changed

@@ -15,6 +15,7 @@ from rich.progress import Progress as RichBars
 from rich.table import Table
 
 from digest.day import STAGES, STATUSES, DayRun, PaperResult
+from digest.redact import redact
 from digest.settings import Settings
 
 
@@ -37,7 +38,9 @@ class PlainProgress:
 
     def paper_done(self, result: PaperResult) -> None:
         self.finished += 1
-        detail = result.error or (result.entry.provenance.input if result.entry else "") or ""
+        detail = redact(
+            result.error or (result.entry.provenance.input if result.entry else "") or ""
+        )
         self.console.print(
             f"[{self.finished}/{self.total}] {result.label}: {result.status}"
             + (f" ({detail})" if detail else ""),
@@ -166,6 +169,7 @@ def run_report(run: DayRun, settings: Settings, source: str) -> dict[str, Any]:
         "started_at": run.started_at.isoformat(timespec="seconds"),
         "seconds": round(run.seconds, 3),
         "model": settings.model,
+        "base_url": settings.base_url,  # credentials in it are masked when the report is written
         "concurrency": settings.concurrency,
         "post": str(run.post) if run.post else None,
         "papers": papers,

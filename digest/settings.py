@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -25,9 +27,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from digest import redact
 from digest.errors import UsageError
 from digest.models import Day
 from digest.net import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE_ENV = "DIGEST_CONFIG"
 
@@ -256,7 +261,7 @@ def load_settings(**flags: object) -> Settings:
     if config and not Path(config).is_file():
         raise UsageError(f"{CONFIG_FILE_ENV}={config}: no such file")
     try:
-        return Settings(**given)  # type: ignore[arg-type]
+        settings = Settings(**given)  # type: ignore[arg-type]
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         name = str(first["loc"][0]) if first["loc"] else "settings"
@@ -265,3 +270,14 @@ def load_settings(**flags: object) -> Settings:
         raise UsageError(f"setting {name} (environment {environment}): {message}") from None
     except Exception as error:  # a malformed digest.toml
         raise UsageError(f"cannot read the settings file: {error}") from None
+    if settings.api_key is not None:
+        key = settings.api_key.get_secret_value()
+        redact.register(key)
+        if key != key.strip():
+            # A key pasted with a line break fails as a connection error after the retries.
+            redact.register(key.strip())
+            log.warning("OPENAI_API_KEY has spaces or a line break around it; removed them")
+            settings.api_key = SecretStr(key.strip())
+    if settings.base_url:
+        redact.register(urlsplit(settings.base_url).password)
+    return settings

@@ -13,6 +13,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -30,6 +31,8 @@ from digest.validation import describe_validation_error
 
 if TYPE_CHECKING:
     from digest.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _DATA_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
 
@@ -174,10 +177,12 @@ class OutputStore:
             if day >= date:
                 break
             try:
-                data = json.loads(self.data_path(day).read_bytes())
-                ids = [paper.get("arxiv_id") for paper in data.get("papers", [])]
-            except (OSError, ValueError, AttributeError):
-                continue  # 'digest render' reports broken day files; here they publish nothing
+                ids = _arxiv_ids(self.data_path(day))
+            except BrokenDayFile as error:
+                # One broken earlier day must not stop every later night: it publishes
+                # nothing, is named once, and is left as it is ('digest render' reports it).
+                log.warning("%s: %s; ignored for papers published earlier", error.path, error)
+                continue
             for arxiv_id in ids:
                 if isinstance(arxiv_id, str):
                     published.setdefault(arxiv_id, day)
@@ -187,6 +192,35 @@ class OutputStore:
         path = self.data_path(day.date)
         atomic_write_text(path, dump_day(day))
         return path
+
+
+# A day file is a few hundred kilobytes; one far larger is not one (and is not read whole).
+DAY_FILE_MAX_BYTES = 20_000_000
+
+
+class BrokenDayFile(Exception):
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+
+
+def _arxiv_ids(path: Path) -> list[object]:
+    """The ``arxiv_id`` of every paper of a day file, read as plain JSON (no validation), with
+    a size limit and Python's JSON depth limit; BrokenDayFile says what is wrong."""
+    try:
+        if path.stat().st_size > DAY_FILE_MAX_BYTES:
+            raise BrokenDayFile(path, f"larger than {DAY_FILE_MAX_BYTES // 1_000_000} MB")
+        data = json.loads(path.read_bytes())
+    except OSError as error:
+        raise BrokenDayFile(path, f"cannot be read ({error.strerror})") from None
+    except RecursionError:
+        raise BrokenDayFile(path, "nested too deeply to be a day file") from None
+    except ValueError as error:
+        raise BrokenDayFile(path, f"not valid JSON ({error})") from None
+    papers = data.get("papers") if isinstance(data, dict) else None
+    if not isinstance(papers, list):
+        raise BrokenDayFile(path, "not a day file: it has no list of papers")
+    return [paper.get("arxiv_id") for paper in papers if isinstance(paper, dict)]
 
 
 def dump_day(day: Day) -> str:
@@ -231,6 +265,10 @@ class OutputLocked(DigestError):
     exit_code = 3
 
 
+class LockStolen(OutputLocked):
+    """The lock file was deleted or replaced while this run held it."""
+
+
 class OutputLock:
     """An exclusive lock on the output folder, held by one run at a time.
 
@@ -260,6 +298,24 @@ class OutputLock:
         os.pwrite(descriptor, f"pid {os.getpid()}, started {started}\n".encode(), 0)
         self._descriptor = descriptor
         return self
+
+    def check_held(self) -> None:
+        """Raise LockStolen unless the lock file on disk is still the one this run holds (a
+        deleted or replaced lock file lets a second run in, and two runs must never write the
+        same day file)."""
+        if self._descriptor is None:
+            raise LockStolen(f"{self.path} is not held by this run")
+        held = os.fstat(self._descriptor)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise LockStolen(
+                f"the lock {self.path} was removed or replaced during this run, so another run "
+                "may be writing this folder; nothing was written to the day file, and the "
+                "digests made are in the cache for the next run"
+            )
 
     def __exit__(self, *exc_info: object) -> None:
         if self._descriptor is not None:

@@ -1,0 +1,110 @@
+"""Faults a long-running nightly job meets: broken earlier day files, a lock taken from it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.standins import StandIn
+from tests.test_nightly import DATE, DAY_FILE, digest, good, serve_papers
+
+EARLIER = Path("outputs/data/2025-12-15.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"papers": null}', "not a day file: it has no list of papers"),
+        ('{"papers": 5}', "not a day file: it has no list of papers"),
+        ("[1, 2]", "not a day file: it has no list of papers"),
+        ('{"papers": [', "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to be a day file"),
+    ],
+    ids=["null", "number", "list", "truncated", "deep"],
+)
+def test_a_broken_earlier_day_file_never_stops_a_later_night(
+    standin: StandIn, content: str, problem: str
+) -> None:
+    serve_papers(standin, 1)
+    EARLIER.parent.mkdir(parents=True)
+    EARLIER.write_text(content, encoding="utf-8")
+    code, out, err = digest("daily", "--source", "ids", "--ids", "2512.10001", "--date", DATE)
+    assert code == 0, err
+    assert DAY_FILE.is_file() and "wrote:" in out
+    assert err.count(f"warning: {EARLIER}: {problem}") == 1
+    assert "ignored for papers published earlier" in err
+    assert EARLIER.read_text(encoding="utf-8") == content  # left as it is
+
+
+def test_a_lock_deleted_during_the_run_writes_no_day_file_and_loses_no_digest(
+    standin: StandIn,
+) -> None:
+    serve_papers(standin, 2)
+    lock = Path("outputs/.digest.lock")
+
+    def steal_then_answer(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if lock.exists():
+            os.remove(lock)  # another process "cleans up" the lock while we work
+        return good(request)
+
+    standin.llm_default = steal_then_answer
+    ids = "2512.10001,2512.10002"
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 3
+    assert "was removed or replaced during this run" in err and len(err.strip().splitlines()) >= 1
+    assert not DAY_FILE.exists()
+    assert len(standin.llm_requests) == 2
+
+    standin.llm_default = good
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 0, err
+    assert len(standin.llm_requests) == 2  # both digests came from the cache
+    assert [p["arxiv_id"] for p in json.loads(DAY_FILE.read_text())["papers"]] == ids.split(",")
+
+
+def test_a_key_a_server_echoes_is_masked_in_messages_and_the_run_report(
+    standin: StandIn,
+) -> None:
+    from tests.conftest import SECRET_KEY
+    from tests.standins import error_reply
+
+    serve_papers(standin, 1)
+    standin.llm_default = lambda request: error_reply(
+        401, f"Incorrect API key provided: {SECRET_KEY}. You can find your API key at …"
+    )
+    code, out, err = digest("daily", "--source", "ids", "--ids", "2512.10001", "--date", DATE)
+    assert code == 2
+    assert SECRET_KEY not in err + out and f"***{SECRET_KEY[-4:]}" in err
+    report = Path(f"outputs/data/{DATE}.run.json")
+    assert report.is_file() and SECRET_KEY not in report.read_text(encoding="utf-8")
+
+
+def test_credentials_in_the_base_url_are_masked(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_papers(standin, 1)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://alice:s3cr3t-pass@127.0.0.1:9/v1")
+    monkeypatch.setenv("DIGEST_LLM_MAX_ATTEMPTS", "1")
+    code, out, err = digest("daily", "--source", "ids", "--ids", "2512.10001", "--date", DATE)
+    assert code == 1
+    assert "no answer from http://***@127.0.0.1:9/v1" in err
+    assert "s3cr3t" not in err + out and "alice" not in err
+    report = json.loads(Path(f"outputs/data/{DATE}.run.json").read_text(encoding="utf-8"))
+    assert report["base_url"] == "http://***@127.0.0.1:9/v1"
+
+
+def test_a_key_with_a_trailing_newline_is_stripped_with_a_warning(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import SECRET_KEY
+
+    serve_papers(standin, 1)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY + "\n")
+    code, _, err = digest("daily", "--source", "ids", "--ids", "2512.10001", "--date", DATE)
+    assert code == 0, err
+    assert "OPENAI_API_KEY has spaces or a line break around it; removed them" in err
+    assert standin.llm_headers[0]["authorization"] == f"Bearer {SECRET_KEY}"
