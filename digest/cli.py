@@ -394,6 +394,11 @@ def daily_command(
         if max_cost is not None and max_cost < 0:
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
         refs = parse_id_list(ids) if source is Source.ids and ids else []
+        # Before any request or token: what would fail after the money is spent.
+        settings.require_api_key()
+        settings.require_writable_folders()
+        if max_cost is not None:
+            settings.require_price()
         _warn_if_published(settings)
         with OutputLock(settings.output_dir) as lock:
             OutputStore.of(settings).remove_stale_temporaries()
@@ -525,9 +530,14 @@ def paper_command(
     with _reporting():
         settings = load_settings()
         target = parse_paper_argument(paper)
+        if out is not None and out.is_dir():
+            raise UsageError(f"--out {out} is a folder; give the path of a file to write")
+        if out is not None and not out.parent.is_dir():
+            raise UsageError(f"--out {out}: the folder {out.parent} does not exist; create it")
         if show_prompt:
             stdout.out(asyncio.run(_prompt_of(settings, target)), end="", highlight=False)
             return
+        settings.require_api_key()
         result = asyncio.run(_digest_one(settings, target))
         if result.entry is None:
             raise DigestError(f"{result.ref}: {result.error}")

@@ -27,7 +27,7 @@ import httpx2
 
 from digest import __version__
 from digest.day import PaperResult, Progress, Silent
-from digest.errors import LLMConfigError, PaperFailed, UsageError
+from digest.errors import LLMConfigError, PaperFailed
 from digest.extract import ExtractedText, ExtractionFailed, extract_pdf, start_workers
 from digest.fetch import ArxivLookup, ArxivMetadata, DownloadFailed, MetadataError, PdfDownloader
 from digest.models import Links, PaperEntry, Provenance
@@ -60,11 +60,8 @@ class CostGuard:
         self.price = settings.price_of(settings.model)
         self.output_tokens = settings.max_output_tokens
         self.committed = 0.0
-        if cap is not None and self.price is None:
-            raise UsageError(
-                f"--max-cost needs the price of {settings.model!r}; add it to DIGEST_PRICES, "
-                'e.g. {"' + settings.model + '": [0.4, 0.1, 1.6]}'
-            )
+        if cap is not None:
+            settings.require_price()
 
     def estimate(self, prompt_chars: int) -> float:
         if self.price is None:

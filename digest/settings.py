@@ -8,10 +8,12 @@ Every setting has an environment variable, ``DIGEST_`` plus its name in capitals
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import importlib.util
 import json
 import logging
 import os
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -195,6 +197,51 @@ class Settings(BaseSettings):
             raise ValueError(f"{name!r} is not a known time zone, e.g. Asia/Seoul or UTC") from None
         return name
 
+    def require_price(self) -> None:
+        """``--max-cost`` needs the model's price: checked before anything is spent."""
+        if self.price_of(self.model) is None:
+            raise UsageError(
+                f"--max-cost needs the price of {self.model!r}; add it to DIGEST_PRICES, "
+                'e.g. {"' + self.model + '": [0.4, 0.1, 1.6]}'
+            )
+
+    def require_api_key(self) -> None:
+        """The OpenAI API needs a key; a local server (OPENAI_BASE_URL) may not."""
+        if self.api_key is None and self.base_url is None:
+            raise UsageError(
+                "no API key: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server "
+                "that needs none"
+            )
+
+    def require_writable_folders(self) -> None:
+        """The output folder, the posts' and day files' folders and the cache exist or can be
+        made, are folders, and can be written: found out before a request is made or a token
+        paid for, not after."""
+        output = self.output_dir
+        folders = [
+            (output, "DIGEST_OUTPUT_DIR"),
+            (self.posts_dir or output / "_posts", "DIGEST_POSTS_DIR"),
+            (self.data_dir or output / "data", "DIGEST_DATA_DIR"),
+            (self.cache_dir, "DIGEST_CACHE_DIR"),
+        ]
+        for folder, setting in folders:
+            # Nothing is made here (a day with no papers writes nothing): the folder, or the
+            # nearest part of its path that exists, must be a folder this user can write to.
+            existing = folder
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                raise UsageError(
+                    f"{existing} is a file, not a folder; move it away or set {setting}"
+                )
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise UsageError(
+                    f"{existing} is not writable; fix its permissions or set {setting}"
+                )
+        lock = output / ".digest.lock"
+        if lock.exists() and not lock.is_file():
+            raise UsageError(f"{lock} is not a file; remove it (digest keeps its lock there)")
+
     def llm_retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             name="the LLM server",
@@ -254,12 +301,30 @@ def default_cache_dir() -> Path:
     return Path(base) / "digest"
 
 
+def check_settings_file(path: Path) -> None:
+    """A settings file that is not TOML, or names a setting that does not exist, is an error
+    naming the file (and the closest setting): a typo must not be ignored without a word."""
+    if not path.is_file():
+        return
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"{path}: not a valid settings file ({error}); fix or remove it") from None
+    known = set(Settings.model_fields)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see the settings table"
+            raise UsageError(f"{path}: unknown setting {key!r}{hint}")
+
+
 def load_settings(**flags: object) -> Settings:
     """Settings with ``flags`` (the command line's non-None options) taking precedence."""
     given = {name: value for name, value in flags.items() if value is not None}
     config = os.environ.get(CONFIG_FILE_ENV)
     if config and not Path(config).is_file():
         raise UsageError(f"{CONFIG_FILE_ENV}={config}: no such file")
+    check_settings_file(Path(config or "digest.toml"))
     try:
         settings = Settings(**given)  # type: ignore[arg-type]
     except ValidationError as error:

@@ -108,3 +108,72 @@ def test_a_key_with_a_trailing_newline_is_stripped_with_a_warning(
     assert code == 0, err
     assert "OPENAI_API_KEY has spaces or a line break around it; removed them" in err
     assert standin.llm_headers[0]["authorization"] == f"Bearer {SECRET_KEY}"
+
+
+def nothing_was_asked(standin: StandIn) -> bool:
+    return not (standin.hf_requests or standin.arxiv_requests or standin.llm_requests)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda: Path("digest.toml").write_text('outputdir = "x"\n'),
+         "error: digest.toml: unknown setting 'outputdir'; did you mean 'output_dir'?"),
+        (lambda: Path("digest.toml").write_text("output_dir = \n"),
+         "error: digest.toml: not a valid settings file (Invalid value (at line 1, column 14))"),
+        (lambda: Path("outputs").write_text("x"),
+         "error: outputs is a file, not a folder; move it away or set DIGEST_OUTPUT_DIR"),
+        (lambda: Path("outputs/data").parent.mkdir() or Path("outputs/data").write_text("x"),
+         "error: outputs/data is a file, not a folder; move it away or set DIGEST_DATA_DIR"),
+        (lambda: Path("outputs/.digest.lock").mkdir(parents=True),
+         "error: outputs/.digest.lock is not a file; remove it"),
+    ],
+    ids=["unknown-key", "bad-toml", "output-is-a-file", "data-is-a-file", "lock-is-a-folder"],
+)  # fmt: skip
+def test_what_would_fail_later_is_one_line_and_exit_2_before_any_request(
+    standin: StandIn, setup: Any, message: str
+) -> None:
+    serve_papers(standin, 1)
+    setup()
+    code, _, err = digest("daily", "--date", DATE)
+    assert code == 2
+    assert err.strip().startswith(message) and len(err.strip().splitlines()) == 1
+    assert nothing_was_asked(standin)
+
+
+def test_no_api_key_is_said_before_hugging_face_is_asked(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    code, _, err = digest("daily", "--date", DATE)
+    assert code == 2 and "no API key: set OPENAI_API_KEY" in err
+    assert nothing_was_asked(standin)
+
+
+def test_max_cost_without_a_price_is_said_before_hugging_face_is_asked(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_MODEL", "unpriced-model")
+    code, _, err = digest("daily", "--date", DATE, "--max-cost", "1")
+    assert code == 2 and "--max-cost needs the price of 'unpriced-model'" in err
+    assert nothing_was_asked(standin)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (".", "error: --out . is a folder; give the path of a file to write"),
+        (
+            "missing/entry.json",
+            "error: --out missing/entry.json: the folder missing does not exist",
+        ),
+    ],
+)
+def test_paper_out_is_checked_before_the_llm_is_paid(
+    standin: StandIn, out: str, message: str
+) -> None:
+    serve_papers(standin, 1)
+    code, _, err = digest("paper", "2512.10001", "--out", out)
+    assert code == 2 and err.strip().startswith(message)
+    assert nothing_was_asked(standin)
