@@ -17,9 +17,12 @@ by hand, only to https hosts on ``pdf_redirect_hosts`` (or the host asked), neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,7 +38,7 @@ from lxml import etree
 
 from digest.extract import ExtractionFailed, check_pdf_bytes
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
-from digest.net import AsyncSleep, Attempts, TransientAnswer, one_line, status_of
+from digest.net import AsyncSleep, Attempts, TransientAnswer, one_line, status_of, within
 from digest.settings import Settings
 from digest.sources import ArxivRef, PaperMetadata, parse_arxiv_ref
 from digest.store import atomic_write_bytes
@@ -148,12 +151,40 @@ class _ArxivSession(requests.Session):
             # From the start of one request to the next, failed ones too: the package spaces
             # only requests that got an answer, so its retries could come quicker.
             self.sleep(max(0.0, self._last_start + self.delay - time.monotonic()))
-        self._last_start = time.monotonic()
+        self._last_start = started = time.monotonic()
         kwargs.setdefault("timeout", self.timeout)
+        kwargs["stream"] = True
         response = super().request(*args, **kwargs)
+        # requests' timeout is the gap between two bytes: a server trickling its answer would
+        # hold this thread for ever. The whole answer gets http_timeout; then it is closed.
+        fired = threading.Event()
+
+        def give_up() -> None:
+            fired.set()
+            # Closing alone does not wake a thread blocked in recv(); shutting the socket does.
+            sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            response.close()
+
+        timer = threading.Timer(max(0.0, started + self.timeout - time.monotonic()), give_up)
+        timer.start()
+        try:
+            content = response.content
+        except (requests.RequestException, OSError, AttributeError):
+            if not fired.is_set():
+                raise
+        finally:
+            timer.cancel()
+        if fired.is_set():
+            raise requests.Timeout(
+                f"the arXiv API's answer took longer than {self.timeout:g} s in all "
+                "(DIGEST_HTTP_TIMEOUT)"
+            )
         if response.status_code != 200:
             raise ArxivAnswerError(response)
-        response._content = check_feed(response.content, self.problems)
+        response._content = check_feed(content, self.problems)
         return response
 
 
@@ -392,6 +423,11 @@ class PdfDownloader:
             data = await self.policy.call(
                 lambda: self._download(url), attempts=attempts, sleep=self.sleep
             )
+        except TransientAnswer as error:
+            raise DownloadFailed(
+                f"PDF download failed: {error}, from {url} after {attempts.plural}",
+                transient=True,
+            ) from None
         except httpx2.HTTPStatusError as error:
             raise self._status_failure(error, url, attempts) from None
         except _Refused as error:
@@ -439,6 +475,10 @@ class PdfDownloader:
     async def _download(self, url: str) -> bytes:
         await self.rate.wait()
         self.downloads += 1
+        what = f"the download (DIGEST_HTTP_TIMEOUT={self.settings.http_timeout:g})"
+        return await within(self.settings.http_timeout, self._follow(url), what)
+
+    async def _follow(self, url: str) -> bytes:
         for _ in range(self.MAX_REDIRECTS + 1):
             async with self.http.stream("GET", url, follow_redirects=False) as response:
                 if response.is_redirect:

@@ -50,6 +50,20 @@ class TransientAnswer(Exception):
     proxy, a chat completion without a message): the next try may well get the real one."""
 
 
+class DeadlineExceeded(TransientAnswer):
+    """A request that took longer than its deadline in all. The clients' own timeouts measure
+    the gap between two bytes, so a server that trickles one byte a second holds them for
+    ever; this bounds the whole request, however steadily its bytes come."""
+
+
+async def within(seconds: float, request: Awaitable[T], what: str) -> T:
+    """``request``, cancelled (its connection closed) once it has taken ``seconds``."""
+    try:
+        return await asyncio.wait_for(request, seconds)
+    except TimeoutError:
+        raise DeadlineExceeded(f"{what} took longer than {seconds:g} s in all") from None
+
+
 def status_of(error: BaseException) -> int | None:
     """The HTTP status an error carries, whichever client raised it."""
     for name in ("status_code", "status"):  # openai's APIStatusError, arxiv's HTTPError

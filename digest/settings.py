@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     # A 429 from the arXiv API names no wait. Its limit is counted per 3-second window and the
     # blocks that follow a burst last, so a quick retry only extends them: wait a minute.
     arxiv_rate_limit_wait: float = Field(default=60.0, ge=0)
-    http_timeout: float = Field(default=30.0, gt=0)
+    # Seconds each request to Hugging Face, the arXiv API or the PDF host may take in all (a
+    # deadline, not the gap between two bytes, which a trickling server never lets run out).
+    http_timeout: float = Field(default=60.0, gt=0)
     http_max_attempts: int = Field(default=4, ge=1)
     # Seconds one request to Hugging Face, the arXiv API or the PDF host may take with its
     # retries and waits: enough for two waits of a minute, short of holding up the night.

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from digest.errors import DigestError, UsageError
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
-from digest.net import Attempts, TransientAnswer, describe, one_line
+from digest.net import Attempts, TransientAnswer, describe, one_line, within
 from digest.settings import Settings
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -165,7 +165,13 @@ async def hf_daily_papers(
         attempts = Attempts()
         try:
             items = await policy.call(
-                lambda params=params: _get_json(http, url, params), attempts=attempts, sleep=sleep
+                lambda params=params: within(
+                    settings.http_timeout,
+                    _get_json(http, url, params),
+                    "Hugging Face's answer (DIGEST_HTTP_TIMEOUT)",
+                ),
+                attempts=attempts,
+                sleep=sleep,
             )
         except httpx2.HTTPStatusError as error:
             raise _hf_failure(error, date, attempts) from None

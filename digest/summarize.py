@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import httpx2
 import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
@@ -422,7 +423,7 @@ class Summarizer:
         attempts = Attempts()
         try:
             body = await self.policy.call(
-                lambda: self._post(messages, limit),
+                lambda: self._post_within_timeout(messages, limit),
                 attempts=attempts,
                 sleep=self.sleep,
                 deadline=state.deadline,
@@ -567,6 +568,17 @@ class Summarizer:
             # only max_tokens; a model that rejects it has it dropped after the first 400.
             options["max_tokens"] = limit
         return {name: value for name, value in options.items() if name not in self.dropped}
+
+    async def _post_within_timeout(
+        self, messages: list[dict[str, str]], limit: int
+    ) -> dict[str, Any]:
+        """``_post`` bounded in all by ``llm_timeout``: the SDK's timeout measures the gaps
+        between bytes, which a trickling server never lets run out."""
+        try:
+            return await asyncio.wait_for(self._post(messages, limit), self.settings.llm_timeout)
+        except TimeoutError:
+            url = f"{self.settings.base_url or 'https://api.openai.com/v1'}/chat/completions"
+            raise openai.APITimeoutError(request=httpx2.Request("POST", url)) from None
 
     async def _post(self, messages: list[dict[str, str]], limit: int) -> dict[str, Any]:
         if self.client is None:

@@ -205,6 +205,8 @@ class StandIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     stall_seconds: float = 1.5
+    # Per kind ("llm", "arxiv", "pdf", "hf"): seconds between the bytes of every answer.
+    trickle: dict[str, float] = field(default_factory=dict)
 
     def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         parsed = urlparse(path)
@@ -270,6 +272,14 @@ class StandIn:
             return json_reply(200, items[page * limit : (page + 1) * limit])
         return 404, {"content-type": "text/plain"}, b"unknown path"
 
+    def trickle_for(self, path: str) -> float:
+        """Seconds between the bytes of an answer to ``path`` (0: all at once)."""
+        kind = (
+            "llm" if "/chat/completions" in path else "arxiv" if path.startswith("/api/query")
+            else "pdf" if path.startswith("/pdf/") else "hf" if path.startswith("/hf/") else ""
+        )  # fmt: skip
+        return self.trickle.get(kind, 0.0)
+
     def _count_prompt(self, request: dict[str, Any], reply: Reply) -> Reply:
         """Fill in ``COUNT_PROMPT`` with the request's prompt tokens, and record them; answer
         as the model asked for."""
@@ -325,7 +335,17 @@ def serve(state: StandIn) -> ThreadingHTTPServer:
                 self.send_header(key, value)
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            pause = state.trickle_for(self.path)
+            if not pause:
+                self.wfile.write(payload)
+                return
+            try:  # a byte at a time: every gap shorter than any client's read timeout
+                for byte in payload:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up, as it should
 
         do_GET = do_POST = _reply
 

@@ -177,3 +177,58 @@ def test_paper_out_is_checked_before_the_llm_is_paid(
     code, _, err = digest("paper", "2512.10001", "--out", out)
     assert code == 2 and err.strip().startswith(message)
     assert nothing_was_asked(standin)
+
+
+# --- deadlines, not gaps ------------------------------------------------------------------
+
+
+def test_a_trickling_llm_server_ends_at_llm_timeout(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_papers(standin, 1)
+    standin.trickle = {"llm": 0.05}  # a byte every 50 ms: no read timeout ever runs out
+    monkeypatch.setenv("DIGEST_LLM_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_LLM_MAX_ATTEMPTS", "2")
+    code, _, err = digest("paper", "2512.10001")
+    assert code == 1
+    assert "after 2 attempts (each timed out after 1 s; raise DIGEST_LLM_TIMEOUT=1)" in err
+
+
+def test_a_trickling_pdf_host_ends_at_http_timeout(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_papers(standin, 1)
+    standin.trickle = {"pdf": 0.01}
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
+    code, out, err = digest("paper", "2512.10001", "--json")
+    assert code == 0, err
+    provenance = json.loads(out)["provenance"]
+    assert provenance["input"] == "abstract" and provenance["full_text_pending"] is True
+    assert "took longer than 1 s in all" in provenance["input_reason"]
+
+
+def test_a_trickling_arxiv_api_ends_at_http_timeout(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_papers(standin, 1)
+    standin.trickle = {"arxiv": 0.01}
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
+    code, _, err = digest("paper", "2512.10001")
+    assert code == 1
+    assert "the arXiv API could not be reached (Timeout) after 1 attempt" in err
+    assert standin.llm_requests == []
+
+
+def test_a_trickling_hugging_face_ends_at_http_timeout(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_papers(standin, 1)
+    standin.hf_days[DATE] = [{"paper": {"id": "2512.10001", "title": "x" * 500}}]
+    standin.trickle = {"hf": 0.01}
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
+    code, _, err = digest("daily", "--date", DATE)
+    assert code == 1
+    assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 1 s in all" in err
