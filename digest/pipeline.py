@@ -118,6 +118,7 @@ class Pipeline:
         self._llm_slots = asyncio.Semaphore(self.settings.concurrency)
         self._download_slots = asyncio.Semaphore(self.settings.download_concurrency)
         self._extractor = self._extractor or start_workers(self.settings.extractor)
+        self._killed: set[ProcessPoolExecutor] = set()  # pools killed for a slow PDF
         return self
 
     async def __aexit__(
@@ -133,22 +134,44 @@ class Pipeline:
 
     async def _extract(self, data: bytes) -> ExtractedText:
         """Extract in a worker process: pypdf is pure Python, and in a thread it would hold the
-        GIL that the event loop needs to keep the other papers' requests moving."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._extractor,
-                extract_pdf,
-                data,
-                self.text_budget,
-                self.settings.extractor,
+        GIL that the event loop needs to keep the other papers' requests moving.
+
+        Bounded by ``extract_timeout``: a small PDF can draw one huge stream on every page and
+        take hours. Past it the workers are killed (a running task cannot be cancelled
+        otherwise) and replaced; a paper whose extraction was only caught up in that is tried
+        once more on the new workers."""
+        for attempt in range(2):
+            pool = self._extractor
+            future = asyncio.get_running_loop().run_in_executor(
+                pool, extract_pdf, data, self.text_budget, self.settings.extractor
             )
-        except BrokenProcessPool:
-            # A worker died (out of memory, or the PDF library crashed on this file). The
-            # papers it held fall back to their abstracts; the next ones get a new pool.
-            self._extractor.shutdown(wait=False, cancel_futures=True)
-            self._extractor = start_workers(self.settings.extractor)
-            raise ExtractionFailed("the extraction worker crashed on this PDF") from None
+            try:
+                return await asyncio.wait_for(future, self.settings.extract_timeout)
+            except TimeoutError:
+                self._replace_workers(pool, kill=True)
+                raise ExtractionFailed(
+                    f"extraction took longer than {self.settings.extract_timeout:g} s "
+                    "(DIGEST_EXTRACT_TIMEOUT)"
+                ) from None
+            except BrokenProcessPool:
+                if pool in self._killed and attempt == 0:
+                    continue  # another paper's timeout killed this worker, not this PDF
+                # A worker died (out of memory, or the PDF library crashed on this file). The
+                # papers it held fall back to their abstracts; the next ones get a new pool.
+                self._replace_workers(pool, kill=False)
+                raise ExtractionFailed("the extraction worker crashed on this PDF") from None
+        raise ExtractionFailed("the extraction workers were replaced twice during this PDF")
+
+    def _replace_workers(self, pool: ProcessPoolExecutor, *, kill: bool) -> None:
+        if pool is not self._extractor:
+            return  # already replaced
+        if kill:
+            self._killed.add(pool)
+            # ProcessPoolExecutor has no way to stop a running task; its processes are its own.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        self._extractor = start_workers(self.settings.extractor)
 
     async def digest_arxiv(
         self, refs: list[ArxivRef], known: dict[str, PaperMetadata] | None = None

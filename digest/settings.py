@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     ]
     pdf_max_mb: float = Field(default=50.0, gt=0)
     text_budget: int = Field(default=40_000, ge=2_000)
+    # Seconds one PDF's text may take to extract. pypdf reads about 17 pages a second here, so
+    # 120 s is some 2,000 ordinary pages; past it the paper is digested from its abstract.
+    extract_timeout: float = Field(default=120.0, gt=0)
     extractor: Literal["pypdf", "pypdfium2"] = "pypdf"  # pypdfium2 needs digest[fast]
 
     # Running.

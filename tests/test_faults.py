@@ -232,3 +232,23 @@ def test_a_trickling_hugging_face_ends_at_http_timeout(
     code, _, err = digest("daily", "--date", DATE)
     assert code == 1
     assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 1 s in all" in err
+
+
+def test_a_slow_pdf_falls_back_at_the_extraction_limit_and_the_others_are_unaffected(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.hostile_pdfs import slow_pdf
+
+    papers = serve_papers(standin, 3)
+    standin.pdfs[f"{papers[1].arxiv_id}v1"] = slow_pdf(pages=100, stream_mb=4)  # ~30 s to read
+    monkeypatch.setenv("DIGEST_EXTRACT_TIMEOUT", "2")
+    ids = ",".join(paper.arxiv_id for paper in papers)
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 0, err
+    entries = json.loads(DAY_FILE.read_text(encoding="utf-8"))["papers"]
+    inputs = [(e["provenance"]["input"], e["provenance"]["input_reason"]) for e in entries]
+    assert inputs == [
+        ("full-text", None),
+        ("abstract", "extraction took longer than 2 s (DIGEST_EXTRACT_TIMEOUT)"),
+        ("full-text", None),
+    ]
