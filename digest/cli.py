@@ -409,7 +409,10 @@ def daily_command(
             if run is not None and run.did_work:
                 report = OutputStore.of(settings).report_path(day)
                 text = dump_report(run_report(run, settings, source.value))
-                atomic_write_text(report, redact(text))
+                try:
+                    atomic_write_text(report, redact(text))
+                except OSError as error:  # the day is written; the report is a log
+                    stderr.print(f"warning: could not write {report}: {error.strerror}")
         if run is None:
             return
         stderr.print(summary_table(run.results))

@@ -19,7 +19,7 @@ from digest.models import Day, PaperEntry
 from digest.render import render_day
 from digest.settings import Settings
 from digest.sources import ArxivRef, Candidate, LocalPdf, PaperMetadata
-from digest.store import OutputStore, dump_day, write_if_changed
+from digest.store import OutputStore, OutputWriteFailed, dump_day, write_if_changed
 
 if TYPE_CHECKING:
     from digest.fetch import ArxivMetadata
@@ -240,7 +240,17 @@ async def run_day(
     if day.papers:
         if before_write is not None:
             before_write()  # the lock is still ours (see OutputLock.check_held)
-        changed = write_if_changed(store.data_path(plan.date), dump_day(day))
         post = store.post_path(plan.date)
-        changed = write_if_changed(post, render_day(day)) or changed
+        data = store.data_path(plan.date)
+        try:
+            changed = write_if_changed(data, dump_day(day))
+            changed = write_if_changed(post, render_day(day)) or changed
+        except OSError as error:
+            made = sum(result.status == "done" for result in results)
+            raise OutputWriteFailed(
+                f"cannot write {error.filename or data}: {error.strerror or error} (disk full?); "
+                f"free space and run again: the {made} digest{'' if made == 1 else 's'} made "
+                f"now went to the cache ({settings.cache_dir}; a warning above says if one "
+                "could not) and cost nothing next time"
+            ) from None
     return DayRun(day, results, post, changed, fatal, started_at, time.monotonic() - clock)

@@ -265,6 +265,12 @@ class OutputLocked(DigestError):
     exit_code = 3
 
 
+class OutputWriteFailed(DigestError):
+    """The day file or post could not be written (a full disk, a read-only folder)."""
+
+    exit_code = 2
+
+
 class LockStolen(OutputLocked):
     """The lock file was deleted or replaced while this run held it."""
 
@@ -356,5 +362,19 @@ class DigestCache:
         except (OSError, ValidationError):
             return None  # missing, or written by an older digest: digest again
 
-    def put(self, key: str, entry: PaperEntry) -> None:
-        atomic_write_text(self.folder / f"{key}.json", entry.model_dump_json(indent=2) + "\n")
+    def put(self, key: str, entry: PaperEntry) -> bool:
+        """Cache a finished digest. A cache that cannot be written (a full disk) costs only the
+        reuse: the entry stays in memory for the day file, and the run goes on."""
+        path = self.folder / f"{key}.json"
+        try:
+            atomic_write_text(path, entry.model_dump_json(indent=2) + "\n")
+        except OSError as error:
+            log.warning(
+                "could not cache the digest of %s in %s (%s); it goes into the day file all "
+                "the same",
+                entry.arxiv_id or entry.title,
+                self.folder,
+                error.strerror or error,
+            )
+            return False
+        return True

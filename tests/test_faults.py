@@ -252,3 +252,55 @@ def test_a_slow_pdf_falls_back_at_the_extraction_limit_and_the_others_are_unaffe
         ("abstract", "extraction took longer than 2 s (DIGEST_EXTRACT_TIMEOUT)"),
         ("full-text", None),
     ]
+
+
+# --- a full disk --------------------------------------------------------------------------
+
+
+def full_disk_under(monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
+    """Writes under ``folder`` fail as on a full disk (ENOSPC), the others go through."""
+    import errno
+
+    from digest import store
+
+    real = store.atomic_write_bytes
+
+    def write(path: Path, data: bytes) -> None:
+        if Path(path).resolve().is_relative_to(Path(folder).resolve()):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+
+    monkeypatch.setattr(store, "atomic_write_bytes", write)
+
+
+def test_a_full_cache_loses_no_paid_answer_and_the_rerun_pays_nothing(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_papers(standin, 2)
+    full_disk_under(monkeypatch, "cache")
+    ids = "2512.10001,2512.10002"
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 0, err
+    assert err.count("could not cache the digest of") == 2 and "No space left on device" in err
+    assert len(json.loads(DAY_FILE.read_text())["papers"]) == 2
+    code, _, _ = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 0 and len(standin.llm_requests) == 2  # reused from the day file
+
+
+def test_a_full_output_folder_says_disk_full_and_the_rerun_pays_nothing(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_papers(standin, 2)
+    with monkeypatch.context() as patch:
+        full_disk_under(patch, "outputs")
+        ids = "2512.10001,2512.10002"
+        code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 2
+    message = err.strip().splitlines()[-1]
+    assert message.startswith(f"error: cannot write outputs/data/{DATE}.json: No space left")
+    assert "(disk full?)" in message and "the 2 digests made now went to the cache" in message
+    assert not DAY_FILE.exists() and len(standin.llm_requests) == 2
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 0, err
+    assert len(standin.llm_requests) == 2  # both from the cache: nothing paid twice
+    assert DAY_FILE.is_file()
