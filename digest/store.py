@@ -45,7 +45,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=".tmp"
     )
     try:
         # mkstemp makes the file readable by its owner only; a post must stay readable by the
@@ -240,10 +240,15 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+# Every temporary file digest makes is named ".digest-tmp.NAME.RANDOM.tmp": a name no other
+# tool makes, so that the sweep below can never take another tool's file.
+TEMPORARY_PREFIX = ".digest-tmp."
+
+
 def remove_stale_temporaries(
     folder: Path, older_than: float = 0.0, *, recursive: bool = True
 ) -> list[Path]:
-    """Delete the temporary files a killed run left behind (only ever ours: ``.NAME.*.tmp``).
+    """Delete the temporary files a killed run left behind (only ever ours, by their prefix).
 
     In the output folder call it while holding its lock, so no live writer's file is touched;
     in a cache other runs may share, give ``older_than`` (seconds) to spare files being written.
@@ -251,7 +256,8 @@ def remove_stale_temporaries(
     removed = []
     if folder.is_dir():
         now = time.time()
-        for path in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
+        pattern = f"{TEMPORARY_PREFIX}*.tmp"
+        for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
             try:
                 if now - path.stat().st_mtime >= older_than:
                     path.unlink()

@@ -99,8 +99,13 @@ def test_daily_inside_an_initialised_blog_writes_where_jekyll_wants_it(
 ) -> None:
     # Other tools' temporary files, named like ours, at the blog's root: never touched.
     Path("blog/.git").mkdir(parents=True)
-    planted = [Path("blog/.git/.index.lock.tmp"), Path("blog/_drafts/.draft.md.tmp")]
-    planted[1].parent.mkdir(parents=True)
+    planted = [
+        Path("blog/.git/.index.lock.tmp"),
+        Path("blog/_drafts/.draft.md.tmp"),
+        Path("blog/_posts/.hugo.md.tmp"),  # another tool's, in a folder digest writes
+    ]
+    for path in planted:
+        path.parent.mkdir(parents=True, exist_ok=True)
     for path in planted:
         path.write_text("someone else's", encoding="utf-8")
     blog = daily_in_a_new_blog(standin, monkeypatch)

@@ -496,7 +496,7 @@ def test_a_stale_lock_and_stale_temporaries_are_taken_over(standin: StandIn) -> 
     serve_papers(standin, 1)
     Path("outputs/data").mkdir(parents=True)
     Path("outputs/.digest.lock").write_text("pid 999999, started 2025-12-16T08:00:00+09:00\n")
-    leftover = Path(f"outputs/data/.{DATE}.json.x1y2.tmp")
+    leftover = Path(f"outputs/data/.digest-tmp.{DATE}.json.x1y2.tmp")
     leftover.write_text('{"half": ')
     code, _, err = digest("daily", "--source", "ids", "--ids", "2512.10001", "--date", DATE)
     assert code == 0, err
