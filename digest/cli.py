@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -380,6 +381,13 @@ def daily_command(
     max_cost: Annotated[
         float | None, typer.Option(help="Start no paper once the estimated spend would pass USD.")
     ] = None,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            metavar="MINUTES",
+            help="Start no paper past this; write what is done (DIGEST_RUN_DEADLINE).",
+        ),
+    ] = None,
     output_dir: OutputDirOption = None,
 ) -> None:
     """Digest a day's papers and write outputs/data/DATE.json, its post and a run report.
@@ -388,7 +396,11 @@ def daily_command(
     the others are still written. Re-running a finished day changes nothing and costs nothing.
     """
     with _reporting():
-        settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
+        started = time.monotonic()
+        settings = load_settings(
+            output_dir=output_dir, limit=limit, min_upvotes=min_upvotes, run_deadline=deadline
+        )
+        ends = started + settings.run_deadline * 60 if settings.run_deadline else None
         day = parse_day(date, settings, utc=source is Source.hf)
         _check_source_options(source, ids, query, limit, min_upvotes)
         if max_cost is not None and max_cost < 0:
@@ -404,7 +416,7 @@ def daily_command(
             OutputStore.of(settings).remove_stale_temporaries()
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
             run = asyncio.run(
-                _daily(settings, source, refs, query, day, force, max_cost, lock.check_held)
+                _daily(settings, source, refs, query, day, force, max_cost, lock.check_held, ends)
             )
             if run is not None and run.did_work:
                 report = OutputStore.of(settings).report_path(day)
@@ -470,6 +482,7 @@ async def _daily(
     force: bool,
     max_cost: float | None,
     before_write: Callable[[], None] | None = None,
+    deadline: float | None = None,
 ) -> DayRun | None:
     """The day's candidates from the source, then the run; None when the source has none."""
     known: dict[str, PaperMetadata] = {}
@@ -512,6 +525,7 @@ async def _daily(
             max_cost=max_cost,
             progress=progress,
             before_write=before_write,
+            deadline=deadline,
         )
 
 

@@ -188,6 +188,7 @@ async def run_day(
     progress: Progress | None = None,
     sleep: Sleep = asyncio.sleep,
     before_write: Callable[[], None] | None = None,
+    deadline: float | None = None,
 ) -> DayRun:
     """Carry out ``plan``, then write the day file and post with every paper that has an entry.
 
@@ -218,6 +219,7 @@ async def run_day(
             force=force,
             metadata=metadata,
             workers=workers,
+            deadline=deadline,
         ) as pipeline:
             for result in await pipeline.digest_arxiv(plan.todo, known):
                 decided[result.ref.arxiv_id] = result  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
@@ -45,6 +46,16 @@ from digest.summarize import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# Papers in flight at the run's deadline get this long (at most a tenth of the deadline).
+DEADLINE_GRACE_S = 30.0
+_NOT_STARTED = "not started: the run's deadline passed (--deadline, DIGEST_RUN_DEADLINE)"
+_STOPPED = "stopped at the run's deadline (--deadline, DIGEST_RUN_DEADLINE); the next run does it"
+
+
+class _DeadlinePassed(Exception):
+    pass
 
 
 class CostGuard:
@@ -93,6 +104,7 @@ class Pipeline:
         metadata: ArxivMetadata | None = None,
         llm: bool = True,
         workers: ProcessPoolExecutor | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.settings = settings
         self._extractor = workers  # already starting (see start_workers), else made on entry
@@ -103,6 +115,7 @@ class Pipeline:
         self.costs = CostGuard(settings, max_cost)
         self.force = force
         self.cache = DigestCache(settings.cache_dir)
+        self.deadline = deadline  # time.monotonic() past which no paper is started
         self.fatal: LLMConfigError | None = None
 
     async def __aenter__(self) -> Pipeline:
@@ -205,8 +218,12 @@ class Pipeline:
             if metadata is None:
                 reason = lookup_error or lookup.reason_missing(ref.arxiv_id)
                 return self._finish(PaperResult(ref, error=reason, status="failed"))
+            if self._past_deadline():
+                return self._finish(PaperResult(ref, error=_NOT_STARTED, status="stopped"))
             try:
-                return await self._one_arxiv(ref, metadata)
+                return await self._by_deadline(self._one_arxiv(ref, metadata))
+            except _DeadlinePassed:
+                return self._finish(PaperResult(ref, error=_STOPPED, status="stopped"))
             except Exception as error:
                 # Whatever went wrong with one paper (a bug, a full disk), the others go on and
                 # the day is still written. --debug shows the traceback.
@@ -215,6 +232,21 @@ class Pipeline:
                 return self._finish(PaperResult(ref, error=reason, status="failed"))
 
         return list(await asyncio.gather(*(one(ref) for ref in refs)))
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    async def _by_deadline(self, work: Awaitable[PaperResult]) -> PaperResult:
+        """``work``, cut off a short grace after the run's deadline (its spend so far is lost,
+        which is what a deadline is for)."""
+        if self.deadline is None:
+            return await work
+        left = self.deadline - time.monotonic()
+        grace = min(DEADLINE_GRACE_S, (self.settings.run_deadline or 0) * 60 / 10)
+        try:
+            return await asyncio.wait_for(work, max(0.0, left) + grace)
+        except TimeoutError:
+            raise _DeadlinePassed from None
 
     async def digest_local_pdf(self, pdf: LocalPdf) -> PaperResult:
         stages: dict[str, float] = {}
@@ -311,6 +343,8 @@ class Pipeline:
         async with self._llm_slots:
             # Admitted only with a slot in hand, so the spend it is weighed against includes
             # every paper finished before it.
+            if self._past_deadline():
+                return self._finish(PaperResult(ref, error=_NOT_STARTED, status="stopped"))
             if not self.costs.admit(estimate):
                 cap = self.costs.cap
                 reason = f"not started: the estimated spend would pass --max-cost {cap:g} USD"

@@ -134,7 +134,9 @@ class Settings(BaseSettings):
     extract_timeout: float = Field(default=120.0, gt=0)
     extractor: Literal["pypdf", "pypdfium2"] = "pypdf"  # pypdfium2 needs digest[fast]
 
-    # Running.
+    # Running. A run deadline in minutes (--deadline): past it no paper is started, papers in
+    # flight get a short grace, what is done is written, and the rest are listed as stopped.
+    run_deadline: float | None = Field(default=None, gt=0)
     concurrency: int = Field(default=4, ge=1, le=64)  # papers at the LLM at once
     download_concurrency: int = Field(default=4, ge=1, le=32)
 

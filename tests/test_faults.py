@@ -304,3 +304,41 @@ def test_a_full_output_folder_says_disk_full_and_the_rerun_pays_nothing(
     assert code == 0, err
     assert len(standin.llm_requests) == 2  # both from the cache: nothing paid twice
     assert DAY_FILE.is_file()
+
+
+# --- the run's deadline -------------------------------------------------------------------
+
+
+def test_past_the_deadline_no_paper_starts_and_what_is_done_is_written(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    serve_papers(standin, 4)
+
+    def slow(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(2.5)
+        return good(request)
+
+    standin.llm_default = slow
+    monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
+    ids = "2512.10001,2512.10002,2512.10003,2512.10004"
+    # 0.1 minutes: 6 s, with 0.6 s of grace: two papers at most, never four.
+    code, _, err = digest(
+        "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--deadline", "0.1"
+    )
+    assert code == 1
+    report = json.loads(Path(f"outputs/data/{DATE}.run.json").read_text(encoding="utf-8"))
+    statuses = [paper["status"] for paper in report["papers"]]
+    assert statuses[0] == "done" and statuses[-1] == "stopped" and "stopped" in statuses
+    for paper in report["papers"]:
+        if paper["status"] == "stopped":
+            assert "the run's deadline" in paper["error"]
+    done = [paper["paper"] for paper in report["papers"] if paper["status"] == "done"]
+    written = [entry["arxiv_id"] for entry in json.loads(DAY_FILE.read_text())["papers"]]
+    assert [f"{arxiv_id}v1" for arxiv_id in written] == done
+
+    standin.llm_default = good  # the next run finishes the day
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 0, err
+    assert len(json.loads(DAY_FILE.read_text())["papers"]) == 4
