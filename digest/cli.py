@@ -413,7 +413,7 @@ def daily_command(
             settings.require_price()
         _warn_if_published(settings)
         with OutputLock(settings.output_dir) as lock:
-            OutputStore.of(settings).remove_stale_temporaries()
+            OutputStore.of(settings).remove_stale_temporaries(lock)
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
             run = asyncio.run(
                 _daily(settings, source, refs, query, day, force, max_cost, lock.check_held, ends)

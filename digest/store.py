@@ -111,13 +111,14 @@ class OutputStore:
     def of(cls, settings: Settings) -> OutputStore:
         return cls(settings.output_dir, posts_dir=settings.posts_dir, data_dir=settings.data_dir)
 
-    def remove_stale_temporaries(self) -> list[Path]:
+    def remove_stale_temporaries(self, lock: OutputLock) -> list[Path]:
         """The temporary files a killed run left in the folders digest writes (never those of
         other tools: with the output folder at a blog's root, only _posts and the day files'
-        folder are looked in). Call it holding the lock."""
+        folder are looked in), and only those older than ``lock``, which this run holds."""
+        age = max(0.0, time.time() - lock.acquired)
         return [
-            *remove_stale_temporaries(self.posts_dir, recursive=False),
-            *remove_stale_temporaries(self.data_dir, recursive=False),
+            *remove_stale_temporaries(self.posts_dir, age, recursive=False),
+            *remove_stale_temporaries(self.data_dir, age, recursive=False),
         ]
 
     def data_path(self, date: dt.date) -> Path:
@@ -292,10 +293,18 @@ class OutputLock:
     def __init__(self, folder: Path) -> None:
         self.path = folder / ".digest.lock"
         self._descriptor: int | None = None
+        self.acquired = 0.0
 
     def __enter__(self) -> OutputLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise DataFileError(
+                self.path,
+                f"the lock cannot be made ({error.strerror}); make {self.path.parent} a folder "
+                "you can write to, or set DIGEST_OUTPUT_DIR",
+            ) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -309,6 +318,7 @@ class OutputLock:
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()}, started {started}\n".encode(), 0)
         self._descriptor = descriptor
+        self.acquired = time.time()  # temporary files older than this are a dead run's
         return self
 
     def check_held(self) -> None:
