@@ -18,14 +18,13 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.factories import make_digest  # noqa: E402
-from tests.hostile_pdfs import slow_pdf  # noqa: E402
+from tests.hostile_pdfs import flate_bomb, slow_pdf  # noqa: E402
 from tests.standins import ArxivPaper, StandIn, completion, hf_item, serve  # noqa: E402
 
 DEADLINE = 5.0
@@ -82,29 +81,6 @@ def run(args: list[str], env: dict[str, str], cwd: str) -> tuple[float, int, int
     sampler.join()
     last = err.strip().splitlines()[-1] if err.strip() else ""
     return time.monotonic() - started, process.returncode, peak // 1024, last
-
-
-def flate_bomb(gib: float = 1.0) -> bytes:
-    """A one-page PDF whose content stream inflates to ``gib`` GiB of spaces."""
-    compressor = zlib.compressobj(9)
-    chunk = b" " * (1 << 20)
-    stream = b"".join(compressor.compress(chunk) for _ in range(int(gib * 1024)))
-    stream += compressor.flush()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
 
 
 def big_pdf(megabytes: float = 49.0) -> bytes:
