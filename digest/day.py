@@ -42,6 +42,8 @@ class PaperResult:
     error: str | None = None
     status: Status = "done"
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # What a paper that failed at the LLM still cost: (tokens in, tokens out, USD or None).
+    spent: tuple[int, int, float | None] | None = None
 
     @property
     def label(self) -> str:

@@ -356,10 +356,16 @@ class Pipeline:
             try:
                 summary = await self.summarizer.summarize(paper)
             except (SummaryFailed, LLMConfigError) as error:
-                self.costs.settle(estimate, 0.0)
+                spent = None
+                if isinstance(error, SummaryFailed) and error.usage is not None:
+                    usage = error.usage
+                    spent = (usage.tokens_in, usage.tokens_out, usage.cost_usd(self.settings))
+                # What the failed answers cost counts against --max-cost like any other spend.
+                self.costs.settle(estimate, spent[2] if spent and spent[2] is not None else 0.0)
                 if isinstance(error, LLMConfigError):
                     self.fatal = error
-                return self._finish(PaperResult(ref, error=str(error), status="failed"))
+                result = PaperResult(ref, error=str(error), status="failed", spent=spent)
+                return self._finish(result)
             stages["summarize"] = time.monotonic() - started
         cost = summary.usage.cost_usd(self.settings)
         self.costs.settle(estimate, cost)

@@ -100,6 +100,16 @@ def summary_table(results: list[PaperResult]) -> Table:
     rows = []
     for result in results:
         provenance = result.entry.provenance if result.entry else None
+        if result.spent is not None:  # failed at the LLM: its answers were paid for
+            spent_in, spent_out, spent_cost = result.spent
+            tokens_in, tokens_out, cost = (
+                tokens_in + spent_in,
+                tokens_out + spent_out,
+                cost + (spent_cost or 0),
+            )
+            money = "?" if spent_cost is None else f"{spent_cost:.4f}"
+            rows.append([result.label, result.status, "", f"{spent_in}/{spent_out}", money, ""])
+            continue
         if provenance is None or result.status in ("reused", "cached"):
             # Nothing was spent on it in this run.
             rows.append(
@@ -150,19 +160,20 @@ def run_report(run: DayRun, settings: Settings, source: str) -> dict[str, Any]:
     papers = []
     for result in run.results:
         provenance = result.entry.provenance if result.entry else None
+        tokens_in, tokens_out, cost = _spent_now(result)
         papers.append(
             {
                 "paper": result.label,
                 "status": result.status,
                 "error": result.error,
                 "input": provenance.input if provenance else None,
-                "tokens_in": provenance.tokens_in if provenance else None,
-                "tokens_out": provenance.tokens_out if provenance else None,
-                "cost_usd": provenance.cost_usd if provenance else None,
+                "tokens_in": provenance.tokens_in if provenance else tokens_in or None,
+                "tokens_out": provenance.tokens_out if provenance else tokens_out or None,
+                "cost_usd": provenance.cost_usd if provenance else cost or None,
                 "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
             }
         )
-    fresh = [r.entry.provenance for r in run.results if r.status == "done" and r.entry]
+    spent = [_spent_now(result) for result in run.results]
     return {
         "date": run.day.date.isoformat(),
         "source": source,
@@ -176,11 +187,23 @@ def run_report(run: DayRun, settings: Settings, source: str) -> dict[str, Any]:
         "totals": {
             "papers": len(run.results),
             **{s: sum(r.status == s for r in run.results) for s in STATUSES},
-            "tokens_in": sum(p.tokens_in or 0 for p in fresh),
-            "tokens_out": sum(p.tokens_out or 0 for p in fresh),
-            "cost_usd": round(sum(p.cost_usd or 0 for p in fresh), 6),
+            "tokens_in": sum(tokens_in for tokens_in, _, _ in spent),
+            "tokens_out": sum(tokens_out for _, tokens_out, _ in spent),
+            "cost_usd": round(sum(cost for _, _, cost in spent), 6),
         },
     }
+
+
+def _spent_now(result: PaperResult) -> tuple[int, int, float]:
+    """Tokens in, out and USD this run paid for a paper: a new digest's, or the answers of
+    one that failed at the LLM (paid all the same); nothing for a reused or cached one."""
+    if result.status == "done" and result.entry:
+        provenance = result.entry.provenance
+        return provenance.tokens_in or 0, provenance.tokens_out or 0, provenance.cost_usd or 0.0
+    if result.spent is not None:
+        tokens_in, tokens_out, cost = result.spent
+        return tokens_in, tokens_out, cost or 0.0
+    return 0, 0, 0.0
 
 
 def dump_report(report: dict[str, Any]) -> str:

@@ -134,7 +134,11 @@ class Summary(BaseModel):
 
 
 class SummaryFailed(Exception):
-    """The LLM gave no usable digest; the message says why."""
+    """The LLM gave no usable digest; the message says why. ``usage`` is what the answers it
+    did give cost (paid for all the same), ``attempts`` the requests made."""
+
+    usage: Usage | None = None
+    attempts: int = 0
 
 
 class _MalformedAnswer(TransientAnswer):
@@ -333,6 +337,15 @@ class Summarizer:
             max_tokens=self.settings.max_output_tokens,
         )
         usage = Usage()
+        try:
+            return await self._summarize(paper, state, usage)
+        except SummaryFailed as error:
+            # A failed paper's answers were paid for: the failure carries their spend.
+            error.usage, error.attempts = usage, state.requests
+            raise
+
+    async def _summarize(self, paper: PaperText, state: _Loop, usage: Usage) -> Summary:
+        started = state.started
         grounded = numbers_of_source(f"{paper.title}\n{paper.content}")
         while True:
             elapsed = time.monotonic() - started

@@ -342,3 +342,33 @@ def test_past_the_deadline_no_paper_starts_and_what_is_done_is_written(
     code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
     assert code == 0, err
     assert len(json.loads(DAY_FILE.read_text())["papers"]) == 4
+
+
+# --- what a failed paper cost -------------------------------------------------------------
+
+
+def test_a_paper_that_fails_after_llm_calls_counts_its_spend_and_stops_the_next(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.standins import completion
+
+    serve_papers(standin, 2)
+    english = {"conclusion": ["This is an English sentence only."]}
+    from tests.factories import make_digest
+
+    bad = json.dumps(make_digest().model_dump() | english)
+    standin.llm_default = lambda request: completion(bad)  # fails validation 3 times
+    monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
+    ids = "2512.10001,2512.10002"
+    # The first paper's three answers cost about 0.006 USD: more than the cap leaves.
+    code, _, _err = digest(
+        "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--max-cost", "0.007"
+    )
+    assert code == 1
+    report = json.loads(Path(f"outputs/data/{DATE}.run.json").read_text(encoding="utf-8"))
+    first, second = report["papers"]
+    assert first["status"] == "failed" and first["tokens_in"] == sum(standin.prompt_tokens)
+    assert first["tokens_out"] == 600 and first["cost_usd"] > 0.005
+    assert second["status"] == "stopped" and "--max-cost" in second["error"]
+    assert report["totals"]["cost_usd"] == pytest.approx(first["cost_usd"], abs=1e-6)
+    assert len(standin.llm_requests) == 3  # the second paper was never sent
