@@ -28,16 +28,17 @@ import unicodedata
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel
 from pypdf import PasswordType, PdfReader
 
+from digest.models import Extractor
+
 if TYPE_CHECKING:
     import pypdfium2  # optional: imported where it is used
 
-Extractor = Literal["pypdf", "pypdfium2"]
-EXTRACTORS: tuple[Extractor, ...] = ("pypdf", "pypdfium2")
+EXTRACTORS: tuple[Extractor, ...] = get_args(Extractor)
 
 MIN_CHARS_PER_PAGE = 50  # less than this on average: scanned images or empty pages
 FRONT_MATTER = "front matter"

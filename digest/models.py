@@ -27,6 +27,8 @@ from pydantic import (
 from digest.validation import check_line, check_line_count
 
 DigestLine = Annotated[str, AfterValidator(check_line)]
+# What read a PDF's text: pypdf (always installed) or pypdfium2 (digest[fast]).
+Extractor = Literal["pypdf", "pypdfium2"]
 
 NEW_STYLE_ID = r"\d{4}\.\d{4,5}"
 OLD_STYLE_ID = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
@@ -125,7 +127,7 @@ class Provenance(BaseModel):
     prompt_version: str | None = None
     input: Literal["full-text", "abstract"] | None = None
     input_reason: str | None = None
-    extractor: Literal["pypdf", "pypdfium2"] | None = None  # what read the full text
+    extractor: Extractor | None = None  # what read the full text
     # Made from the abstract because the PDF could not be had for a reason that may pass (5xx,
     # a timeout): the next run of the day tries the PDF again.
     full_text_pending: bool = False

@@ -31,7 +31,7 @@ from pydantic_settings import (
 
 from digest import redact
 from digest.errors import UsageError
-from digest.models import Day
+from digest.models import Day, Extractor
 from digest.net import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     # Seconds one PDF's text may take to extract. pypdf reads about 17 pages a second here, so
     # 120 s is some 2,000 ordinary pages; past it the paper is digested from its abstract.
     extract_timeout: float = Field(default=120.0, gt=0)
-    extractor: Literal["pypdf", "pypdfium2"] = "pypdf"  # pypdfium2 needs digest[fast]
+    extractor: Extractor = "pypdf"  # pypdfium2 needs digest[fast]
 
     # Running. A run deadline in minutes (--deadline): past it no paper is started, papers in
     # flight get a short grace, what is done is written, and the rest are listed as stopped.

@@ -48,7 +48,7 @@ from pydantic import BaseModel, ValidationError
 
 from digest.errors import LLMConfigError, UsageError
 from digest.grounding import find_ungrounded, numbers_of_source, repair
-from digest.models import CallUsage, Digest
+from digest.models import CallUsage, Digest, Extractor
 from digest.net import Attempts, TransientAnswer, headers_of, one_line, server_wait
 from digest.prompts import estimate_tokens, prompt_text, render_prompt
 from digest.settings import Settings
@@ -67,7 +67,7 @@ class PaperText(BaseModel):
     authors: list[str]
     input: Literal["full-text", "abstract"]
     input_reason: str | None = None
-    extractor: Literal["pypdf", "pypdfium2"] | None = None  # for full text: what read the PDF
+    extractor: Extractor | None = None  # for full text: what read the PDF
     full_text_pending: bool = False  # the abstract only because the PDF host failed for now
     content: str
 
