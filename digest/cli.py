@@ -408,7 +408,7 @@ def daily_command(
         refs = parse_id_list(ids) if source is Source.ids and ids else []
         # Before any request or token: what would fail after the money is spent.
         settings.require_api_key()
-        settings.require_writable_folders()
+        OutputStore.of(settings).check_writable(settings.cache_dir)
         if max_cost is not None:
             settings.require_price()
         _warn_if_published(settings)

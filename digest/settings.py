@@ -220,35 +220,6 @@ class Settings(BaseSettings):
                 "that needs none"
             )
 
-    def require_writable_folders(self) -> None:
-        """The output folder, the posts' and day files' folders and the cache exist or can be
-        made, are folders, and can be written: found out before a request is made or a token
-        paid for, not after."""
-        output = self.output_dir
-        folders = [
-            (output, "DIGEST_OUTPUT_DIR"),
-            (self.posts_dir or output / "_posts", "DIGEST_POSTS_DIR"),
-            (self.data_dir or output / "data", "DIGEST_DATA_DIR"),
-            (self.cache_dir, "DIGEST_CACHE_DIR"),
-        ]
-        for folder, setting in folders:
-            # Nothing is made here (a day with no papers writes nothing): the folder, or the
-            # nearest part of its path that exists, must be a folder this user can write to.
-            existing = folder
-            while not existing.exists() and existing != existing.parent:
-                existing = existing.parent
-            if not existing.is_dir():
-                raise UsageError(
-                    f"{existing} is a file, not a folder; move it away or set {setting}"
-                )
-            if not os.access(existing, os.W_OK | os.X_OK):
-                raise UsageError(
-                    f"{existing} is not writable; fix its permissions or set {setting}"
-                )
-        lock = output / ".digest.lock"
-        if lock.exists() and not lock.is_file():
-            raise UsageError(f"{lock} is not a file; remove it (digest keeps its lock there)")
-
     def llm_retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             name="the LLM server",

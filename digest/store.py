@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from digest.errors import DataFileError, DigestError
+from digest.errors import DataFileError, DigestError, UsageError
 from digest.models import Day, Digest, PaperEntry
 from digest.prompts import PROMPT_VERSION, fingerprint
 from digest.validation import describe_validation_error
@@ -110,6 +110,33 @@ class OutputStore:
     @classmethod
     def of(cls, settings: Settings) -> OutputStore:
         return cls(settings.output_dir, posts_dir=settings.posts_dir, data_dir=settings.data_dir)
+
+    def check_writable(self, cache_dir: Path) -> None:
+        """The output folder, the posts' and day files' folders and the cache exist or can be
+        made, are folders, and can be written: found out before a request is made or a token
+        paid for, not after. Nothing is made here (a day with no papers writes nothing): the
+        folder, or the nearest part of its path that exists, must be a writable folder."""
+        folders = [
+            (self.root, "DIGEST_OUTPUT_DIR"),
+            (self.posts_dir, "DIGEST_POSTS_DIR"),
+            (self.data_dir, "DIGEST_DATA_DIR"),
+            (cache_dir, "DIGEST_CACHE_DIR"),
+        ]
+        for folder, setting in folders:
+            existing = folder
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                raise UsageError(
+                    f"{existing} is a file, not a folder; move it away or set {setting}"
+                )
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise UsageError(
+                    f"{existing} is not writable; fix its permissions or set {setting}"
+                )
+        lock = self.root / ".digest.lock"
+        if lock.exists() and not lock.is_file():
+            raise UsageError(f"{lock} is not a file; remove it (digest keeps its lock there)")
 
     def remove_stale_temporaries(self, lock: OutputLock) -> list[Path]:
         """The temporary files a killed run left in the folders digest writes (never those of

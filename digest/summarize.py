@@ -432,7 +432,8 @@ class Summarizer:
 
     async def _ask(self, messages: list[dict[str, str]], state: _Loop, usage: Usage) -> _Answer:
         """One answer from the model, transient failures retried within the paper's time."""
-        limit = self._fit(messages, state)
+        sent = sum(estimate_tokens(message["content"]) for message in messages)
+        limit = self._fit(sent, state)
         attempts = Attempts()
         try:
             body = await self.policy.call(
@@ -460,7 +461,7 @@ class Summarizer:
             call.tokens_out,
             body["choices"][0].get("finish_reason"),
         )
-        self._check_prompt_read(call.tokens_in, messages)
+        self._check_prompt_read(call.tokens_in, sent)
         self._note_model(body.get("model"), state)
         answer = self._read(body)
         if answer.cut_off and answer.content and repeats_itself(answer.content):
@@ -476,14 +477,13 @@ class Summarizer:
         )  # fmt: skip
         return answer
 
-    def _fit(self, messages: list[dict[str, str]], state: _Loop) -> int:
+    def _fit(self, prompt: int, state: _Loop) -> int:
         """The output limit for this request, within ``context_tokens`` when it is set; a
         prompt that leaves no room for an answer fails before it is sent."""
         limit = self.output_limit(state.max_tokens)
         context = self.settings.context_tokens
         if context is None:
             return limit
-        prompt = sum(estimate_tokens(message["content"]) for message in messages)
         room = context - prompt
         if room < min(limit, self.settings.max_output_tokens):
             raise SummaryFailed(
@@ -493,8 +493,7 @@ class Summarizer:
             )
         return min(limit, room)
 
-    def _check_prompt_read(self, read: int, messages: list[dict[str, str]]) -> None:
-        sent = sum(estimate_tokens(message["content"]) for message in messages)
+    def _check_prompt_read(self, read: int, sent: int) -> None:
         if sent >= _CUT_PROMPT_MIN_TOKENS and 0 < read < _CUT_PROMPT_SHARE * sent:
             raise SummaryFailed(
                 f"the server read only {read} of about {sent} prompt tokens: it cut the prompt "

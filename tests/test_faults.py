@@ -15,6 +15,10 @@ from tests.test_nightly import DATE, DAY_FILE, digest, good, serve_papers
 EARLIER = Path("outputs/data/2025-12-15.json")
 
 
+def run_report() -> dict[str, Any]:
+    return json.loads(Path(f"outputs/data/{DATE}.run.json").read_text(encoding="utf-8"))
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -93,7 +97,7 @@ def test_credentials_in_the_base_url_are_masked(
     assert code == 1
     assert "no answer from http://***@127.0.0.1:9/v1" in err
     assert "s3cr3t" not in err + out and "alice" not in err
-    report = json.loads(Path(f"outputs/data/{DATE}.run.json").read_text(encoding="utf-8"))
+    report = run_report()
     assert report["base_url"] == "http://***@127.0.0.1:9/v1"
 
 
@@ -328,7 +332,7 @@ def test_past_the_deadline_no_paper_starts_and_what_is_done_is_written(
         "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--deadline", "0.1"
     )
     assert code == 1
-    report = json.loads(Path(f"outputs/data/{DATE}.run.json").read_text(encoding="utf-8"))
+    report = run_report()
     statuses = [paper["status"] for paper in report["papers"]]
     assert statuses[0] == "done" and statuses[-1] == "stopped" and "stopped" in statuses
     for paper in report["papers"]:
@@ -365,7 +369,7 @@ def test_a_paper_that_fails_after_llm_calls_counts_its_spend_and_stops_the_next(
         "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--max-cost", "0.007"
     )
     assert code == 1
-    report = json.loads(Path(f"outputs/data/{DATE}.run.json").read_text(encoding="utf-8"))
+    report = run_report()
     first, second = report["papers"]
     assert first["status"] == "failed" and first["tokens_in"] == sum(standin.prompt_tokens)
     assert first["tokens_out"] == 600 and first["cost_usd"] > 0.005
