@@ -22,12 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from digest.errors import ExtractionFailed, ExtractionUnavailable  # noqa: E402
 from digest.extract import (  # noqa: E402
     EXTRACTORS,
     FRONT_MATTER,
     ExtractedText,
-    ExtractionFailed,
-    ExtractionUnavailable,
     Extractor,
     _Kind,
     _split_sections,

@@ -10,38 +10,37 @@ import asyncio
 import datetime as dt
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx2
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from digest import __version__, render, schemas
-from digest.day import DayRun, PaperResult, plan_day, run_day
-from digest.errors import DigestError, UsageError
-from digest.models import Day
+from digest.day import DayRun, DaySetup, plan_day, run_day
+from digest.errors import DigestError, RunStopped, UsageError
+from digest.models import Day, RunReport
+from digest.options import RunOptions
 from digest.post_parser import parse_post
 from digest.prompts import estimate_tokens
 from digest.redact import redact
 from digest.report import dump_report, progress_for, run_report, summary_table
+from digest.results import PaperResult
 from digest.settings import Settings, load_settings
 from digest.sources import (
     ArxivRef,
     Candidate,
+    HfSource,
+    IdsSource,
     LocalPdf,
-    PaperMetadata,
-    SourceError,
-    hf_daily_papers,
+    Source,
     parse_id_list,
     parse_paper_argument,
     utc_today,
-    with_upvotes,
 )
 from digest.store import (
     OutputLock,
@@ -50,6 +49,9 @@ from digest.store import (
     dump_day,
     remove_stale_temporaries,
 )
+
+if TYPE_CHECKING:
+    from digest.pipeline import Pipeline
 
 app = typer.Typer(
     help="Turn arXiv papers into Korean structured digests and Jekyll Daily Papers posts.",
@@ -61,9 +63,6 @@ app = typer.Typer(
 # rich would take for style tags and drop. Only our own "error:" prefixes are styled.
 stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-# --source arxiv asks for this many papers beyond --limit, to fill the places of papers an
-# earlier day already published.
-ARXIV_SPARE = 20
 
 
 OutputDirOption = Annotated[
@@ -348,7 +347,7 @@ def schema_command(
             stdout.print(f"wrote: {path}")
 
 
-class Source(StrEnum):
+class SourceName(StrEnum):
     hf = "hf"
     arxiv = "arxiv"
     ids = "ids"
@@ -357,8 +356,9 @@ class Source(StrEnum):
 @app.command("daily")
 def daily_command(
     source: Annotated[
-        Source, typer.Option(help="hf: Hugging Face Daily Papers; arxiv: --query; ids: --ids.")
-    ] = Source.hf,
+        SourceName,
+        typer.Option(help="hf: Hugging Face Daily Papers; arxiv: --query; ids: --ids."),
+    ] = SourceName.hf,
     ids: Annotated[str | None, typer.Option(help="Comma-separated arXiv IDs or URLs.")] = None,
     query: Annotated[
         str | None, typer.Option(help='arXiv search query, e.g. "cat:cs.CL AND abs:diffusion".')
@@ -396,57 +396,93 @@ def daily_command(
     the others are still written. Re-running a finished day changes nothing and costs nothing.
     """
     with _reporting():
-        started = time.monotonic()
         settings = load_settings(
             output_dir=output_dir, limit=limit, min_upvotes=min_upvotes, run_deadline=deadline
         )
-        ends = started + settings.run_deadline * 60 if settings.run_deadline else None
-        day = parse_day(date, settings, utc=source is Source.hf)
+        day = parse_day(date, settings, utc=source is SourceName.hf)
         _check_source_options(source, ids, query, limit, min_upvotes)
         if max_cost is not None and max_cost < 0:
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
-        refs = parse_id_list(ids) if source is Source.ids and ids else []
-        # Before any request or token: what would fail after the money is spent.
+        refs = parse_id_list(ids) if source is SourceName.ids and ids else []
+        # The settings, split into what each part uses, and checked before any request or
+        # token: what would fail after the money is spent.
+        run = settings.run_options(
+            force=force,
+            max_cost=max_cost,
+            limit=None if source is SourceName.ids else settings.limit,  # ids: every one given
+        )
+        setup = DaySetup(
+            store=OutputStore.of(settings),
+            llm=settings.llm_options(),
+            fetch=settings.fetch_options(),
+            extract=settings.extract_options(),
+            cache_dir=settings.cache_dir,
+            new_day=settings.new_day,
+        )
         settings.require_api_key()
-        OutputStore.of(settings).check_writable(settings.cache_dir)
+        setup.store.check_writable(settings.cache_dir)
         if max_cost is not None:
             settings.require_price()
-        _warn_if_published(settings)
+        _warn_if_published(setup.store)
         with OutputLock(settings.output_dir) as lock:
-            OutputStore.of(settings).remove_stale_temporaries(lock)
+            setup.store.remove_stale_temporaries(lock)
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
-            run = asyncio.run(
-                _daily(settings, source, refs, query, day, force, max_cost, lock.check_held, ends)
-            )
-            if run is not None and run.did_work:
-                report = OutputStore.of(settings).report_path(day)
-                text = dump_report(run_report(run, settings, source.value))
-                try:
-                    atomic_write_text(report, redact(text))
-                except OSError as error:  # the day is written; the report is a log
-                    stderr.print(f"warning: could not write {report}: {error.strerror}")
-        if run is None:
+            chosen = _source(source, settings, refs, query)
+            stop: RunStopped | None = None
+            try:
+                finished = asyncio.run(_daily(chosen, day, setup, run, lock.check_held))
+            except RunStopped as error:
+                stop, finished = error, error.run
+            if finished is not None and finished.did_work:
+                _write_report(setup.store.report_path(day), run_report(finished, source, setup.llm))
+        if finished is None:
             return
-        stderr.print(summary_table(run.results))
-        if run.post:
-            verb = "wrote" if run.changed else "unchanged"
-            count = len(run.day.papers)
-            stdout.print(f"{verb}: {run.post} ({count} paper{'' if count == 1 else 's'})")
-        unfinished = [r for r in run.results if r.status in ("failed", "stopped")]
-        for result in unfinished:
-            line = escape(redact(f"{result.label}: {result.error}"))
-            stderr.print(f"[bold red]{result.status}:[/] {line}", markup=True)
-        if run.fatal:
-            raise run.fatal
+        _show(finished)
+        if stop is not None:
+            raise stop
+        unfinished = [r for r in finished.results if r.status in ("failed", "stopped")]
         if unfinished:
-            stderr.print(f"{len(unfinished)} of {len(run.results)} papers were not digested.")
+            stderr.print(f"{len(unfinished)} of {len(finished.results)} papers were not digested.")
             raise typer.Exit(1)
 
 
-def _warn_if_published(settings: Settings) -> None:
+def _write_report(path: Path, report: RunReport) -> None:
+    try:
+        atomic_write_text(path, redact(dump_report(report)))
+    except OSError as error:  # the day is written; the report is a log
+        stderr.print(f"warning: could not write {path}: {error.strerror}")
+
+
+def _show(run: DayRun) -> None:
+    """The summary table, the post written, and each paper that was not digested."""
+    stderr.print(summary_table(run.results))
+    if run.post:
+        verb = "wrote" if run.changed else "unchanged"
+        count = len(run.day.papers)
+        stdout.print(f"{verb}: {run.post} ({count} paper{'' if count == 1 else 's'})")
+    for result in run.results:
+        if result.status in ("failed", "stopped"):
+            line = escape(redact(f"{result.label}: {result.error}"))
+            stderr.print(f"[bold red]{result.status}:[/] {line}", markup=True)
+
+
+def _source(
+    name: SourceName, settings: Settings, refs: list[ArxivRef], query: str | None
+) -> Source:
+    if name is SourceName.ids:
+        return IdsSource(refs)
+    if name is SourceName.hf:
+        return HfSource(settings.hf_options(), settings.min_upvotes, asyncio.sleep)
+    # The pipeline's clients (openai, arxiv, the PDF readers) take most of a second to import;
+    # render, import, schema and a re-run of a finished day need none of them.
+    from digest.fetch import ArxivMetadata, ArxivQuery
+
+    return ArxivQuery(ArxivMetadata(settings.fetch_options()), query or "", settings.limit)
+
+
+def _warn_if_published(store: OutputStore) -> None:
     """In a Jekyll site, day files and run reports under a plain folder (outputs/data) are
     published with the site: say so, and how to keep them private."""
-    store = OutputStore.of(settings)
     site = Path("_config.yml").is_file()
     if site and not any(part.startswith(("_", ".")) for part in store.data_dir.parts):
         stderr.print(
@@ -457,76 +493,37 @@ def _warn_if_published(settings: Settings) -> None:
 
 
 def _check_source_options(
-    source: Source, ids: str | None, query: str | None, limit: int | None, upvotes: int | None
+    source: SourceName, ids: str | None, query: str | None, limit: int | None, upvotes: int | None
 ) -> None:
-    if source is Source.ids and not ids:
+    if source is SourceName.ids and not ids:
         raise UsageError("--source ids needs --ids, e.g. --ids 2512.13604,2512.10655")
-    if source is Source.arxiv and not (query and query.strip()):
+    if source is SourceName.arxiv and not (query and query.strip()):
         raise UsageError('--source arxiv needs --query, e.g. --query "cat:cs.CL"')
-    if ids and source is not Source.ids:
+    if ids and source is not SourceName.ids:
         raise UsageError(f"--ids goes with --source ids, not --source {source.value}")
-    if query and source is not Source.arxiv:
+    if query and source is not SourceName.arxiv:
         raise UsageError(f"--query goes with --source arxiv, not --source {source.value}")
-    if upvotes is not None and source is not Source.hf:
+    if upvotes is not None and source is not SourceName.hf:
         raise UsageError("--min-upvotes goes with --source hf")
-    if limit is not None and source is Source.ids:
+    if limit is not None and source is SourceName.ids:
         raise UsageError("--limit goes with --source hf or arxiv; --ids takes every ID given")
 
 
 async def _daily(
-    settings: Settings,
     source: Source,
-    refs: list[ArxivRef],
-    query: str | None,
     day: dt.date,
-    force: bool,
-    max_cost: float | None,
+    setup: DaySetup,
+    run: RunOptions,
     before_write: Callable[[], None] | None = None,
-    deadline: float | None = None,
 ) -> DayRun | None:
     """The day's candidates from the source, then the run; None when the source has none."""
-    known: dict[str, PaperMetadata] = {}
-    metadata = None  # the arXiv client, made by the pipeline unless the source needs it first
-    limit: int | None = settings.limit
-    if source is Source.ids:
-        candidates = [Candidate(ref) for ref in refs]
-        limit = None  # every ID given
-    elif source is Source.hf:
-        async with httpx2.AsyncClient(timeout=settings.http_timeout) as http:
-            listed = await hf_daily_papers(settings, http, day, asyncio.sleep)
-        candidates = with_upvotes(listed, settings.min_upvotes)
-        known = {c.ref.arxiv_id: c.metadata for c in candidates if c.metadata is not None}
-        if not candidates:
-            what = "papers" if not listed else f"papers with {settings.min_upvotes}+ upvotes"
-            stderr.print(f"No {what} on Hugging Face Daily Papers for {day}; no post written.")
-            return None
-    else:
-        from digest.fetch import ArxivMetadata, MetadataError  # see _digest_one
-
-        metadata = ArxivMetadata(settings)  # the run's one client, for the source and papers
-        try:
-            # A few more than the limit, for the places of papers an earlier day published.
-            found = await metadata.submitted_on(query or "", day, settings.limit + ARXIV_SPARE)
-        except MetadataError as error:
-            raise SourceError(f"--source arxiv: {error}") from None
-        known = {paper.arxiv_id: paper for paper in found}
-        candidates = [Candidate(paper.ref, paper.title) for paper in found]
-        if not candidates:
-            stderr.print(f"No arXiv papers matching {query!r} were submitted on {day}; no post.")
-            return None
-    plan = plan_day(settings, candidates, day, limit=limit, force=force)
+    candidates = await source.candidates(day)
+    if not candidates:
+        stderr.print(source.nothing_found(day))
+        return None
+    plan = plan_day(setup.store, candidates, day, run)
     with progress_for(stderr, plan.total) as progress:
-        return await run_day(
-            settings,
-            plan,
-            known=known,
-            metadata=metadata,
-            force=force,
-            max_cost=max_cost,
-            progress=progress,
-            before_write=before_write,
-            deadline=deadline,
-        )
+        return await run_day(plan, setup, run, progress=progress, before_write=before_write)
 
 
 @app.command("paper")
@@ -569,10 +566,24 @@ def paper_command(
             stderr.print(f"wrote: {out}")
 
 
-async def _prompt_of(settings: Settings, target: ArxivRef | LocalPdf) -> str:
-    from digest.pipeline import Pipeline  # see _digest_one
+def _pipeline(settings: Settings, *, uses_llm: bool = True) -> Pipeline:
+    # The pipeline's clients (openai, arxiv, the PDF readers) take most of a second to import;
+    # render, import, schema and a re-run of a finished day need none of them.
+    from digest.pipeline import Pipeline
+    from digest.store import DigestCache
 
-    async with Pipeline(settings, llm=False) as pipeline:
+    return Pipeline(
+        settings.llm_options(),
+        settings.fetch_options(),
+        settings.extract_options(),
+        DigestCache(settings.cache_dir),
+        settings.run_options(),
+        uses_llm=uses_llm,
+    )
+
+
+async def _prompt_of(settings: Settings, target: ArxivRef | LocalPdf) -> str:
+    async with _pipeline(settings, uses_llm=False) as pipeline:
         paper = await pipeline.paper_text(target)
         messages = pipeline.summarizer.messages_for(paper)
     parts = []
@@ -590,18 +601,11 @@ async def _prompt_of(settings: Settings, target: ArxivRef | LocalPdf) -> str:
 
 
 async def _digest_one(settings: Settings, target: ArxivRef | LocalPdf) -> PaperResult:
-    # The pipeline's clients (openai, arxiv, the PDF readers) take most of a second to import;
-    # render, import, schema and a re-run of a finished day need none of them.
-    from digest.pipeline import Pipeline
-
-    async with Pipeline(settings) as pipeline:
+    async with _pipeline(settings) as pipeline:
         if isinstance(target, ArxivRef):
-            (result,) = await pipeline.digest_arxiv([target])
-        else:
-            result = await pipeline.digest_local_pdf(target)
-        if pipeline.fatal:
-            raise pipeline.fatal
-        return result
+            (result,) = await pipeline.digest_papers([Candidate(target)])
+            return result
+        return await pipeline.digest_local_pdf(target)
 
 
 def main() -> None:

@@ -10,62 +10,29 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
 
-from digest.errors import LLMConfigError
+from digest.errors import OutputWriteFailed, RunStopped
 from digest.models import Day, PaperEntry
+from digest.net import AsyncSleep
+from digest.options import ExtractOptions, FetchOptions, LlmOptions, RunOptions
 from digest.render import render_day
-from digest.settings import Settings
-from digest.sources import ArxivRef, Candidate, LocalPdf, PaperMetadata
-from digest.store import OutputStore, OutputWriteFailed, dump_day, write_if_changed
-
-if TYPE_CHECKING:
-    from digest.fetch import ArxivMetadata
-    from digest.summarize import Sleep
-
-# done: digested now; cached: from the digest cache; reused: already in the day file;
-# failed: no digest (the reason says why); skipped: an earlier day published it;
-# stopped: not started, the --max-cost cap would have been passed.
-Status = Literal["done", "cached", "reused", "failed", "skipped", "stopped"]
-STATUSES: tuple[Status, ...] = ("done", "cached", "reused", "failed", "skipped", "stopped")
-STAGES = ("download", "extract", "summarize")
+from digest.results import PaperResult, Progress, Silent
+from digest.sources import ArxivRef, Candidate
+from digest.store import DigestCache, OutputStore, dump_day, write_if_changed
 
 
-@dataclass
-class PaperResult:
-    """What became of one paper: its entry, or why there is none."""
+@dataclass(frozen=True)
+class DaySetup:
+    """What a day's run works with, split from the settings by the CLI."""
 
-    ref: ArxivRef | LocalPdf
-    entry: PaperEntry | None = None
-    error: str | None = None
-    status: Status = "done"
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    # What a paper that failed at the LLM still cost: (tokens in, tokens out, USD or None).
-    spent: tuple[int, int, float | None] | None = None
-
-    @property
-    def label(self) -> str:
-        return str(self.ref)
-
-
-class Progress(Protocol):
-    """What the pipeline tells whoever shows progress."""
-
-    def stage_done(self, paper: str, stage: str) -> None: ...
-
-    def paper_done(self, result: PaperResult) -> None: ...
-
-
-class Silent:
-    """Progress that shows nothing."""
-
-    def stage_done(self, paper: str, stage: str) -> None:
-        pass
-
-    def paper_done(self, result: PaperResult) -> None:
-        pass
+    store: OutputStore
+    llm: LlmOptions
+    fetch: FetchOptions
+    extract: ExtractOptions
+    cache_dir: Path
+    new_day: Callable[[dt.date], Day]  # an empty day with the front matter the settings ask
 
 
 @dataclass
@@ -85,7 +52,7 @@ class DayPlan:
     existing: Day | None
     order: list[str]  # arXiv IDs, as the day and the run's results will list them
     decided: dict[str, PaperResult]  # reused or skipped, by arXiv ID: no work to do
-    todo: list[ArxivRef]
+    todo: list[Candidate]  # with what the source said of each
     earlier: dict[str, PaperEntry]  # the day file's entries, kept for a redo that fails
 
     @property
@@ -94,15 +61,10 @@ class DayPlan:
 
 
 def plan_day(
-    settings: Settings,
-    candidates: list[Candidate],
-    date: dt.date,
-    *,
-    limit: int | None = None,
-    force: bool = False,
+    store: OutputStore, candidates: list[Candidate], date: dt.date, run: RunOptions
 ) -> DayPlan:
     """Which papers the day will have, and which of them need work (see ``DayPlan``)."""
-    store = OutputStore.of(settings)
+    limit = run.limit
     existing = store.load_day(date) if store.data_path(date).exists() else None
     # An entry without an arXiv ID (none is written today, but a hand-made day may have one)
     # is kept under a name of its own.
@@ -110,27 +72,21 @@ def plan_day(
         entry.arxiv_id or f"entry {number}": entry
         for number, entry in enumerate(existing.papers if existing else [], start=1)
     }
-    published = store.published_before(date) if settings.skip_published else {}
+    published = store.published_before(date) if run.skip_published else {}
     order: list[str] = []
     decided: dict[str, PaperResult] = {}
-    todo: dict[str, ArxivRef] = {}
-    if not force:
-        for arxiv_id, entry in earlier.items():
-            order.append(arxiv_id)
-            ref = ArxivRef(arxiv_id, entry.version)
-            if entry.provenance.full_text_pending:
-                todo[arxiv_id] = ref
-            else:
-                decided[arxiv_id] = PaperResult(ref, entry, status="reused")
+    todo: dict[str, Candidate] = {}
+    if not run.force:
+        order, decided, todo = _keep_earlier(earlier, candidates)
     room = None if limit is None else limit - len(order)
     rank = {candidate.ref.arxiv_id: place for place, candidate in enumerate(candidates)}
     for candidate in candidates:
         ref = candidate.ref
         if ref.arxiv_id in order:
-            entry = earlier.get(ref.arxiv_id)
-            if entry and ref.version and ref.version != entry.version:
+            had = earlier.get(ref.arxiv_id)
+            if had and ref.version and ref.version != had.version:
                 decided.pop(ref.arxiv_id, None)  # another version asked for: redo it
-                todo[ref.arxiv_id] = ref
+                todo[ref.arxiv_id] = candidate
             continue
         if room is not None and room <= 0:
             break
@@ -138,16 +94,34 @@ def plan_day(
         if candidate.withdrawn:
             # Hugging Face marks a paper withdrawn from arXiv (paper.withdrawnAt); it takes no
             # place, like a paper published earlier.
-            decided[ref.arxiv_id] = PaperResult(ref, error="withdrawn", status="skipped")
+            decided[ref.arxiv_id] = PaperResult(ref, status="skipped", note="withdrawn")
             continue
         if ref.arxiv_id in published:
             reason = f"already published on {published[ref.arxiv_id]}"
-            decided[ref.arxiv_id] = PaperResult(ref, error=reason, status="skipped")
+            decided[ref.arxiv_id] = PaperResult(ref, status="skipped", note=reason)
             continue
-        todo[ref.arxiv_id] = ref
+        todo[ref.arxiv_id] = candidate
         if room is not None:
             room -= 1
     return DayPlan(date, existing, order, decided, list(todo.values()), earlier)
+
+
+def _keep_earlier(
+    earlier: dict[str, PaperEntry], candidates: list[Candidate]
+) -> tuple[list[str], dict[str, PaperResult], dict[str, Candidate]]:
+    """The day file's papers, in its order: reused, or redone when only their PDF was missing
+    for a passing reason (with what the source says of them, when it lists them again)."""
+    listed = {candidate.ref.arxiv_id: candidate for candidate in candidates}
+    decided: dict[str, PaperResult] = {}
+    todo: dict[str, Candidate] = {}
+    for arxiv_id, entry in earlier.items():
+        ref = ArxivRef(arxiv_id, entry.version)
+        if entry.provenance.full_text_pending:
+            source = listed.get(arxiv_id)
+            todo[arxiv_id] = Candidate(ref, metadata=source.metadata if source else None)
+        else:
+            decided[arxiv_id] = PaperResult(ref, entry, status="reused")
+    return list(earlier), decided, todo
 
 
 def _place_in(order: list[str], arxiv_id: str, rank: dict[str, int]) -> int:
@@ -169,7 +143,6 @@ class DayRun:
     results: list[PaperResult]
     post: Path | None
     changed: bool
-    fatal: LLMConfigError | None
     started_at: dt.datetime
     seconds: float
 
@@ -180,22 +153,20 @@ class DayRun:
 
 
 async def run_day(
-    settings: Settings,
     plan: DayPlan,
+    setup: DaySetup,
+    run: RunOptions,
     *,
-    known: dict[str, PaperMetadata] | None = None,
-    metadata: ArxivMetadata | None = None,
-    force: bool = False,
-    max_cost: float | None = None,
     progress: Progress | None = None,
-    sleep: Sleep = asyncio.sleep,
+    sleep: AsyncSleep = asyncio.sleep,
     before_write: Callable[[], None] | None = None,
-    deadline: float | None = None,
 ) -> DayRun:
     """Carry out ``plan``, then write the day file and post with every paper that has an entry.
 
     Files are written only when their bytes change, so re-running a finished day changes
-    nothing. With ``force``, no digest comes from the cache.
+    nothing. With ``run.force``, no digest comes from the cache. A ``RunStopped`` met on the
+    way (the LLM server refused the configuration) is raised once what was done is written,
+    with this ``DayRun`` attached.
     """
     started_at = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
@@ -203,58 +174,77 @@ async def run_day(
     decided = dict(plan.decided)
     for result in decided.values():
         tell.paper_done(result)
-    fatal = None
+    stopped: RunStopped | None = None
     if plan.todo:
-        # Imported here: the LLM client, the arXiv client and the PDF readers take most of a
-        # second to import, and a finished day, re-run, needs none of them. The extraction
-        # workers are started first, to start up while that import runs.
-        from digest.extract import start_workers
-
-        workers = start_workers(settings.extractor)
-        from digest.pipeline import Pipeline
-
-        async with Pipeline(
-            settings,
-            sleep=sleep,
-            progress=tell,
-            max_cost=max_cost,
-            force=force,
-            metadata=metadata,
-            workers=workers,
-            deadline=deadline,
-        ) as pipeline:
-            for result in await pipeline.digest_arxiv(plan.todo, known):
-                decided[result.ref.arxiv_id] = result  # type: ignore[union-attr]
-            fatal = pipeline.fatal
+        try:
+            done = await _digest(plan.todo, setup, run, tell, sleep)
+        except RunStopped as error:
+            stopped, done = error, error.results
+        for result in done:
+            decided[str(result.arxiv_id)] = result
     results = [decided[arxiv_id] for arxiv_id in plan.order]
 
     papers = []
     for result in results:
         entry = result.entry
-        kept = plan.earlier.get(result.ref.arxiv_id)  # type: ignore[union-attr]
+        kept = plan.earlier.get(str(result.arxiv_id))
         if entry is None and kept is not None and result.status in ("failed", "stopped"):
             entry = kept
-            result.error = f"{result.error} (its earlier entry is kept)"
+            result.note = "its earlier entry is kept"
         if entry is not None:
             papers.append(entry)
-    day = plan.existing if plan.existing is not None else settings.new_day(plan.date)
+    day = plan.existing if plan.existing is not None else setup.new_day(plan.date)
     day = day.model_copy(update={"papers": papers})
-    store = OutputStore.of(settings)
     post, changed = None, False
     if day.papers:
         if before_write is not None:
             before_write()  # the lock is still ours (see OutputLock.check_held)
-        post = store.post_path(plan.date)
-        data = store.data_path(plan.date)
-        try:
-            changed = write_if_changed(data, dump_day(day))
-            changed = write_if_changed(post, render_day(day)) or changed
-        except OSError as error:
-            made = sum(result.status == "done" for result in results)
-            raise OutputWriteFailed(
-                f"cannot write {error.filename or data}: {error.strerror or error} (disk full?); "
-                f"free space and run again: the {made} digest{'' if made == 1 else 's'} made "
-                f"now went to the cache ({settings.cache_dir}; a warning above says if one "
-                "could not) and cost nothing next time"
-            ) from None
-    return DayRun(day, results, post, changed, fatal, started_at, time.monotonic() - clock)
+        made = sum(result.status == "done" for result in results)
+        post, changed = _write(day, setup, made)
+    finished = DayRun(day, results, post, changed, started_at, time.monotonic() - clock)
+    if stopped is not None:
+        stopped.run = finished
+        raise stopped
+    return finished
+
+
+def _write(day: Day, setup: DaySetup, made: int) -> tuple[Path, bool]:
+    """Write the day file and its post where their bytes change: the post's path, and whether
+    either changed. ``made`` digests wait in the cache if the disk refuses them."""
+    post = setup.store.post_path(day.date)
+    data = setup.store.data_path(day.date)
+    try:
+        changed = write_if_changed(data, dump_day(day))
+        return post, write_if_changed(post, render_day(day)) or changed
+    except OSError as error:
+        raise OutputWriteFailed(
+            f"cannot write {error.filename or data}: {error.strerror or error} (disk full?); "
+            f"free space and run again: the {made} digest{'' if made == 1 else 's'} made "
+            f"now went to the cache ({setup.cache_dir}; a warning above says if one "
+            "could not) and cost nothing next time"
+        ) from None
+
+
+async def _digest(
+    todo: list[Candidate], setup: DaySetup, run: RunOptions, progress: Progress, sleep: AsyncSleep
+) -> list[PaperResult]:
+    # Imported here: the LLM client, the arXiv client and the PDF readers take most of a
+    # second to import, and a finished day, re-run, needs none of them. The extraction workers
+    # are started first, to start up while that import runs.
+    from digest.extract import start_workers
+
+    workers = start_workers(setup.extract.extractor)
+    from digest.pipeline import Pipeline
+
+    pipeline = Pipeline(
+        setup.llm,
+        setup.fetch,
+        setup.extract,
+        DigestCache(setup.cache_dir),
+        run,
+        sleep=sleep,
+        progress=progress,
+        workers=workers,
+    )
+    async with pipeline:
+        return await pipeline.digest_papers(todo)

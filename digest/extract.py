@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from pydantic import BaseModel
 from pypdf import PasswordType, PdfReader
 
+from digest.errors import ExtractionFailed, ExtractionUnavailable
 from digest.models import Extractor
 
 if TYPE_CHECKING:
@@ -57,18 +58,6 @@ _HEAD_SHARE = 0.7  # without headings: this share from the start, the rest from 
 # A last main section that stands in for a missing conclusion ends with the paper's closing
 # remarks ("Discussion. …" run into the text), so when it is cut its end is what matters.
 _STAND_IN_HEAD_SHARE = 0.3
-
-
-class ExtractionFailed(Exception):
-    """The PDF gives no usable text; ``reason`` is a short phrase a user can read."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ExtractionUnavailable(RuntimeError):
-    """The chosen extractor is not installed: a setup problem to fix once, not a bad PDF."""
 
 
 class ExtractedText(BaseModel):
@@ -214,7 +203,8 @@ def _pdfium_page_text(document: pypdfium2.PdfDocument, index: int) -> str:
     try:
         text_page = page.get_textpage()
         try:
-            return text_page.get_text_bounded()  # get_text_range loses characters past UCS-2
+            text: str = text_page.get_text_bounded()  # get_text_range loses chars past UCS-2
+            return text
         finally:
             text_page.close()
     finally:
@@ -405,8 +395,10 @@ def _find_headings(lines: list[str]) -> dict[int, _Heading]:
             before = [
                 run for end, run in runs.items() if 1 <= heading.number - found[end].number <= 2
             ]
-            runs[index] = [*max(before, key=_run_rank, default=[]), index]
-    numbered = set(max(runs.values(), key=_run_rank, default=[]))
+            longest: list[int] = max(before, key=_run_rank) if before else []
+            runs[index] = [*longest, index]
+    best: list[int] = max(runs.values(), key=_run_rank) if runs else []
+    numbered = set(best)
     found = {i: h for i, h in found.items() if h.style != "numbered" or i in numbered}
     # Appendices are lettered A, B, … after the last numbered section. A lone "A Handheld VR
     # Device for …" is a reference entry; "A Survey of …" before section 1 is a title.

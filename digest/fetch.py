@@ -36,11 +36,18 @@ import httpx2
 import requests
 from lxml import etree
 
-from digest.extract import ExtractionFailed, check_pdf_bytes
+from digest.errors import (
+    DownloadFailed,
+    ExtractionFailed,
+    MetadataError,
+    SourceError,
+    TransientAnswer,
+)
+from digest.extract import check_pdf_bytes
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
-from digest.net import AsyncSleep, Attempts, TransientAnswer, one_line, status_of, within
-from digest.settings import Settings
-from digest.sources import ArxivRef, PaperMetadata, parse_arxiv_ref
+from digest.net import AsyncSleep, Attempts, one_line, status_of, within
+from digest.options import FetchOptions
+from digest.sources import ArxivRef, Candidate, PaperMetadata, parse_arxiv_ref
 from digest.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -51,22 +58,6 @@ _ENTRY_ID = re.compile(
     r"(?:v(?P<version>\d+))?"
 )
 _UNATTRIBUTED = ""  # the key of a malformed entry whose <id> names no paper
-
-
-class MetadataError(Exception):
-    """The arXiv API could not be asked (every paper that needs it fails with this reason)."""
-
-
-class DownloadFailed(Exception):
-    """The PDF could not be had; the paper is digested from its abstract instead.
-
-    ``transient`` says the cause may pass (5xx, a timeout, a dropped connection, a robot
-    block): the entry is then marked so that the next run tries the PDF again.
-    """
-
-    def __init__(self, reason: str, *, transient: bool = False) -> None:
-        super().__init__(reason)
-        self.transient = transient
 
 
 class ArxivAnswerError(requests.HTTPError):
@@ -146,7 +137,7 @@ class _ArxivSession(requests.Session):
         self._last_start: float | None = None
         self.problems: dict[str, str] = {}  # malformed entries of the pages read, by arXiv ID
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         if self._last_start is not None:
             # From the start of one request to the next, failed ones too: the package spaces
             # only requests that got an answer, so its retries could come quicker.
@@ -208,10 +199,10 @@ class ArxivLookup:
 class ArxivMetadata:
     """The one shared arXiv API client of a run."""
 
-    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.settings = settings
+    def __init__(self, options: FetchOptions, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.options = options
         self.policy = replace(
-            settings.arxiv_retry_policy(),
+            options.arxiv_retry,
             connection_errors=(
                 requests.ConnectionError,
                 requests.Timeout,
@@ -219,12 +210,10 @@ class ArxivMetadata:
             ),
         )
         self.sleep = sleep
-        self._client = arxiv.Client(
-            page_size=100, delay_seconds=settings.arxiv_delay, num_retries=0
-        )
-        self._client.query_url_format = settings.arxiv_api_url + "?{}"
+        self._client = arxiv.Client(page_size=100, delay_seconds=options.arxiv_delay, num_retries=0)
+        self._client.query_url_format = options.arxiv_api_url + "?{}"
         # The package has no timeout option; its session is the one place to add one.
-        self._session = _ArxivSession(settings.http_timeout, settings.arxiv_delay, sleep)
+        self._session = _ArxivSession(options.http_timeout, options.arxiv_delay, sleep)
         self._client._session = self._session
         self._lock = asyncio.Lock()
         self.requests_made = 0
@@ -239,7 +228,7 @@ class ArxivMetadata:
     async def submitted_on(self, query: str, date: dt.date, limit: int) -> list[PaperMetadata]:
         """Papers matching ``query`` submitted on ``date`` (midnight to midnight in the
         ``timezone`` setting; arXiv's times are UTC), newest first."""
-        zone = ZoneInfo(self.settings.timezone)
+        zone = ZoneInfo(self.options.timezone)
         start = dt.datetime.combine(date, dt.time(), zone)
         end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), zone)
         first, last = (  # the range is inclusive, to the minute
@@ -396,17 +385,15 @@ class PdfDownloader:
 
     MAX_REDIRECTS = 5
 
-    def __init__(self, settings: Settings, http: httpx2.AsyncClient, sleep: AsyncSleep) -> None:
-        self.settings = settings
+    def __init__(self, options: FetchOptions, http: httpx2.AsyncClient, sleep: AsyncSleep) -> None:
+        self.options = options
         self.http = http
         self.sleep = sleep
-        self.policy = replace(
-            settings.http_retry_policy("the PDF host"), connection_errors=(httpx2.TransportError,)
-        )
-        self.rate = _DownloadRate(settings.download_rate, sleep)
-        self.folder = settings.cache_dir / "pdfs"
-        self.max_bytes = int(settings.pdf_max_mb * 1_000_000)
-        self.redirect_hosts = {host.lower() for host in settings.pdf_redirect_hosts}
+        self.policy = replace(options.pdf_retry, connection_errors=(httpx2.TransportError,))
+        self.rate = _DownloadRate(options.download_rate, sleep)
+        self.folder = options.pdf_folder
+        self.max_bytes = int(options.pdf_max_mb * 1_000_000)
+        self.redirect_hosts = options.pdf_redirect_hosts
         self.downloads = 0
 
     def cache_path(self, ref: ArxivRef) -> Path:
@@ -417,7 +404,7 @@ class PdfDownloader:
         path = self.cache_path(ref)
         if ref.version and path.is_file():
             return path.read_bytes()
-        url = self.settings.arxiv_pdf_url.format(id=ref.versioned)
+        url = self.options.arxiv_pdf_url.format(id=ref.versioned)
         attempts = Attempts()
         try:
             data = await self.policy.call(
@@ -475,8 +462,8 @@ class PdfDownloader:
     async def _download(self, url: str) -> bytes:
         await self.rate.wait()
         self.downloads += 1
-        what = f"the download (DIGEST_HTTP_TIMEOUT={self.settings.http_timeout:g})"
-        return await within(self.settings.http_timeout, self._follow(url), what)
+        what = f"the download (DIGEST_HTTP_TIMEOUT={self.options.http_timeout:g})"
+        return await within(self.options.http_timeout, self._follow(url), what)
 
     async def _follow(self, url: str) -> bytes:
         for _ in range(self.MAX_REDIRECTS + 1):
@@ -517,6 +504,33 @@ class PdfDownloader:
 
     def _too_large(self, url: str, size: int) -> str:
         return (
-            f"the PDF at {url} is over the {self.settings.pdf_max_mb:g} MB cap "
+            f"the PDF at {url} is over the {self.options.pdf_max_mb:g} MB cap "
             f"({size / 1_000_000:.1f} MB seen; raise DIGEST_PDF_MAX_MB to allow it)"
         )
+
+
+# Papers asked of an arXiv query beyond the limit, to fill the places of papers that an
+# earlier day published.
+ARXIV_SPARE = 20
+
+
+class ArxivQuery:
+    """``--source arxiv``: the papers matching a query, submitted on the day, newest first.
+    Each candidate carries its full arXiv entry, so the papers need no second query."""
+
+    name = "arxiv"
+
+    def __init__(self, metadata: ArxivMetadata, query: str, limit: int) -> None:
+        self.metadata = metadata
+        self.query = query
+        self.limit = limit
+
+    async def candidates(self, date: dt.date) -> list[Candidate]:
+        try:
+            found = await self.metadata.submitted_on(self.query, date, self.limit + ARXIV_SPARE)
+        except MetadataError as error:
+            raise SourceError(f"--source arxiv: {error}") from None
+        return [Candidate(paper.ref, paper.title, metadata=paper) for paper in found]
+
+    def nothing_found(self, date: dt.date) -> str:
+        return f"No arXiv papers matching {self.query!r} were submitted on {date}; no post."

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,8 @@ from digest.validation import check_line, check_line_count
 DigestLine = Annotated[str, AfterValidator(check_line)]
 # What read a PDF's text: pypdf (always installed) or pypdfium2 (digest[fast]).
 Extractor = Literal["pypdf", "pypdfium2"]
+# What the LLM read of a paper: its full text, or its abstract (the reason says why).
+InputKind = Literal["full-text", "abstract"]
 
 NEW_STYLE_ID = r"\d{4}\.\d{4,5}"
 OLD_STYLE_ID = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
@@ -116,6 +118,47 @@ class CallUsage(BaseModel):
     outcome: Literal["ok", "invalid", "ungrounded", "cut off", "refused", "looped"] = "ok"
 
 
+class Usage(BaseModel):
+    """Tokens of every answer of one paper, in total and per call."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    tokens_reasoning: int = 0
+    calls: list[CallUsage] = Field(default_factory=list)
+
+    def add(self, call: CallUsage) -> CallUsage:
+        self.tokens_in += call.tokens_in
+        self.tokens_out += call.tokens_out
+        self.tokens_cached += call.tokens_cached
+        self.tokens_reasoning += call.tokens_reasoning
+        self.calls.append(call)
+        return call
+
+
+class Price(NamedTuple):
+    """A model's list price, in USD per million tokens."""
+
+    input: float
+    cached_input: float
+    output: float
+
+    def cost(self, usage: Usage) -> float:
+        """What ``usage`` costs. Reasoning tokens are part of ``tokens_out`` (OpenAI counts them
+        in ``completion_tokens``), so they are priced as output."""
+        uncached = usage.tokens_in - usage.tokens_cached
+        total = (
+            uncached * self.input
+            + usage.tokens_cached * self.cached_input
+            + usage.tokens_out * self.output
+        )
+        return round(total / 1_000_000, 6)
+
+    def estimate(self, prompt_tokens: int, output_tokens: int) -> float:
+        """A request's cost before it is sent: its prompt, and ``output_tokens`` of answer."""
+        return (prompt_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+
 class Provenance(BaseModel):
     """How an entry's digest came to be. Imported entries know only where they came from."""
 
@@ -125,7 +168,7 @@ class Provenance(BaseModel):
     imported_from: str | None = None
     model: str | None = None
     prompt_version: str | None = None
-    input: Literal["full-text", "abstract"] | None = None
+    input: InputKind | None = None
     input_reason: str | None = None
     extractor: Extractor | None = None  # what read the full text
     # Made from the abstract because the PDF could not be had for a reason that may pass (5xx,
@@ -231,3 +274,64 @@ class Day(BaseModel):
             if not label.strip() or "\n" in label:
                 raise ValueError(f"{label!r} must be a non-empty single line")
         return labels
+
+
+# What became of a paper in a run. done: digested now; cached: from the digest cache; reused:
+# already in the day file; failed: no digest (the reason says why); skipped: an earlier day
+# published it, or it was withdrawn; stopped: not started (the --max-cost cap, the deadline).
+Status = Literal["done", "cached", "reused", "failed", "skipped", "stopped"]
+# Where a paper's work stopped: its metadata, its PDF, the PDF's text, the LLM, the run (not
+# started: the --max-cost cap or the run's deadline), or elsewhere (an unexpected error).
+Stage = Literal["metadata", "download", "extract", "summarize", "run", "other"]
+
+
+class PaperReport(BaseModel):
+    """One paper of a run report: what became of it and what this run paid for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paper: str = Field(description="The arXiv ID with its version, or the PDF's path.")
+    status: Status
+    error: str | None = Field(description="Why it has no new entry, or why it was skipped.")
+    failed_at: Stage | None = Field(
+        default=None, description="The stage a failed or stopped paper stopped at."
+    )
+    input: InputKind | None
+    tokens_in: int | None = Field(description="Tokens this run paid for; null: none.")
+    tokens_out: int | None
+    cost_usd: float | None = Field(
+        description="USD this run paid; null: nothing, or the model's price is unknown."
+    )
+    stage_seconds: dict[str, float]
+
+
+class RunTotals(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    papers: int
+    done: int
+    cached: int
+    reused: int
+    failed: int
+    skipped: int
+    stopped: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float = Field(description="What the run paid, failed papers' answers included.")
+
+
+class RunReport(BaseModel):
+    """``DATE.run.json``, written next to the day file by every run that did something."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date
+    source: str = Field(description="hf, arxiv or ids.")
+    started_at: dt.datetime
+    seconds: float
+    model: str
+    base_url: str | None = Field(description="The LLM server; credentials in it are masked.")
+    concurrency: int
+    post: str | None = Field(description="The post's path; null when the day has no paper.")
+    papers: list[PaperReport]
+    totals: RunTotals

@@ -36,6 +36,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from digest.errors import TransientAnswer
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -43,11 +45,6 @@ AsyncSleep = Callable[[float], Awaitable[None]]
 SyncSleep = Callable[[float], None]
 
 TRANSIENT_STATUSES = frozenset({408, 429})  # and every 5xx
-
-
-class TransientAnswer(Exception):
-    """An answer with a good status that is not what the service sends (an HTML page from a
-    proxy, a chat completion without a message): the next try may well get the real one."""
 
 
 class DeadlineExceeded(TransientAnswer):

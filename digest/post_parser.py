@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import yaml
 from pydantic import ValidationError
@@ -101,7 +102,8 @@ def parse_post_text(text: str, path: Path) -> Day:
             path, lines.number, "at least one paper ('# 1. [Title](url)')", "end of file"
         )
 
-    date, time = front["date"]
+    # _parse_front_matter checked it: (date, "HH:MM:SS").
+    date, time = cast("tuple[dt.date, str]", front["date"])
     day_data = {
         "date": date,
         "time": time,
@@ -248,14 +250,14 @@ def _parse_paper(lines: _Lines, expected_number: int) -> _PaperDraft:
             raise lines.fail(f"'## {name}'")
         lines.next()
         section: list[tuple[int, str]] = []
-        while (line := lines.peek()) is not None and line.strip() and not line.startswith("#"):
-            is_bullet = line.startswith("- ")
+        while (row := lines.peek()) is not None and row.strip() and not row.startswith("#"):
+            is_bullet = row.startswith("- ")
             if draft.bullets is None:
                 draft.bullets = is_bullet
             elif draft.bullets != is_bullet:
                 style = "a '- ' bullet" if draft.bullets else "a plain line (no '- ')"
                 raise lines.fail(f"{style}, like the paper's other section lines")
-            section.append((lines.number, _content(line[2:] if is_bullet else line)))
+            section.append((lines.number, _content(row[2:] if is_bullet else row)))
             lines.next()
         if not section:
             raise lines.fail(f"at least one line under '## {name}'")

@@ -6,17 +6,18 @@ On a terminal, progress is a set of rich bars (one overall, one per stage); anyw
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBars
 from rich.table import Table
 
-from digest.day import STAGES, STATUSES, DayRun, PaperResult
+from digest.day import DayRun
+from digest.models import PaperReport, RunReport, RunTotals
+from digest.options import LlmOptions
 from digest.redact import redact
-from digest.settings import Settings
+from digest.results import STAGES, STATUSES, PaperResult
 
 
 class PlainProgress:
@@ -93,105 +94,106 @@ def progress_for(console: Console, total: int) -> PlainProgress | BarProgress:
 def summary_table(results: list[PaperResult]) -> Table:
     """Paper, status, input kind, tokens, cost and seconds, with totals."""
     table = Table(title="digest run", title_justify="left", show_footer=True)
-    columns = [("paper", "total"), ("status", ""), ("input", ""), ("tokens in/out", ""),
-               ("cost $", ""), ("seconds", "")]  # fmt: skip
-    tokens_in = tokens_out = 0
-    cost = seconds = 0.0
-    rows = []
-    for result in results:
-        provenance = result.entry.provenance if result.entry else None
-        if result.spent is not None:  # failed at the LLM: its answers were paid for
-            spent_in, spent_out, spent_cost = result.spent
-            tokens_in, tokens_out, cost = (
-                tokens_in + spent_in,
-                tokens_out + spent_out,
-                cost + (spent_cost or 0),
-            )
-            money = "?" if spent_cost is None else f"{spent_cost:.4f}"
-            rows.append([result.label, result.status, "", f"{spent_in}/{spent_out}", money, ""])
-            continue
-        if provenance is None or result.status in ("reused", "cached"):
-            # Nothing was spent on it in this run.
-            rows.append(
-                [
-                    result.label,
-                    result.status,
-                    provenance.input or "" if provenance else "",
-                    "",
-                    "",
-                    "",
-                ]
-            )
-            continue
-        tokens_in += provenance.tokens_in or 0
-        tokens_out += provenance.tokens_out or 0
-        cost += provenance.cost_usd or 0
-        seconds += provenance.seconds or 0
-        rows.append(
-            [
-                result.label,
-                result.status,
-                provenance.input or "",
-                f"{provenance.tokens_in}/{provenance.tokens_out}",
-                "?" if provenance.cost_usd is None else f"{provenance.cost_usd:.4f}",
-                f"{provenance.seconds or 0:.1f}",
-            ]
-        )
+    rows = [_row(result) for result in results]
+    tokens_in = sum(row.tokens_in for row in rows)
+    tokens_out = sum(row.tokens_out for row in rows)
     in_post = sum(r.entry is not None for r in results)
-    footers = [
-        "total",
-        f"{in_post} of {len(results)} in",
-        "",
-        f"{tokens_in}/{tokens_out}",
-        f"{cost:.4f}",
-        f"{seconds:.1f}",
-    ]
-    for (name, _), footer in zip(columns, footers, strict=True):
-        table.add_column(
-            name, footer=footer, justify="left" if name in ("paper", "status", "input") else "right"
-        )
+    footers = {
+        "paper": "total",
+        "status": f"{in_post} of {len(results)} in",
+        "input": "",
+        "tokens in/out": f"{tokens_in}/{tokens_out}",
+        "cost $": f"{sum(row.cost for row in rows):.4f}",
+        "seconds": f"{sum(row.seconds for row in rows):.1f}",
+    }
+    for name, footer in footers.items():
+        if name in ("paper", "status", "input"):
+            table.add_column(name, footer=footer, justify="left")
+        else:
+            table.add_column(name, footer=footer, justify="right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*row.cells)
     return table
 
 
-def run_report(run: DayRun, settings: Settings, source: str) -> dict[str, Any]:
-    """The JSON run report written next to the day file."""
-    papers = []
-    for result in run.results:
-        provenance = result.entry.provenance if result.entry else None
-        tokens_in, tokens_out, cost = _spent_now(result)
-        papers.append(
-            {
-                "paper": result.label,
-                "status": result.status,
-                "error": result.error,
-                "input": provenance.input if provenance else None,
-                "tokens_in": provenance.tokens_in if provenance else tokens_in or None,
-                "tokens_out": provenance.tokens_out if provenance else tokens_out or None,
-                "cost_usd": provenance.cost_usd if provenance else cost or None,
-                "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
-            }
-        )
+@dataclass
+class _Row:
+    cells: list[str]
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+
+
+def _row(result: PaperResult) -> _Row:
+    """A paper's line of the table, and what this run spent on it."""
+    label, status = result.label, result.status
+    if result.spent is not None:  # failed at the LLM: its answers were paid for
+        spent, cost = result.spent, result.spent_usd
+        money = "?" if cost is None else f"{cost:.4f}"
+        cells = [label, status, "", f"{spent.tokens_in}/{spent.tokens_out}", money, ""]
+        return _Row(cells, spent.tokens_in, spent.tokens_out, cost or 0.0)
+    provenance = result.entry.provenance if result.entry else None
+    if provenance is None or status in ("reused", "cached"):
+        # Nothing was spent on it in this run.
+        kind = (provenance.input or "") if provenance else ""
+        return _Row([label, status, kind, "", "", ""])
+    money = "?" if provenance.cost_usd is None else f"{provenance.cost_usd:.4f}"
+    cells = [
+        label,
+        status,
+        provenance.input or "",
+        f"{provenance.tokens_in}/{provenance.tokens_out}",
+        money,
+        f"{provenance.seconds or 0:.1f}",
+    ]
+    return _Row(
+        cells,
+        provenance.tokens_in or 0,
+        provenance.tokens_out or 0,
+        provenance.cost_usd or 0.0,
+        provenance.seconds or 0.0,
+    )
+
+
+def run_report(run: DayRun, source: str, llm: LlmOptions) -> RunReport:
+    """The run report written next to the day file."""
     spent = [_spent_now(result) for result in run.results]
-    return {
-        "date": run.day.date.isoformat(),
-        "source": source,
-        "started_at": run.started_at.isoformat(timespec="seconds"),
-        "seconds": round(run.seconds, 3),
-        "model": settings.model,
-        "base_url": settings.base_url,  # credentials in it are masked when the report is written
-        "concurrency": settings.concurrency,
-        "post": str(run.post) if run.post else None,
-        "papers": papers,
-        "totals": {
-            "papers": len(run.results),
-            **{s: sum(r.status == s for r in run.results) for s in STATUSES},
-            "tokens_in": sum(tokens_in for tokens_in, _, _ in spent),
-            "tokens_out": sum(tokens_out for _, tokens_out, _ in spent),
-            "cost_usd": round(sum(cost for _, _, cost in spent), 6),
-        },
-    }
+    counts = {status: sum(r.status == status for r in run.results) for status in STATUSES}
+    return RunReport(
+        date=run.day.date,
+        source=source,
+        started_at=run.started_at.replace(microsecond=0),
+        seconds=round(run.seconds, 3),
+        model=llm.model,
+        base_url=llm.base_url,  # credentials in it are masked when the report is written
+        concurrency=llm.concurrency,
+        post=str(run.post) if run.post else None,
+        papers=[_paper_report(result) for result in run.results],
+        totals=RunTotals(
+            papers=len(run.results),
+            **counts,
+            tokens_in=sum(tokens_in for tokens_in, _, _ in spent),
+            tokens_out=sum(tokens_out for _, tokens_out, _ in spent),
+            cost_usd=round(sum(cost for _, _, cost in spent), 6),
+        ),
+    )
+
+
+def _paper_report(result: PaperResult) -> PaperReport:
+    provenance = result.entry.provenance if result.entry else None
+    tokens_in, tokens_out, cost = _spent_now(result)
+    return PaperReport(
+        paper=result.label,
+        status=result.status,
+        error=result.error,
+        failed_at=result.failure.stage if result.failure else None,
+        input=provenance.input if provenance else None,
+        tokens_in=provenance.tokens_in if provenance else tokens_in or None,
+        tokens_out=provenance.tokens_out if provenance else tokens_out or None,
+        cost_usd=provenance.cost_usd if provenance else cost or None,
+        stage_seconds={k: round(v, 3) for k, v in result.stage_seconds.items()},
+    )
 
 
 def _spent_now(result: PaperResult) -> tuple[int, int, float]:
@@ -201,10 +203,9 @@ def _spent_now(result: PaperResult) -> tuple[int, int, float]:
         provenance = result.entry.provenance
         return provenance.tokens_in or 0, provenance.tokens_out or 0, provenance.cost_usd or 0.0
     if result.spent is not None:
-        tokens_in, tokens_out, cost = result.spent
-        return tokens_in, tokens_out, cost or 0.0
+        return result.spent.tokens_in, result.spent.tokens_out, result.spent_usd or 0.0
     return 0, 0, 0.0
 
 
-def dump_report(report: dict[str, Any]) -> str:
-    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+def dump_report(report: RunReport) -> str:
+    return report.model_dump_json(indent=2) + "\n"

@@ -1,6 +1,7 @@
 """JSON Schemas generated from the models, kept in ``schemas/`` and checked in CI.
 
-``digest.schema.json`` is exactly what the LLM is asked to fill. OpenAI's strict structured
+``digest.schema.json`` is exactly what the LLM is asked to fill; ``day.schema.json`` is a day
+file's, ``run-report.schema.json`` a run report's (``DATE.run.json``). OpenAI's strict structured
 outputs accept it only if every object lists all its properties as required, sets
 ``additionalProperties: false``, and uses no ``default`` or length keywords; ``strict_problems``
 checks that, and the models are written so it holds (counts and lengths are validators).
@@ -12,11 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from digest.models import Day, Digest
+from pydantic import BaseModel
 
-SCHEMA_FILES: dict[str, type[Digest] | type[Day]] = {
+from digest.models import Day, Digest, RunReport
+
+SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "digest.schema.json": Digest,
     "day.schema.json": Day,
+    "run-report.schema.json": RunReport,
 }
 
 # Keywords OpenAI's strict mode rejects (lengths and defaults); counts are checked after parsing.

@@ -31,8 +31,9 @@ from pydantic_settings import (
 
 from digest import redact
 from digest.errors import UsageError
-from digest.models import Day, Extractor
+from digest.models import Day, Extractor, Price
 from digest.net import RetryPolicy
+from digest.options import ExtractOptions, FetchOptions, HfOptions, LlmOptions, RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,13 @@ CONFIG_FILE_ENV = "DIGEST_CONFIG"
 # USD per million tokens: input, cached input, output. OpenAI's list prices; set
 # DIGEST_PRICES (JSON, same shape) for other models or when prices change.
 ModelPrice = tuple[float, float, float]
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gpt-4.1-mini": (0.40, 0.10, 1.60),
-    "gpt-4.1-nano": (0.10, 0.025, 0.40),
-    "gpt-4.1": (2.00, 0.50, 8.00),
-    "gpt-4o-mini": (0.15, 0.075, 0.60),
-    "gpt-5-mini": (0.25, 0.025, 2.00),
-    "gpt-5-nano": (0.05, 0.005, 0.40),
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-4.1-mini": Price(0.40, 0.10, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.025, 0.40),
+    "gpt-4.1": Price(2.00, 0.50, 8.00),
+    "gpt-4o-mini": Price(0.15, 0.075, 0.60),
+    "gpt-5-mini": Price(0.25, 0.025, 2.00),
+    "gpt-5-nano": Price(0.05, 0.005, 0.40),
 }
 
 
@@ -177,9 +178,10 @@ class Settings(BaseSettings):
                 raise ValueError(f"is not JSON ({error.msg})") from None
         return value
 
-    def price_of(self, model: str) -> ModelPrice | None:
+    def price_of(self, model: str) -> Price | None:
         """The model's prices, from the setting or the defaults; None when unknown."""
-        return self.prices.get(model) or DEFAULT_PRICES.get(model)
+        given = self.prices.get(model)
+        return Price(*given) if given else DEFAULT_PRICES.get(model)
 
     @field_validator("arxiv_pdf_url")
     @classmethod
@@ -243,6 +245,64 @@ class Settings(BaseSettings):
     def arxiv_retry_policy(self) -> RetryPolicy:
         return replace(
             self.http_retry_policy("the arXiv API"), bare_429_wait=self.arxiv_rate_limit_wait
+        )
+
+    def llm_options(self) -> LlmOptions:
+        return LlmOptions(
+            model=self.model,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            base_url=self.base_url,
+            mode=self.llm_mode,
+            temperature=self.temperature,
+            reasoning_effort=self.reasoning_effort,
+            max_output_tokens=self.max_output_tokens,
+            timeout=self.llm_timeout,
+            context_tokens=self.context_tokens,
+            max_reasks=self.max_reasks,
+            text_budget=self.text_budget,
+            retry=self.llm_retry_policy(),
+            price=self.price_of(self.model),
+            concurrency=self.concurrency,
+        )
+
+    def fetch_options(self) -> FetchOptions:
+        return FetchOptions(
+            arxiv_api_url=self.arxiv_api_url,
+            arxiv_pdf_url=self.arxiv_pdf_url,
+            arxiv_delay=self.arxiv_delay,
+            http_timeout=self.http_timeout,
+            arxiv_retry=self.arxiv_retry_policy(),
+            pdf_retry=self.http_retry_policy("the PDF host"),
+            pdf_folder=self.cache_dir / "pdfs",
+            pdf_max_mb=self.pdf_max_mb,
+            pdf_redirect_hosts=frozenset(host.lower() for host in self.pdf_redirect_hosts),
+            download_rate=self.download_rate,
+            download_concurrency=self.download_concurrency,
+            timezone=self.timezone,
+        )
+
+    def hf_options(self) -> HfOptions:
+        return HfOptions(
+            api_url=self.hf_api_url,
+            http_timeout=self.http_timeout,
+            retry=self.http_retry_policy("Hugging Face"),
+        )
+
+    def extract_options(self) -> ExtractOptions:
+        return ExtractOptions(
+            extractor=self.extractor, timeout=self.extract_timeout, text_budget=self.text_budget
+        )
+
+    def run_options(
+        self, *, force: bool = False, max_cost: float | None = None, limit: int | None = None
+    ) -> RunOptions:
+        """The run's options; ``limit`` None takes every candidate (``--source ids``)."""
+        return RunOptions(
+            force=force,
+            max_cost=max_cost,
+            deadline_minutes=self.run_deadline,
+            limit=limit,
+            skip_published=self.skip_published,
         )
 
     def today(self) -> dt.date:

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import httpx2
 from pydantic import BaseModel
 
-from digest.errors import DigestError, UsageError
+from digest.errors import DigestError, SourceError, TransientAnswer, UsageError
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
-from digest.net import Attempts, TransientAnswer, describe, one_line, within
-from digest.settings import Settings
-
-Sleep = Callable[[float], Awaitable[None]]
+from digest.net import AsyncSleep, Attempts, describe, one_line, within
+from digest.options import HfOptions
 
 _ID = rf"(?P<id>{NEW_STYLE_ID}|{OLD_STYLE_ID})(?:v(?P<version>[1-9]\d{{0,2}}))?"
 _BARE = re.compile(rf"(?:arxiv:)?{_ID}", re.IGNORECASE)
@@ -142,12 +140,58 @@ HF_PAGE_SIZE = 50
 HF_MAX_PAGES = 40  # 2,000 papers: far beyond any day, and a stop for a server ignoring ``p``
 
 
-class SourceError(DigestError):
-    """The list of the day's papers could not be had."""
+class Source(Protocol):
+    """Where a day's papers come from. Each candidate carries what the source already knows of
+    its paper, so that nothing is asked twice (see ``Candidate``)."""
+
+    name: str  # as --source names it
+
+    async def candidates(self, date: dt.date) -> list[Candidate]: ...
+
+    def nothing_found(self, date: dt.date) -> str:
+        """What to tell a user when the source has no paper for ``date``."""
+        ...
+
+
+class IdsSource:
+    """``--source ids``: the papers named, every one of them, in the order given."""
+
+    name = "ids"
+
+    def __init__(self, refs: list[ArxivRef]) -> None:
+        self.refs = refs
+
+    async def candidates(self, date: dt.date) -> list[Candidate]:
+        return [Candidate(ref) for ref in self.refs]
+
+    def nothing_found(self, date: dt.date) -> str:
+        return "No arXiv IDs given; no post written."
+
+
+class HfSource:
+    """``--source hf``: Hugging Face Daily Papers, with title, abstract and authors."""
+
+    name = "hf"
+
+    def __init__(self, options: HfOptions, min_upvotes: int, sleep: AsyncSleep) -> None:
+        self.options = options
+        self.min_upvotes = min_upvotes
+        self.sleep = sleep
+        self.listed = 0  # papers the day had, before the upvote filter
+
+    async def candidates(self, date: dt.date) -> list[Candidate]:
+        async with httpx2.AsyncClient(timeout=self.options.http_timeout) as http:
+            listed = await hf_daily_papers(self.options, http, date, self.sleep)
+        self.listed = len(listed)
+        return with_upvotes(listed, self.min_upvotes)
+
+    def nothing_found(self, date: dt.date) -> str:
+        what = "papers" if not self.listed else f"papers with {self.min_upvotes}+ upvotes"
+        return f"No {what} on Hugging Face Daily Papers for {date}; no post written."
 
 
 async def hf_daily_papers(
-    settings: Settings, http: httpx2.AsyncClient, date: dt.date, sleep: Sleep
+    options: HfOptions, http: httpx2.AsyncClient, date: dt.date, sleep: AsyncSleep
 ) -> list[Candidate]:
     """The papers added to Hugging Face Daily Papers on ``date``, most upvoted first.
 
@@ -155,21 +199,20 @@ async def hf_daily_papers(
     empty. Ties keep the API's order. Each candidate carries the title, abstract and authors of
     the answer, so that the arXiv API is needed only for the version.
     """
-    url = f"{settings.hf_api_url.rstrip('/')}/daily_papers"
-    policy = replace(
-        settings.http_retry_policy("Hugging Face"), connection_errors=(httpx2.TransportError,)
-    )
+    url = f"{options.api_url.rstrip('/')}/daily_papers"
+    policy = replace(options.retry, connection_errors=(httpx2.TransportError,))
     found: dict[str, Candidate] = {}
     for page in range(HF_MAX_PAGES):
         params = {"date": date.isoformat(), "p": str(page), "limit": str(HF_PAGE_SIZE)}
         attempts = Attempts()
+
+        async def get_page(params: dict[str, str] = params) -> object:
+            what = "Hugging Face's answer (DIGEST_HTTP_TIMEOUT)"
+            return await within(options.http_timeout, _get_json(http, url, params), what)
+
         try:
             items = await policy.call(
-                lambda params=params: within(
-                    settings.http_timeout,
-                    _get_json(http, url, params),
-                    "Hugging Face's answer (DIGEST_HTTP_TIMEOUT)",
-                ),
+                get_page,
                 attempts=attempts,
                 sleep=sleep,
             )

@@ -37,26 +37,29 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx2
 import openai
 from openai import AsyncOpenAI
+from openai.types import CompletionUsage
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.shared_params import ResponseFormatJSONObject
 from pydantic import BaseModel, ValidationError
 
-from digest.errors import LLMConfigError, UsageError
+from digest.errors import LLMConfigError, MalformedAnswer, SummaryFailed, UsageError
 from digest.grounding import find_ungrounded, numbers_of_source, repair
-from digest.models import CallUsage, Digest, Extractor
-from digest.net import Attempts, TransientAnswer, headers_of, one_line, server_wait
-from digest.prompts import estimate_tokens, prompt_text, render_prompt
-from digest.settings import Settings
+from digest.models import CallUsage, Digest, Extractor, InputKind, Usage
+from digest.net import AsyncSleep, Attempts, headers_of, one_line, server_wait
+from digest.options import AnswerFormat, LlmOptions
+from digest.prompts import chars_for_tokens, estimate_tokens, prompt_text, render_prompt
 from digest.validation import describe_validation_error
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class PaperText(BaseModel):
@@ -65,7 +68,7 @@ class PaperText(BaseModel):
     arxiv_id: str | None
     title: str
     authors: list[str]
-    input: Literal["full-text", "abstract"]
+    input: InputKind
     input_reason: str | None = None
     extractor: Extractor | None = None  # for full text: what read the PDF
     full_text_pending: bool = False  # the abstract only because the PDF host failed for now
@@ -76,52 +79,31 @@ class PaperText(BaseModel):
 _PAPER_END = re.compile(r"<\s*/\s*paper\s*>", re.IGNORECASE)
 
 
-class Usage(BaseModel):
-    """Tokens of every answer of one paper, in total and per call."""
-
-    tokens_in: int = 0
-    tokens_out: int = 0
-    tokens_cached: int = 0
-    tokens_reasoning: int = 0
-    calls: list[CallUsage] = []
-
-    def add(self, usage: dict[str, Any] | None) -> CallUsage:
-        usage = usage if isinstance(usage, dict) else {}
-        details = usage.get("prompt_tokens_details") or {}
-        thinking = usage.get("completion_tokens_details") or {}
-        call = CallUsage(
-            tokens_in=_count(usage.get("prompt_tokens")),
-            tokens_out=_count(usage.get("completion_tokens")),
-            tokens_cached=_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
-            tokens_reasoning=_count(
-                thinking.get("reasoning_tokens") if isinstance(thinking, dict) else 0
-            ),
+def call_usage(raw: object) -> CallUsage:
+    """One answer's tokens, read through the SDK's typed ``CompletionUsage``. A server that
+    sends no usage, or a malformed one, counts as zero rather than failing a good answer."""
+    if not isinstance(raw, dict):
+        return CallUsage(tokens_in=0, tokens_out=0)
+    # Servers leave out what they do not count (total_tokens, often), or send null for it.
+    given = {name: value for name, value in raw.items() if value is not None}
+    try:
+        usage = CompletionUsage.model_validate(
+            {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, **given}
         )
-        self.tokens_in += call.tokens_in
-        self.tokens_out += call.tokens_out
-        self.tokens_cached += call.tokens_cached
-        self.tokens_reasoning += call.tokens_reasoning
-        self.calls.append(call)
-        return call
-
-    def cost_usd(self, settings: Settings) -> float | None:
-        """What these tokens cost at the model's prices; None when its prices are unknown.
-
-        Reasoning tokens are part of ``tokens_out`` (OpenAI counts them in
-        ``completion_tokens``), so they are priced as output."""
-        price = settings.price_of(settings.model)
-        if price is None:
-            return None
-        per_input, per_cached, per_output = price
-        uncached = self.tokens_in - self.tokens_cached
-        total = (
-            uncached * per_input + self.tokens_cached * per_cached + self.tokens_out * per_output
-        )
-        return round(total / 1_000_000, 6)
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+    except ValidationError:
+        return CallUsage(tokens_in=0, tokens_out=0)
+    cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None
+    thinking = (
+        usage.completion_tokens_details.reasoning_tokens
+        if usage.completion_tokens_details
+        else None
+    )
+    return CallUsage(
+        tokens_in=max(usage.prompt_tokens, 0),
+        tokens_out=max(usage.completion_tokens, 0),
+        tokens_cached=max(cached or 0, 0),
+        tokens_reasoning=max(thinking or 0, 0),
+    )
 
 
 class Summary(BaseModel):
@@ -133,18 +115,6 @@ class Summary(BaseModel):
     answered_by: str | None = None  # the model the server named, when not the one asked
 
 
-class SummaryFailed(Exception):
-    """The LLM gave no usable digest; the message says why. ``usage`` is what the answers it
-    did give cost (paid for all the same), ``attempts`` the requests made."""
-
-    usage: Usage | None = None
-    attempts: int = 0
-
-
-class _MalformedAnswer(TransientAnswer):
-    """HTTP 200 whose body is not a chat completion (a proxy's error page, say)."""
-
-
 def retry_after_seconds(error: BaseException) -> float | None:
     """The wait a server asked for (``retry-after-ms``, ``Retry-After``, ``RateLimit``)."""
     if not isinstance(error, openai.APIStatusError):
@@ -152,18 +122,18 @@ def retry_after_seconds(error: BaseException) -> float | None:
     return server_wait(headers_of(error))
 
 
-def make_client(settings: Settings) -> AsyncOpenAI:
+def make_client(options: LlmOptions) -> AsyncOpenAI:
     """The OpenAI client, with the SDK's own retries off (the retry policy does them)."""
-    key = settings.api_key.get_secret_value() if settings.api_key else None
+    key = options.api_key
     if not key:
-        if settings.base_url is None:
+        if options.base_url is None:
             raise UsageError(
                 "no API key: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server "
                 "that needs none"
             )
         key = "unused"  # local OpenAI-compatible servers accept any key
     return AsyncOpenAI(
-        api_key=key, base_url=settings.base_url, timeout=settings.llm_timeout, max_retries=0
+        api_key=key, base_url=options.base_url, timeout=options.timeout, max_retries=0
     )
 
 
@@ -191,9 +161,6 @@ _CUT_PROMPT_MIN_TOKENS = 1000
 # Tokens of a re-ask beyond the first question: the echoed answer is bounded by the output
 # limit, the problems list and the re-ask prompt by this.
 _REASK_OVERHEAD_TOKENS = 600
-# Characters of paper text per token when fitting the text to DIGEST_CONTEXT_TOKENS: PDF text
-# with its numbers and symbols tokenizes denser than prose, so count 3, not 4.
-_CHARS_PER_TOKEN = 3
 
 
 @dataclass
@@ -208,16 +175,21 @@ class _Answer:
 
 @dataclass
 class _Loop:
-    """The state of one paper's conversation with the model."""
+    """The state of one paper's conversation with the model. The loop stops by ``fail``,
+    which records why, with what the answers so far cost."""
 
     started: float
     deadline: float
     max_tokens: int
+    usage: Usage = field(default_factory=Usage)
     requests: int = 0
     reasks: int = 0
     enlarged: bool = False
     last: _Answer | None = None  # the latest answer that failed validation, for the re-ask
     answered_by: str | None = None
+
+    def fail(self, reason: str) -> SummaryFailed:
+        return SummaryFailed(reason, usage=self.usage, attempts=self.requests)
 
 
 class _RequestChanged(Exception):
@@ -250,18 +222,18 @@ def repeats_itself(text: str, window: int = 600) -> bool:
     return False
 
 
-def fitted_text_budget(settings: Settings, fixed_tokens: int) -> int:
+def fitted_text_budget(options: LlmOptions, fixed_tokens: int) -> int:
     """``text_budget``, made smaller when ``context_tokens`` is set so that the prompt, a re-ask
     (the answer echoed and the problems) and the answer fit the server's context.
     ``fixed_tokens`` is the prompt without the paper."""
-    if settings.context_tokens is None:
-        return settings.text_budget
-    answer = settings.max_output_tokens
-    room = settings.context_tokens - fixed_tokens - 2 * answer - _REASK_OVERHEAD_TOKENS
-    budget = min(settings.text_budget, room * _CHARS_PER_TOKEN)
+    if options.context_tokens is None:
+        return options.text_budget
+    answer = options.max_output_tokens
+    room = options.context_tokens - fixed_tokens - 2 * answer - _REASK_OVERHEAD_TOKENS
+    budget = min(options.text_budget, chars_for_tokens(room))
     if budget < 2000:
         raise UsageError(
-            f"DIGEST_CONTEXT_TOKENS={settings.context_tokens} leaves no room for the paper after "
+            f"DIGEST_CONTEXT_TOKENS={options.context_tokens} leaves no room for the paper after "
             f"the instructions (about {fixed_tokens} tokens) and DIGEST_MAX_OUTPUT_TOKENS="
             f"{answer} for the answer and its re-ask; raise the server's context and "
             "DIGEST_CONTEXT_TOKENS, or lower DIGEST_MAX_OUTPUT_TOKENS"
@@ -274,18 +246,14 @@ class Summarizer:
     run (the response format, parameters), so that only the first paper pays for it."""
 
     def __init__(
-        self, settings: Settings, client: AsyncOpenAI | None, sleep: Sleep = asyncio.sleep
+        self, options: LlmOptions, client: AsyncOpenAI | None, sleep: AsyncSleep = asyncio.sleep
     ) -> None:
-        self.settings = settings
+        self.options = options
         self.client = client
         self.sleep = sleep
-        self.policy = replace(
-            settings.llm_retry_policy(), connection_errors=(openai.APIConnectionError,)
-        )
-        self.mode: Literal["json_schema", "json_object"] = (
-            "json_object" if settings.llm_mode == "json_object" else "json_schema"
-        )
-        self.reasoning = bool(_REASONING_MODEL.search(settings.model))
+        self.policy = replace(options.retry, connection_errors=(openai.APIConnectionError,))
+        self.mode: AnswerFormat = "json_object" if options.mode == "json_object" else "json_schema"
+        self.reasoning = bool(_REASONING_MODEL.search(options.model))
         self.dropped: set[str] = set()  # parameters the server rejected, not sent again
         self.token_parameter = "max_completion_tokens"
         self._warned_models: set[str] = set()
@@ -317,7 +285,7 @@ class Summarizer:
     def fixed_prompt_tokens(self) -> int:
         """The prompt's tokens without the paper, in the larger of the modes it may use."""
         empty = PaperText(arxiv_id=None, title="", authors=[], input="full-text", content="")
-        modes = {self.mode, "json_object" if self.settings.llm_mode == "auto" else self.mode}
+        modes = {self.mode, "json_object" if self.options.mode == "auto" else self.mode}
         return max(
             sum(estimate_tokens(m["content"]) for m in self.messages_for(empty, mode))
             for mode in modes
@@ -327,32 +295,22 @@ class Summarizer:
         """The token limit sent: the answer's, and a reasoning model's thinking on top."""
         if not self.reasoning:
             return answer_tokens
-        return answer_tokens + _REASONING_ALLOWANCE[self.settings.reasoning_effort]
+        return answer_tokens + _REASONING_ALLOWANCE[self.options.reasoning_effort]
 
     async def summarize(self, paper: PaperText) -> Summary:
+        """The paper's digest; SummaryFailed (with what its answers cost) when there is none."""
         started = time.monotonic()
+        budget = self.options.retry.max_seconds
         state = _Loop(
-            started=started,
-            deadline=started + self.settings.llm_retry_budget,
-            max_tokens=self.settings.max_output_tokens,
+            started=started, deadline=started + budget, max_tokens=self.options.max_output_tokens
         )
-        usage = Usage()
-        try:
-            return await self._summarize(paper, state, usage)
-        except SummaryFailed as error:
-            # A failed paper's answers were paid for: the failure carries their spend.
-            error.usage, error.attempts = usage, state.requests
-            raise
-
-    async def _summarize(self, paper: PaperText, state: _Loop, usage: Usage) -> Summary:
-        started = state.started
         grounded = numbers_of_source(f"{paper.title}\n{paper.content}")
         while True:
             elapsed = time.monotonic() - started
-            if elapsed >= self.settings.llm_retry_budget:
-                raise SummaryFailed(
+            if elapsed >= budget:
+                raise state.fail(
                     f"gave up after {elapsed:.0f} s at the LLM, more than "
-                    f"DIGEST_LLM_RETRY_BUDGET={self.settings.llm_retry_budget:g} s"
+                    f"DIGEST_LLM_RETRY_BUDGET={budget:g} s"
                 )
             question = self.messages_for(paper)  # the mode may have changed since
             last = state.last
@@ -360,31 +318,18 @@ class Summarizer:
                 reask_messages(question, last.content or "", last.problems) if last else question
             )
             try:
-                answer = await self._ask(messages, state, usage)
+                answer = await self._ask(messages, state)
             except _RequestChanged:
                 continue
             if answer.digest is not None:
-                ungrounded = find_ungrounded(answer.digest, grounded)
-                if not ungrounded:
-                    return self._summary(answer.digest, usage, state)
-                if state.reasks == self.settings.max_reasks:
-                    repaired, notes = repair(answer.digest, ungrounded)
-                    if repaired is None:
-                        problems = "; ".join(item.problem() for item in ungrounded)
-                        raise SummaryFailed(
-                            f"numbers the paper does not state survived {state.reasks + 1} "
-                            f"answers and could not be taken out: {problems}"
-                        )
-                    log.warning("published without ungrounded numbers: %s", "; ".join(notes))
-                    summary = self._summary(repaired, usage, state)
-                    return summary.model_copy(update={"grounding_repairs": notes})
-                usage.calls[-1].outcome = "ungrounded"
-                answer.problems = [item.problem() for item in ungrounded]
+                summary = self._grounded(answer, answer.digest, grounded, state)
+                if summary is not None:
+                    return summary
             if answer.cut_off and not answer.looped:
                 self._enlarge(state)
                 continue
-            if state.reasks == self.settings.max_reasks:
-                raise SummaryFailed(self._final_problem(answer, state))
+            if state.reasks == self.options.max_reasks:
+                raise state.fail(self._final_problem(answer, state))
             state.reasks += 1
             if answer.refused:
                 log.info("asking again (%d): %s", state.reasks, answer.refused)
@@ -392,10 +337,34 @@ class Summarizer:
             log.info("re-asking (%d): %s", state.reasks, "; ".join(answer.problems))
             state.last = answer
 
-    def _summary(self, digest: Digest, usage: Usage, state: _Loop) -> Summary:
+    def _grounded(
+        self, answer: _Answer, digest: Digest, grounded: set[Decimal], state: _Loop
+    ) -> Summary | None:
+        """The summary when every number of ``digest`` is in the paper; else None, with the
+        problems on ``answer`` for the re-ask. After the last re-ask, the numbers the paper
+        does not state are taken out where the line still reads, or the paper fails."""
+        ungrounded = find_ungrounded(digest, grounded)
+        if not ungrounded:
+            return self._summary(digest, state)
+        if state.reasks == self.options.max_reasks:
+            repaired, notes = repair(digest, ungrounded)
+            if repaired is None:
+                problems = "; ".join(item.problem() for item in ungrounded)
+                raise state.fail(
+                    f"numbers the paper does not state survived {state.reasks + 1} "
+                    f"answers and could not be taken out: {problems}"
+                )
+            log.warning("published without ungrounded numbers: %s", "; ".join(notes))
+            summary = self._summary(repaired, state)
+            return summary.model_copy(update={"grounding_repairs": notes})
+        state.usage.calls[-1].outcome = "ungrounded"
+        answer.problems = [item.problem() for item in ungrounded]
+        return None
+
+    def _summary(self, digest: Digest, state: _Loop) -> Summary:
         return Summary(
             digest=digest,
-            usage=usage,
+            usage=state.usage,
             attempts=state.requests,
             seconds=round(time.monotonic() - state.started, 3),
             answered_by=state.answered_by,
@@ -404,7 +373,7 @@ class Summarizer:
     def _enlarge(self, state: _Loop) -> None:
         """Once per paper, twice the output limit for an answer that was cut off."""
         if state.enlarged:
-            raise SummaryFailed(
+            raise state.fail(
                 f"the answer was cut off at {self.output_limit(state.max_tokens)} output tokens "
                 "even after one retry with twice the limit (raise DIGEST_MAX_OUTPUT_TOKENS)"
             )
@@ -430,10 +399,11 @@ class Summarizer:
         problems = "; ".join(answer.problems)
         return f"the digest failed validation {times}; last problems: {problems}"
 
-    async def _ask(self, messages: list[dict[str, str]], state: _Loop, usage: Usage) -> _Answer:
+    async def _ask(self, messages: list[dict[str, str]], state: _Loop) -> _Answer:
         """One answer from the model, transient failures retried within the paper's time."""
         sent = sum(estimate_tokens(message["content"]) for message in messages)
         limit = self._fit(sent, state)
+        usage = state.usage
         attempts = Attempts()
         try:
             body = await self.policy.call(
@@ -447,12 +417,12 @@ class Summarizer:
             state.requests += attempts.count
             if self._change_request(error):
                 raise _RequestChanged from None
-            raise self._status_failure(error, attempts) from None
-        except (openai.APIConnectionError, _MalformedAnswer) as error:
+            raise self._status_failure(error, attempts, state) from None
+        except (openai.APIConnectionError, MalformedAnswer) as error:
             state.requests += attempts.count
-            raise SummaryFailed(self._no_answer(error, attempts)) from None
+            raise state.fail(self._no_answer(error, attempts)) from None
         state.requests += attempts.count
-        call = usage.add(body.get("usage"))
+        call = usage.add(call_usage(body.get("usage")))
         log.info(
             "answer %d (%s): %d tokens in, %d out, finish_reason %s",
             len(usage.calls),
@@ -461,7 +431,7 @@ class Summarizer:
             call.tokens_out,
             body["choices"][0].get("finish_reason"),
         )
-        self._check_prompt_read(call.tokens_in, sent)
+        self._check_prompt_read(call.tokens_in, sent, state)
         self._note_model(body.get("model"), state)
         answer = self._read(body)
         if answer.cut_off and answer.content and repeats_itself(answer.content):
@@ -481,41 +451,41 @@ class Summarizer:
         """The output limit for this request, within ``context_tokens`` when it is set; a
         prompt that leaves no room for an answer fails before it is sent."""
         limit = self.output_limit(state.max_tokens)
-        context = self.settings.context_tokens
+        context = self.options.context_tokens
         if context is None:
             return limit
         room = context - prompt
-        if room < min(limit, self.settings.max_output_tokens):
-            raise SummaryFailed(
+        if room < min(limit, self.options.max_output_tokens):
+            raise state.fail(
                 f"the request (about {prompt} prompt tokens and {limit} for the answer) does not "
                 f"fit DIGEST_CONTEXT_TOKENS={context}; lower DIGEST_TEXT_BUDGET "
-                f"(now {self.settings.text_budget}) or DIGEST_MAX_OUTPUT_TOKENS"
+                f"(now {self.options.text_budget}) or DIGEST_MAX_OUTPUT_TOKENS"
             )
         return min(limit, room)
 
-    def _check_prompt_read(self, read: int, sent: int) -> None:
+    def _check_prompt_read(self, read: int, sent: int, state: _Loop) -> None:
         if sent >= _CUT_PROMPT_MIN_TOKENS and 0 < read < _CUT_PROMPT_SHARE * sent:
-            raise SummaryFailed(
+            raise state.fail(
                 f"the server read only {read} of about {sent} prompt tokens: it cut the prompt "
                 "to fit its context, or its chat template dropped part of it (a template "
                 "without a system role). Raise the server's context size "
                 "(OLLAMA_CONTEXT_LENGTH for Ollama, --ctx-size for llama-server) and set "
                 "DIGEST_CONTEXT_TOKENS to it, or lower DIGEST_TEXT_BUDGET "
-                f"(now {self.settings.text_budget}); or use a chat template that keeps "
+                f"(now {self.options.text_budget}); or use a chat template that keeps "
                 "system messages"
             )
 
     def _note_model(self, answered: object, state: _Loop) -> None:
         if not isinstance(answered, str) or not answered:
             return
-        if _same_model(self.settings.model, answered):
+        if _same_model(self.options.model, answered):
             return
         state.answered_by = answered
         if answered not in self._warned_models:
             self._warned_models.add(answered)
             log.warning(
                 "asked for model %r, but the server answered as %r; its provenance records it",
-                self.settings.model,
+                self.options.model,
                 answered,
             )
 
@@ -551,13 +521,13 @@ class Summarizer:
                 "the server does not take %s for model %s (%s); not sending it for the rest "
                 "of this run",
                 parameter,
-                self.settings.model,
+                self.options.model,
                 _error_detail(error),
             )
             return True
         if not _FORMAT_REJECTED.search(_error_detail(error)):
             return False
-        if self.settings.llm_mode == "auto" and self.mode == "json_schema":
+        if self.options.mode == "auto" and self.mode == "json_schema":
             self.mode = "json_object"
             log.warning(
                 "the server rejected response_format json_schema (HTTP %d: %s); using "
@@ -570,10 +540,10 @@ class Summarizer:
 
     def _options(self, limit: int) -> dict[str, Any]:
         options: dict[str, Any] = {}
-        if self.settings.temperature is not None:
-            options["temperature"] = self.settings.temperature
-        if self.reasoning and self.settings.reasoning_effort is not None:
-            options["reasoning_effort"] = self.settings.reasoning_effort
+        if self.options.temperature is not None:
+            options["temperature"] = self.options.temperature
+        if self.reasoning and self.options.reasoning_effort is not None:
+            options["reasoning_effort"] = self.options.reasoning_effort
         options[self.token_parameter] = limit
         if self.mode == "json_object" and self.token_parameter == "max_completion_tokens":
             # Servers with JSON mode but no json_schema (llama-cpp-python, older vLLM) know
@@ -587,29 +557,30 @@ class Summarizer:
         """``_post`` bounded in all by ``llm_timeout``: the SDK's timeout measures the gaps
         between bytes, which a trickling server never lets run out."""
         try:
-            return await asyncio.wait_for(self._post(messages, limit), self.settings.llm_timeout)
+            return await asyncio.wait_for(self._post(messages, limit), self.options.timeout)
         except TimeoutError:
-            url = f"{self.settings.base_url or 'https://api.openai.com/v1'}/chat/completions"
+            url = f"{self.options.base_url or 'https://api.openai.com/v1'}/chat/completions"
             raise openai.APITimeoutError(request=httpx2.Request("POST", url)) from None
 
     async def _post(self, messages: list[dict[str, str]], limit: int) -> dict[str, Any]:
         if self.client is None:
             raise RuntimeError("this Summarizer only builds prompts: it has no client")
         options = self._options(limit)
+        # Our messages are plain role/content dicts: the SDK's message types, as it reads them.
+        sent = cast("list[ChatCompletionMessageParam]", messages)
         if self.mode == "json_schema":
             raw = await self.client.chat.completions.with_raw_response.parse(
-                model=self.settings.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=Digest,
-                **options,
+                model=self.options.model, messages=sent, response_format=Digest, **options
             )
         else:
-            # llama.cpp also constrains its output to response_format.schema.
+            # llama.cpp also constrains its output to response_format.schema, a key the SDK's
+            # type for JSON mode does not name.
+            json_mode = cast(
+                "ResponseFormatJSONObject",
+                {"type": "json_object", "schema": Digest.model_json_schema()},
+            )
             raw = await self.client.chat.completions.with_raw_response.create(
-                model=self.settings.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format={"type": "json_object", "schema": Digest.model_json_schema()},  # type: ignore[typeddict-unknown-key]
-                **options,
+                model=self.options.model, messages=sent, response_format=json_mode, **options
             )
         try:
             body = raw.http_response.json()
@@ -619,7 +590,7 @@ class Summarizer:
             if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
                 raise ValueError("its first choice has no message")
         except ValueError as error:
-            raise _MalformedAnswer(
+            raise MalformedAnswer(
                 f"the server's answer is not a chat completion: {error}"
             ) from None
         return body
@@ -642,16 +613,18 @@ class Summarizer:
         return _Answer(digest=digest, content=content, problems=problems)
 
     def _no_answer(self, error: BaseException, attempts: Attempts) -> str:
-        where = self.settings.base_url or "the OpenAI API"
+        where = self.options.where
         if isinstance(error, openai.APITimeoutError):
-            timeout = self.settings.llm_timeout
+            timeout = self.options.timeout
             return (
                 f"no answer from {where} after {attempts.plural} (each timed out after "
                 f"{timeout:g} s; raise DIGEST_LLM_TIMEOUT={timeout:g})"
             )
         return f"no answer from {where} after {attempts.plural} ({one_line(str(error))})"
 
-    def _status_failure(self, error: openai.APIStatusError, attempts: Attempts) -> Exception:
+    def _status_failure(
+        self, error: openai.APIStatusError, attempts: Attempts, state: _Loop
+    ) -> Exception:
         status = error.status_code
         detail = _error_detail(error)
         if status in (401, 403):
@@ -661,7 +634,7 @@ class Summarizer:
             )
         if status == 404:
             return LLMConfigError(
-                f"model {self.settings.model!r} not found (HTTP 404: {detail}); "
+                f"model {self.options.model!r} not found (HTTP 404: {detail}); "
                 "check DIGEST_MODEL and OPENAI_BASE_URL"
             )
         if _FORMAT_REJECTED.search(detail):
@@ -674,28 +647,28 @@ class Summarizer:
                 )
             )
         if _CONTEXT_EXCEEDED.search(detail):
-            return SummaryFailed(
+            return state.fail(
                 f"the request does not fit the server's context (HTTP {status}: {detail}); "
-                f"lower DIGEST_TEXT_BUDGET (now {self.settings.text_budget}), or set "
+                f"lower DIGEST_TEXT_BUDGET (now {self.options.text_budget}), or set "
                 "DIGEST_CONTEXT_TOKENS to the server's context size"
             )
         if attempts.stopped == "server-wait" and attempts.asked is not None:
-            cap = self.settings.retry_after_cap
+            cap = self.policy.server_wait_cap
             if attempts.asked > cap:
-                return SummaryFailed(
+                return state.fail(
                     f"rate limited (HTTP {status}): the server asks to wait "
                     f"{attempts.asked:.0f} s, more than DIGEST_RETRY_AFTER_CAP={cap:g} s"
                 )
-            return SummaryFailed(
+            return state.fail(
                 f"rate limited (HTTP {status}): the server asks to wait {attempts.asked:.0f} s, "
                 f"more than is left of DIGEST_LLM_RETRY_BUDGET="
-                f"{self.settings.llm_retry_budget:g} s"
+                f"{self.policy.max_seconds:g} s"
             )
         if self.policy.is_transient(error):
-            return SummaryFailed(
+            return state.fail(
                 f"HTTP {status} from the LLM server after {attempts.plural}: {detail}"
             )
-        return SummaryFailed(f"the LLM server rejected the request (HTTP {status}): {detail}")
+        return state.fail(f"the LLM server rejected the request (HTTP {status}): {detail}")
 
 
 def parse_digest(content: str) -> tuple[Digest | None, list[str]]:

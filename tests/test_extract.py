@@ -13,11 +13,10 @@ import pytest
 from pypdf import PdfReader
 
 from digest import extract
+from digest.errors import ExtractionFailed, ExtractionUnavailable
 from digest.extract import (
     CUT_MARK,
     EXTRACTORS,
-    ExtractionFailed,
-    ExtractionUnavailable,
     Extractor,
     _as_pypdf_text,
     _parse_heading,

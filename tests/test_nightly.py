@@ -20,8 +20,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.day import PaperResult
+from digest.errors import PaperFailed
 from digest.report import BarProgress
+from digest.results import PaperResult
 from digest.sources import ArxivRef
 from digest.store import OutputLock
 from tests.conftest import PDFS, REPO
@@ -465,7 +466,7 @@ def test_bars_on_a_terminal() -> None:
     console = Console(file=screen, force_terminal=True, width=100)
     with BarProgress(console, total=3) as bars:
         bars.stage_done("2512.10001", "download")
-        bars.paper_done(PaperResult(ArxivRef("2512.10001"), status="failed", error="x"))
+        bars.paper_done(PaperResult.failed(ArxivRef("2512.10001"), PaperFailed("x")))
         # Digested from its abstract: no download or extraction, yet done.
         bars.stage_done("2512.10002v1", "summarize")
         bars.paper_done(PaperResult(ArxivRef("2512.10002", 1), status="done"))

@@ -52,7 +52,7 @@ def paper() -> PaperText:
 
 
 def test_the_prompt_states_the_style_and_fences_the_paper() -> None:
-    messages = Summarizer(load_settings(), None).messages_for(paper())
+    messages = Summarizer(load_settings().llm_options(), None).messages_for(paper())
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     system = messages[0]["content"]
     for rule in ("-다.", "합니다.", "English for names", "introduction.goal", "untrusted data"):
@@ -64,13 +64,13 @@ def test_the_prompt_states_the_style_and_fences_the_paper() -> None:
 
 def test_json_object_mode_puts_the_schema_in_the_prompt() -> None:
     settings = load_settings(llm_mode="json_object")
-    system = Summarizer(settings, None).messages_for(paper())[0]["content"]
+    system = Summarizer(settings.llm_options(), None).messages_for(paper())[0]["content"]
     schema_text = system[system.index("{") :]
     assert json.loads(schema_text) == Digest.model_json_schema()
 
 
 def test_the_fixed_prompt_stays_under_its_documented_size() -> None:
-    messages = Summarizer(load_settings(), None).messages_for(paper())
+    messages = Summarizer(load_settings().llm_options(), None).messages_for(paper())
     fixed = sum(estimate_tokens(m["content"]) for m in messages[:-1])
     assert fixed < FIXED_PROMPT_TOKEN_LIMIT
 

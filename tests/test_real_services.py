@@ -262,7 +262,7 @@ def hf(standin: StandIn, date: dt.date, slept: list[float]) -> object:
 
     async def run() -> object:
         async with httpx2.AsyncClient(timeout=5) as http:
-            return await hf_daily_papers(settings, http, date, sleep)
+            return await hf_daily_papers(settings.hf_options(), http, date, sleep)
 
     return asyncio.run(run())
 

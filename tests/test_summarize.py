@@ -11,8 +11,9 @@ import httpx2
 import openai
 import pytest
 
+from digest.errors import SummaryFailed
 from digest.settings import load_settings
-from digest.summarize import PaperText, Summarizer, SummaryFailed, make_client, retry_after_seconds
+from digest.summarize import PaperText, Summarizer, make_client, retry_after_seconds
 from tests.factories import make_digest
 from tests.standins import StandIn, completion, error_reply
 
@@ -26,7 +27,7 @@ def good_reply() -> tuple[int, dict[str, str], bytes]:
 
 
 def summarize(slept: list[float], **settings: object) -> object:
-    config = load_settings(**settings)
+    config = load_settings(**settings).llm_options()
 
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
@@ -108,7 +109,9 @@ def test_the_total_retry_time_is_bounded(standin: StandIn) -> None:
     async def real_sleep(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    config = load_settings(llm_max_attempts=50, llm_retry_budget=0.6, retry_backoff=0.2)
+    config = load_settings(
+        llm_max_attempts=50, llm_retry_budget=0.6, retry_backoff=0.2
+    ).llm_options()
 
     async def run() -> None:
         client = make_client(config)
