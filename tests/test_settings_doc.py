@@ -1,5 +1,5 @@
-"""The settings are documented once, in ``Settings``: the README's table must say what the
-fields say."""
+"""The settings are documented once, in ``Settings``: the README's table and the options'
+``--help`` texts must say what the fields say."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+import typer.main
+from typer.core import TyperGroup, TyperOption
 
 from digest import settings_doc
+from digest.cli import app
 from digest.settings import DEFAULT_PRICES, Settings
 from digest.settings_doc import (
     END_MARKER,
@@ -17,6 +20,7 @@ from digest.settings_doc import (
     check,
     description,
     environment,
+    setting_help,
     settings_table,
     shown_default,
     with_table,
@@ -118,3 +122,57 @@ def test_the_environment_column_names_what_settings_read(monkeypatch: pytest.Mon
     assert settings.post_tags == ["a", "b"]
     assert settings.prices == {"m": (1.0, 2.0, 3.0)}
     assert environment("base_url") == "OPENAI_BASE_URL"
+
+
+def _options() -> list[tuple[str, TyperOption]]:
+    """Every option of every command, with the command's name."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    return [
+        (name, param)
+        for name, command in group.commands.items()
+        for param in command.params
+        if isinstance(param, TyperOption)
+    ]
+
+
+def test_setting_help() -> None:
+    assert (
+        setting_help("output_dir", "Output folder")
+        == "Output folder (env DIGEST_OUTPUT_DIR; default outputs)."
+    )
+
+
+def test_option_help_states_the_settings_defaults() -> None:
+    """An option's help that names a setting's variable says it, and its default, as the
+    field does: "... (env DIGEST_X; default Y).", made by setting_help."""
+    by_environment = {environment(name): name for name in Settings.model_fields}
+    checked = 0
+    for command, option in _options():
+        text = option.help or ""
+        for variable in re.findall(r"\b(?:DIGEST|OPENAI)_[A-Z_]+", text):
+            assert variable in by_environment, f"{command} {option.opts}: no setting {variable}"
+            lead = text.split(" (env ")[0]
+            expected = setting_help(by_environment[variable], lead)
+            assert text == expected, f"digest {command} {option.opts[0]}"
+            checked += 1
+    assert checked >= 5
+
+
+def test_every_flag_of_a_setting_exists_with_its_help() -> None:
+    flags = {
+        name: str(extra["flag"])
+        for name, field in Settings.model_fields.items()
+        if isinstance(extra := field.json_schema_extra, dict) and "flag" in extra
+    }
+    assert flags
+    options = _options()
+    for name, flag in flags.items():
+        opt = flag.split()[0]
+        matching = [option for _, option in options if opt in option.opts]
+        assert matching, f"{name}: no option {opt}"
+        for option in matching:
+            assert option.help and f"(env {environment(name)}; default " in option.help
+            metavar = flag.split()[1:]
+            if metavar:  # "--deadline MINUTES": the README shows the option's metavar
+                assert option.metavar == metavar[0]
