@@ -365,14 +365,20 @@ def daily_command(
     ] = None,
     date: Annotated[
         str | None,
-        typer.Option(help="YYYY-MM-DD, today (the default) or yesterday, in DIGEST_TIMEZONE."),
+        typer.Option(
+            help="YYYY-MM-DD, today (the default) or yesterday, in the time zone "
+            "(env DIGEST_TIMEZONE; default Asia/Seoul)."
+        ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Most papers to take from hf or arxiv (DIGEST_LIMIT; 10).")
+        int | None,
+        typer.Option(help="Most papers to take from hf or arxiv (env DIGEST_LIMIT; default 10)."),
     ] = None,
     min_upvotes: Annotated[
         int | None,
-        typer.Option(help="Leave out hf papers with fewer upvotes (DIGEST_MIN_UPVOTES; 0)."),
+        typer.Option(
+            help="Leave out hf papers with fewer upvotes (env DIGEST_MIN_UPVOTES; default 0)."
+        ),
     ] = None,
     force: Annotated[
         bool,
@@ -385,7 +391,8 @@ def daily_command(
         float | None,
         typer.Option(
             metavar="MINUTES",
-            help="Start no paper past this; write what is done (DIGEST_RUN_DEADLINE).",
+            help="Start no paper past these minutes; write what is done "
+            "(env DIGEST_RUN_DEADLINE; default none).",
         ),
     ] = None,
     output_dir: OutputDirOption = None,

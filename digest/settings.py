@@ -57,96 +57,254 @@ class Settings(BaseSettings):
         env_prefix="DIGEST_", extra="ignore", env_parse_none_str="none"
     )
 
-    # Where things go. Posts and day files are in output_dir's _posts/ and data/ unless set;
-    # relative paths are from the working folder. A blog made by 'digest init' sets
-    # output_dir ".", posts_dir "_posts" and data_dir "_digest", which Jekyll does not publish.
-    output_dir: Path = Path("outputs")
-    posts_dir: Path | None = None
-    data_dir: Path | None = None
-    cache_dir: Path = Field(default_factory=lambda: default_cache_dir())
-    timezone: str = "Asia/Seoul"
+    # Where things go.
+    output_dir: Path = Field(
+        default=Path("outputs"),
+        description="the folder of the lock (`.digest.lock`) and, unless `posts_dir` and "
+        "`data_dir` say otherwise, of the posts and day files; relative folders are from the "
+        "working folder (a blog made by `digest init`: `.`)",
+        json_schema_extra={"flag": "--output-dir"},
+    )
+    posts_dir: Path | None = Field(
+        default=None,
+        description="the folder of the posts (a blog made by `digest init`: `_posts`)",
+        json_schema_extra={"shown_default": "`output_dir/_posts`"},
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="the folder of day files and run reports (a blog made by `digest init`: "
+        "`_digest`, which Jekyll does not publish)",
+        json_schema_extra={"shown_default": "`output_dir/data`"},
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir(),
+        description="downloaded PDFs (`pdfs/`) and finished digests (`digests/`), kept from one "
+        "run to the next",
+        json_schema_extra={"shown_default": "`$XDG_CACHE_HOME/digest` or `~/.cache/digest`"},
+    )
+    timezone: str = Field(
+        default="Asia/Seoul",
+        description="what `today` and `yesterday` mean for `--date`, and the day "
+        "`--source arxiv` searches",
+    )
 
     # The LLM: any OpenAI-compatible Chat Completions server.
     api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "api_key")
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "api_key"),
+        description="required for OpenAI; any value for a local server",
     )
     base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "base_url")
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "base_url"),
+        description="the base URL of another OpenAI-compatible Chat Completions server, e.g. "
+        "`http://localhost:8080/v1`",
+        json_schema_extra={"shown_default": "OpenAI"},
     )
-    model: str = "gpt-4.1-mini"
-    # json_schema: strict structured outputs; json_object: JSON mode with the schema in the
-    # prompt (servers without json_schema); auto: json_schema, falling back once on a 400.
-    llm_mode: Literal["json_schema", "json_object", "auto"] = "auto"
-    temperature: float | None = 0.2
-    max_output_tokens: int = Field(default=2000, gt=0)
-    llm_timeout: float = Field(default=120.0, gt=0)
-    llm_max_attempts: int = Field(default=6, ge=1)  # requests for one answer
-    # Seconds a paper may spend at the LLM before no further request is started; above the cap,
-    # so that the longest Retry-After honoured still fits.
-    llm_retry_budget: float = Field(default=900.0, gt=0)
-    # The longest wait a server may ask for (Retry-After, RateLimit) that is honoured; a longer
-    # one fails the request at once. The SDK alone gives up on anything above 120 s.
-    retry_after_cap: float = Field(default=600.0, ge=0)
-    retry_backoff: float = Field(default=1.0, gt=0)  # first wait of exponential backoff, seconds
-    # Sent to reasoning models (o-series, gpt-5) only: "low" keeps the reasoning tokens, which
-    # are paid as output, to what a digest needs. "none" sends nothing.
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = "low"
-    # The server's context window in tokens, when it is small (a local server). The paper's
-    # text is then cut so that the prompt, a re-ask and the answer fit into it.
-    context_tokens: int | None = Field(default=None, ge=2048)
-    max_reasks: int = Field(default=2, ge=0, le=2)
-    # USD per million tokens [input, cached input, output] by model; merged over the defaults.
-    prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(default_factory=dict)
+    model: str = Field(default="gpt-4.1-mini", description="the model that writes the digests")
+    llm_mode: Literal["json_schema", "json_object", "auto"] = Field(
+        default="auto",
+        description="`json_schema` (strict structured outputs), `json_object` (JSON mode, the "
+        "schema in the prompt, for servers without `json_schema`) or `auto` (json_schema, "
+        "falling back once to json_object when the server rejects the response format, "
+        "whatever the status: DeepSeek's 422, llama-cpp-python's 500, others' 400)",
+    )
+    temperature: float | None = Field(
+        default=0.2,
+        description="the sampling temperature; `none` sends none. A model that rejects it "
+        "(OpenAI's reasoning models take only the default) has it dropped for the run after "
+        "the first 400, with a warning",
+    )
+    max_output_tokens: int = Field(
+        default=2000,
+        gt=0,
+        description="tokens for the answer (doubled once if an answer is cut off, unless it "
+        "repeats itself). Sent as `max_completion_tokens` (and also as `max_tokens` in "
+        "`json_object` mode, for servers that know only that); a reasoning model gets room to "
+        "think on top: 2,000 (`minimal`), 8,000 (`low`), 16,000 (`medium`), 32,000 (`high`)",
+    )
+    llm_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="seconds per request, in all (a deadline: a server that trickles its "
+        "answer a byte at a time is cut off there, and the request retried)",
+    )
+    llm_max_attempts: int = Field(
+        default=6,
+        ge=1,
+        description="requests per answer (connection errors, timeouts, 408, 429, 5xx)",
+    )
+    llm_retry_budget: float = Field(
+        default=900.0,
+        gt=0,
+        description="seconds a paper may spend at the LLM, re-asks included, before no further "
+        "request is started; above `retry_after_cap`, so that the longest wait honoured still "
+        "fits",
+    )
+    # The SDK alone gives up on any wait above 120 s; the cap lets digest honour longer ones.
+    retry_after_cap: float = Field(
+        default=600.0,
+        ge=0,
+        description="the longest wait in seconds a server may ask for (`Retry-After`, "
+        "`retry-after-ms`, `RateLimit`, `RateLimit-Reset`) that is honoured, by every caller; "
+        "a longer one fails that request at once, saying so",
+    )
+    retry_backoff: float = Field(
+        default=1.0,
+        gt=0,
+        description="the first wait in seconds of the exponential backoff (with jitter), for "
+        "every caller",
+    )
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
+        default="low",
+        description="sent only to reasoning models (`o1`, `o3`, `o4-mini`, `gpt-5*` but not "
+        "`gpt-5-chat`); `minimal`, `low`, `medium`, `high`, or `none` to send nothing. "
+        "Reasoning tokens are paid as output; `low` keeps them to what a digest needs",
+    )
+    context_tokens: int | None = Field(
+        default=None,
+        ge=2048,
+        description="a local server's context size in tokens (e.g. `8192`), when it is small; "
+        "the paper's text is then cut so that the prompt, one re-ask and the answer "
+        "fit, and a request that still would not fit fails before it is sent",
+    )
+    max_reasks: int = Field(
+        default=2,
+        ge=0,
+        le=2,
+        description="re-asks (0 to 2) after a failed validation or a refusal",
+    )
+    prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(
+        default_factory=dict,
+        description="USD per million tokens `[input, cached input, output]` by model "
+        "(`gpt-4.1-mini` is `[0.40, 0.10, 1.60]`); add "
+        '`{"my-model": [0.2, 0.05, 0.8]}` for others, merged over the built-in prices',
+        json_schema_extra={"shown_default": "built in"},
+    )
 
     # Sources.
-    hf_api_url: str = "https://huggingface.co/api"
-    limit: int = Field(default=10, ge=1)
-    min_upvotes: int = Field(default=0, ge=0)
-    skip_published: bool = True  # leave out papers an earlier day already has
+    hf_api_url: str = Field(
+        default="https://huggingface.co/api",
+        description="the Hugging Face API, for `--source hf` (its Daily Papers)",
+    )
+    limit: int = Field(
+        default=10,
+        ge=1,
+        description="papers a day from `hf` or `arxiv`",
+        json_schema_extra={"flag": "--limit"},
+    )
+    min_upvotes: int = Field(
+        default=0,
+        ge=0,
+        description="the fewest upvotes an `hf` paper needs to be taken",
+        json_schema_extra={"flag": "--min-upvotes"},
+    )
+    skip_published: bool = Field(
+        default=True, description="leave out papers an earlier day already has"
+    )
 
     # arXiv.
-    arxiv_api_url: str = "https://export.arxiv.org/api/query"
-    # arXiv asks programs to take PDFs from export.arxiv.org, not the arxiv.org the readers use.
-    arxiv_pdf_url: str = "https://export.arxiv.org/pdf/{id}"
-    arxiv_delay: float = Field(default=3.0, ge=0)  # arXiv's API terms: one request every 3 s
-    # A 429 from the arXiv API names no wait. Its limit is counted per 3-second window and the
-    # blocks that follow a burst last, so a quick retry only extends them: wait a minute.
-    arxiv_rate_limit_wait: float = Field(default=60.0, ge=0)
-    # Seconds each request to Hugging Face, the arXiv API or the PDF host may take in all (a
-    # deadline, not the gap between two bytes, which a trickling server never lets run out).
-    http_timeout: float = Field(default=60.0, gt=0)
-    http_max_attempts: int = Field(default=4, ge=1)
-    # Seconds one request to Hugging Face, the arXiv API or the PDF host may take with its
-    # retries and waits: enough for two waits of a minute, short of holding up the night.
-    http_retry_budget: float = Field(default=300.0, gt=0)
-    # PDF downloads started per second (arXiv's bulk-data guidance: keep bursts small); at most
-    # download_concurrency are in flight. 0 starts them as fast as the slots allow.
-    download_rate: float = Field(default=1.0, ge=0)
-    # Where a PDF request may be redirected: https only, to these hosts (or the host asked).
-    pdf_redirect_hosts: Annotated[list[str], NoDecode] = [
-        "arxiv.org",
-        "export.arxiv.org",
-        "www.arxiv.org",
-    ]
-    pdf_max_mb: float = Field(default=50.0, gt=0)
-    text_budget: int = Field(default=40_000, ge=2_000)
-    # Seconds one PDF's text may take to extract. pypdf reads about 17 pages a second here, so
-    # 120 s is some 2,000 ordinary pages; past it the paper is digested from its abstract.
-    extract_timeout: float = Field(default=120.0, gt=0)
-    extractor: Extractor = "pypdf"  # pypdfium2 needs digest[fast]
+    arxiv_api_url: str = Field(
+        default="https://export.arxiv.org/api/query",
+        description="the arXiv API, for each paper's metadata and for `--source arxiv`",
+    )
+    arxiv_pdf_url: str = Field(
+        default="https://export.arxiv.org/pdf/{id}",
+        description="where PDFs are downloaded from, on the host arXiv asks programs to use "
+        "rather than the `arxiv.org` its readers use (`{id}` carries the version when it is "
+        "known)",
+    )
+    arxiv_delay: float = Field(
+        default=3.0,
+        ge=0,
+        description="seconds between arXiv API calls, as arXiv's API terms ask",
+    )
+    arxiv_rate_limit_wait: float = Field(
+        default=60.0,
+        ge=0,
+        description="seconds after a 429 from the arXiv API that names no wait; its limit is "
+        "counted per 3-second window, and the blocks that follow a burst outlast a quick "
+        "retry",
+    )
+    http_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds for each Hugging Face, arXiv and PDF request, in all (a deadline, "
+        "not the gap between two bytes, which a trickling server never lets run out)",
+    )
+    http_max_attempts: int = Field(
+        default=4,
+        ge=1,
+        description="tries for Hugging Face, arXiv and PDF requests (connection errors, "
+        "timeouts, 408, 429, 5xx, an HTML page where the API's answer should be)",
+    )
+    http_retry_budget: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds one Hugging Face, arXiv or PDF request may take with its retries "
+        "and waits, enough for two waits of a minute and short of holding up the night",
+    )
+    download_rate: float = Field(
+        default=1.0,
+        ge=0,
+        description="PDF downloads started a second (arXiv asks for small bursts), at most "
+        "`download_concurrency` in flight; `0` for no limit",
+    )
+    pdf_redirect_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["arxiv.org", "export.arxiv.org", "www.arxiv.org"],
+        description="where a PDF request may be redirected (https only, or the host asked); "
+        "never to a file or another host",
+    )
+    pdf_max_mb: float = Field(
+        default=50.0,
+        gt=0,
+        description="the largest PDF downloaded, in MB; a larger one is refused and the paper is "
+        "digested from its abstract",
+    )
+    text_budget: int = Field(
+        default=40_000,
+        ge=2_000,
+        description="characters of paper text sent to the LLM",
+    )
+    extract_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="seconds to extract one PDF's text (pypdf reads about 17 pages a second "
+        "here, so some 2,000 ordinary pages); past it the worker is killed and replaced, and "
+        'the paper is digested from its abstract, saying "extraction took longer than 120 s"',
+    )
+    extractor: Extractor = Field(
+        default="pypdf",
+        description="the PDF text extractor; `pypdfium2` is about 12 times faster and needs "
+        "`pip install -e '.[fast]'` (see \"Text extraction\")",
+    )
 
-    # Running. A run deadline in minutes (--deadline): past it no paper is started, papers in
-    # flight get a short grace, what is done is written, and the rest are listed as stopped.
-    run_deadline: float | None = Field(default=None, gt=0)
-    concurrency: int = Field(default=4, ge=1, le=64)  # papers at the LLM at once
-    download_concurrency: int = Field(default=4, ge=1, le=32)
+    # Running.
+    run_deadline: float | None = Field(
+        default=None,
+        gt=0,
+        description="minutes a run may take; past it no paper is started, papers in flight "
+        "get a short grace (30 s, at most a tenth of the deadline), what is done is written, "
+        "and the rest are listed as `stopped` (exit 1) for the next run; a hung run never "
+        "holds the lock into the next night",
+        json_schema_extra={"flag": "--deadline MINUTES"},
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="papers at the LLM at once")
+    download_concurrency: int = Field(default=4, ge=1, le=32, description="PDF downloads at once")
 
     # The post's front matter.
-    post_time: str = "08:15:00"
-    post_tags: Annotated[list[str], NoDecode] = ["papers", "hugginface"]
-    post_categories: Annotated[list[str], NoDecode] = []
-    post_title: str = "Daily Papers — {date}"
-    post_layout: str = "post"
+    post_time: str = Field(default="08:15:00", description="the time of day in the post's `date`")
+    post_tags: Annotated[list[str], NoDecode] = Field(
+        default=["papers", "hugginface"], description="the post's tags"
+    )
+    post_categories: Annotated[list[str], NoDecode] = Field(
+        default=[], description="the post's categories"
+    )
+    post_title: str = Field(
+        default="Daily Papers — {date}",
+        description="the post's title; `{date}` is replaced by the day (YYYY-MM-DD)",
+    )
+    post_layout: str = Field(default="post", description="the post's Jekyll layout")
 
     @field_validator("post_tags", "post_categories", "pdf_redirect_hosts", mode="before")
     @classmethod

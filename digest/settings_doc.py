@@ -1,0 +1,191 @@
+"""The README's settings table and the command line's setting help, made from ``Settings``.
+
+Each setting's default, meaning and reasons are written once, in its ``Field`` in
+``digest/settings.py``; the README's table between the markers below is generated from them,
+and ``tests/test_settings_doc.py`` fails when it is out of date::
+
+    python -m digest.settings_doc --write   # update the table in README.md
+    python -m digest.settings_doc --check   # exit 1 when README.md is out of date
+
+A field may carry, in ``json_schema_extra``:
+
+- ``shown_default``: the default as the reader should see it (markdown), where the Python
+  default would mislead: ``None`` that means "OpenAI", a folder worked out at run time.
+- ``flag``: the ``digest`` option that sets it (with its metavar), e.g. ``--deadline MINUTES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import AliasChoices
+from pydantic.fields import FieldInfo
+
+from digest.settings import Settings
+
+START_MARKER = "<!-- settings-table start -->"
+END_MARKER = "<!-- settings-table end -->"
+README = Path(__file__).resolve().parent.parent / "README.md"
+REGENERATE = "python -m digest.settings_doc --write"
+
+EXTRA_KEYS = frozenset({"shown_default", "flag"})
+
+
+def _field(name: str) -> FieldInfo:
+    try:
+        return Settings.model_fields[name]
+    except KeyError:
+        raise ValueError(f"no setting {name!r}") from None
+
+
+def _extra(name: str, key: str) -> str | None:
+    """One of the documentation keys of the field's ``json_schema_extra``; a key this module
+    does not know, or a value that is not text, is a mistake in ``Settings``."""
+    extra = _field(name).json_schema_extra
+    if extra is None:
+        return None
+    if not isinstance(extra, dict):
+        raise ValueError(f"setting {name}: json_schema_extra must be a dict")
+    unknown = set(extra) - EXTRA_KEYS
+    if unknown:
+        raise ValueError(f"setting {name}: unknown json_schema_extra keys {sorted(unknown)}")
+    value = extra.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"setting {name}: {key} must be text")
+    return value
+
+
+def description(name: str) -> str:
+    text = _field(name).description
+    if not text or not text.strip():
+        raise ValueError(f"setting {name} has no description; give its Field one")
+    # One table cell: a line break or a pipe would break the row.
+    if "\n" in text or "|" in text:
+        raise ValueError(f"setting {name}: its description may not hold a line break or '|'")
+    return text
+
+
+def environment(name: str) -> str:
+    """The environment variable: the alias in capitals (``OPENAI_API_KEY``), else the
+    prefix and the name (``DIGEST_OUTPUT_DIR``)."""
+    alias = _field(name).validation_alias
+    if isinstance(alias, AliasChoices):
+        for choice in alias.choices:
+            if isinstance(choice, str) and choice.isupper():
+                return choice
+    return f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+
+
+def _format_value(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):  # before int: True is an int
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"  # 120, as the environment would give it, not 120.0
+    if isinstance(value, list):
+        # As DIGEST_POST_TAGS takes it.
+        return f"`{','.join(str(item) for item in value)}`" if value else "empty"
+    return f"`{value}`"
+
+
+def shown_default(name: str) -> str:
+    """The default as the README shows it (markdown)."""
+    shown = _extra(name, "shown_default")
+    if shown is not None:
+        return shown
+    field = _field(name)
+    if field.default_factory is not None:
+        raise ValueError(f"setting {name}: a default_factory needs a shown_default")
+    return _format_value(field.default)
+
+
+def environment_cell(name: str) -> str:
+    """The environment variable, with how its value is written or the flag that also sets it."""
+    cell = f"`{environment(name)}`"
+    origin = typing.get_origin(_field(name).annotation)
+    if origin is list:
+        cell += " (comma-separated)"
+    elif origin is dict:
+        cell += " (JSON)"
+    flag = _extra(name, "flag")
+    if flag is not None:
+        cell += f" (`{flag}`)"
+    return cell
+
+
+def settings_table() -> str:
+    """The README's settings table, one row a setting in the order of ``Settings``."""
+    lines = ["| setting | environment | default |", "| --- | --- | --- |"]
+    for name in Settings.model_fields:
+        default = f"{shown_default(name)}: {description(name)}"
+        lines.append(f"| `{name}` | {environment_cell(name)} | {default} |")
+    return "\n".join(lines) + "\n"
+
+
+def setting_help(name: str, lead: str) -> str:
+    """A ``--help`` text for an option that sets ``name``: ``lead`` with the environment
+    variable and the default, e.g. "Output folder (env DIGEST_OUTPUT_DIR; default outputs)."."""
+    plain = shown_default(name).replace("`", "")
+    return f"{lead} (env {environment(name)}; default {plain})."
+
+
+def with_table(readme: str) -> str:
+    """``readme`` with the text between the markers replaced by the generated table."""
+    start = readme.find(START_MARKER)
+    end = readme.find(END_MARKER)
+    if start < 0 or end < start:
+        raise ValueError(f"no {START_MARKER} ... {END_MARKER} in the README")
+    # Blank lines around the table: a markdown table must not touch the HTML comments.
+    body = f"{START_MARKER}\n\n{settings_table()}\n"
+    return readme[:start] + body + readme[end:]
+
+
+def check(readme: str) -> str | None:
+    """Why ``readme``'s settings table is out of date, in one line; None when it is current."""
+    try:
+        current = with_table(readme) == readme
+    except ValueError as error:
+        return f"{error}; add the markers around the settings table, then run {REGENERATE}"
+    if current:
+        return None
+    return f"the settings table is out of date with digest/settings.py; run {REGENERATE}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m digest.settings_doc",
+        description="Generate the README's settings table from digest/settings.py.",
+    )
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="Update the table in the README.")
+    mode.add_argument("--check", action="store_true", help="Exit 1 if the table is stale.")
+    parser.add_argument("--readme", type=Path, default=README, help="Default: the checkout's.")
+    args = parser.parse_args(argv)
+    path: Path = args.readme
+    text = path.read_text(encoding="utf-8")
+    if args.check:
+        problem = check(text)
+        if problem is not None:
+            print(f"{path}: {problem}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        updated = with_table(text)
+    except ValueError as error:
+        print(f"{path}: {error}; add the markers around the settings table", file=sys.stderr)
+        return 2
+    if updated != text:
+        from digest.store import atomic_write_text
+
+        atomic_write_text(path, updated)
+        print(f"updated: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The settings are documented once, in ``Settings``: the README's table and the options'
+``--help`` texts must say what the fields say."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.core import TyperGroup, TyperOption
+
+from digest import settings_doc
+from digest.cli import app
+from digest.settings import DEFAULT_PRICES, Settings
+from digest.settings_doc import (
+    END_MARKER,
+    README,
+    START_MARKER,
+    check,
+    description,
+    environment,
+    setting_help,
+    settings_table,
+    shown_default,
+    with_table,
+)
+
+
+def _readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def test_readme_table_is_generated_from_the_settings() -> None:
+    assert check(_readme()) is None, "run: python -m digest.settings_doc --write"
+    start = _readme().index(START_MARKER)
+    assert settings_table() in _readme()[start:]
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_every_setting_has_a_description(name: str) -> None:
+    field = Settings.model_fields[name]
+    assert field.description and field.description.strip()
+    assert description(name) == field.description
+
+
+def test_every_setting_has_a_row() -> None:
+    rows = [line for line in settings_table().splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(Settings.model_fields)
+
+
+def test_a_drifted_table_is_detected() -> None:
+    readme = _readme()
+    row = "| `limit` | `DIGEST_LIMIT` (`--limit`) | `10`: "
+    assert row in readme
+    for drifted in (
+        readme.replace(row, row.replace("`10`", "`20`")),  # a default changed by hand
+        re.sub(r"\| `post_layout` .*\n", "", readme),  # a setting left out
+        readme.replace(END_MARKER, "| `extra` | `DIGEST_EXTRA` | `1`: gone |\n" + END_MARKER),
+    ):
+        assert drifted != readme
+        problem = check(drifted)
+        assert problem is not None
+        assert "python -m digest.settings_doc --write" in problem
+        assert check(with_table(drifted)) is None
+    # Text outside the markers is the README's own.
+    assert check(readme.replace("## Settings", "## Settings and more")) is None
+
+
+def test_missing_markers_are_reported() -> None:
+    problem = check(_readme().replace(START_MARKER, ""))
+    assert problem is not None
+    assert START_MARKER in problem
+
+
+def test_write_and_check_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# T\n\n{START_MARKER}\n| old |\n{END_MARKER}\n\nAfter.\n", "utf-8")
+
+    assert settings_doc.main(["--check", "--readme", str(readme)]) == 1
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1
+    assert "out of date" in message and "--write" in message
+
+    assert settings_doc.main(["--write", "--readme", str(readme)]) == 0
+    text = readme.read_text("utf-8")
+    assert text.startswith(f"# T\n\n{START_MARKER}\n\n| setting |")
+    assert text.endswith(f"|\n\n{END_MARKER}\n\nAfter.\n")
+    assert settings_doc.main(["--check", "--readme", str(readme)]) == 0
+
+    readme.write_text("# No table\n", "utf-8")
+    assert settings_doc.main(["--write", "--readme", str(readme)]) == 2
+    assert START_MARKER in capsys.readouterr().err
+
+
+def test_shown_defaults() -> None:
+    assert shown_default("output_dir") == "`outputs`"
+    assert shown_default("llm_timeout") == "`120`"  # as DIGEST_LLM_TIMEOUT takes it
+    assert shown_default("temperature") == "`0.2`"
+    assert shown_default("skip_published") == "`true`"
+    assert shown_default("post_tags") == "`papers,hugginface`"
+    assert shown_default("post_categories") == "empty"
+    assert shown_default("run_deadline") == "none"
+    assert shown_default("base_url") == "OpenAI"
+    assert "XDG_CACHE_HOME" in shown_default("cache_dir")
+
+
+def test_the_price_example_is_the_built_in_price() -> None:
+    model = Settings.model_fields["model"].default
+    price = ", ".join(f"{value:.2f}" for value in DEFAULT_PRICES[model])
+    assert f"`{model}` is `[{price}]`" in description("prices")
+
+
+def test_the_environment_column_names_what_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(environment("limit"), "3")
+    monkeypatch.setenv(environment("api_key"), "sk-test")
+    monkeypatch.setenv(environment("post_tags"), "a,b")
+    monkeypatch.setenv(environment("prices"), '{"m": [1, 2, 3]}')
+    settings = Settings()
+    assert settings.limit == 3
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "sk-test"
+    assert settings.post_tags == ["a", "b"]
+    assert settings.prices == {"m": (1.0, 2.0, 3.0)}
+    assert environment("base_url") == "OPENAI_BASE_URL"
+
+
+def _options() -> list[tuple[str, TyperOption]]:
+    """Every option of every command, with the command's name."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    return [
+        (name, param)
+        for name, command in group.commands.items()
+        for param in command.params
+        if isinstance(param, TyperOption)
+    ]
+
+
+def test_setting_help() -> None:
+    assert (
+        setting_help("output_dir", "Output folder")
+        == "Output folder (env DIGEST_OUTPUT_DIR; default outputs)."
+    )
+
+
+def test_option_help_states_the_settings_defaults() -> None:
+    """An option's help that names a setting's variable says it, and its default, as the
+    field does: "... (env DIGEST_X; default Y).", made by setting_help."""
+    by_environment = {environment(name): name for name in Settings.model_fields}
+    checked = 0
+    for command, option in _options():
+        text = option.help or ""
+        for variable in re.findall(r"\b(?:DIGEST|OPENAI)_[A-Z_]+", text):
+            assert variable in by_environment, f"{command} {option.opts}: no setting {variable}"
+            lead = text.split(" (env ")[0]
+            expected = setting_help(by_environment[variable], lead)
+            assert text == expected, f"digest {command} {option.opts[0]}"
+            checked += 1
+    assert checked >= 5
+
+
+def test_every_flag_of_a_setting_exists_with_its_help() -> None:
+    flags = {
+        name: str(extra["flag"])
+        for name, field in Settings.model_fields.items()
+        if isinstance(extra := field.json_schema_extra, dict) and "flag" in extra
+    }
+    assert flags
+    options = _options()
+    for name, flag in flags.items():
+        opt = flag.split()[0]
+        matching = [option for _, option in options if opt in option.opts]
+        assert matching, f"{name}: no option {opt}"
+        for option in matching:
+            assert option.help and f"(env {environment(name)}; default " in option.help
+            metavar = flag.split()[1:]
+            if metavar:  # "--deadline MINUTES": the README shows the option's metavar
+                assert option.metavar == metavar[0]
