@@ -16,7 +16,7 @@ import os
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,7 +33,15 @@ from digest import redact
 from digest.errors import UsageError
 from digest.models import Day, Extractor, Price
 from digest.net import RetryPolicy
-from digest.options import ExtractOptions, FetchOptions, HfOptions, LlmOptions, RunOptions
+from digest.options import (
+    ExtractOptions,
+    FetchOptions,
+    HfOptions,
+    LlmMode,
+    LlmOptions,
+    ReasoningEffort,
+    RunOptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +110,7 @@ class Settings(BaseSettings):
         json_schema_extra={"shown_default": "OpenAI"},
     )
     model: str = Field(default="gpt-4.1-mini", description="the model that writes the digests")
-    llm_mode: Literal["json_schema", "json_object", "auto"] = Field(
+    llm_mode: LlmMode = Field(
         default="auto",
         description="`json_schema` (strict structured outputs), `json_object` (JSON mode, the "
         "schema in the prompt, for servers without `json_schema`) or `auto` (json_schema, "
@@ -155,7 +163,7 @@ class Settings(BaseSettings):
         description="the first wait in seconds of the exponential backoff (with jitter), for "
         "every caller",
     )
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
+    reasoning_effort: ReasoningEffort | None = Field(
         default="low",
         description="sent only to reasoning models (`o1`, `o3`, `o4-mini`, `gpt-5*` but not "
         "`gpt-5-chat`); `minimal`, `low`, `medium`, `high`, or `none` to send nothing. "
