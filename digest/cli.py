@@ -24,7 +24,7 @@ from digest import __version__, render, schemas
 from digest.day import DayRun, DaySetup, plan_day, run_day
 from digest.errors import DigestError, RunStopped, UsageError
 from digest.models import Day, RunReport
-from digest.options import RunOptions
+from digest.options import LlmOptions, RunOptions
 from digest.post_parser import parse_post
 from digest.prompts import estimate_tokens
 from digest.redact import redact
@@ -427,6 +427,7 @@ def daily_command(
             new_day=settings.new_day,
         )
         settings.require_api_key()
+        _check_context(setup.llm)
         setup.store.check_writable(settings.cache_dir)
         if max_cost is not None:
             settings.require_price()
@@ -451,6 +452,15 @@ def daily_command(
         if unfinished:
             stderr.print(f"{len(unfinished)} of {len(finished.results)} papers were not digested.")
             raise typer.Exit(1)
+
+
+def _check_context(llm: LlmOptions) -> None:
+    """A DIGEST_CONTEXT_TOKENS that leaves no room for a paper: said before any request."""
+    if llm.context_tokens is None:
+        return
+    from digest.summarize import Summarizer, fitted_text_budget  # see _pipeline
+
+    fitted_text_budget(llm, Summarizer(llm, None).fixed_prompt_tokens())
 
 
 def _write_report(path: Path, report: RunReport) -> None:
@@ -559,6 +569,7 @@ def paper_command(
             stdout.out(asyncio.run(_prompt_of(settings, target)), end="", highlight=False)
             return
         settings.require_api_key()
+        _check_context(settings.llm_options())
         result = asyncio.run(_digest_one(settings, target))
         if result.entry is None:
             raise DigestError(f"{result.ref}: {result.error}")

@@ -376,3 +376,58 @@ def test_a_paper_that_fails_after_llm_calls_counts_its_spend_and_stops_the_next(
     assert second["status"] == "stopped" and "--max-cost" in second["error"]
     assert report["totals"]["cost_usd"] == pytest.approx(first["cost_usd"], abs=1e-6)
     assert len(standin.llm_requests) == 3  # the second paper was never sent
+
+
+# --- typed failures -------------------------------------------------------------------------
+
+
+def test_a_refused_key_stops_the_run_after_writing_what_was_done(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.standins import error_reply
+
+    serve_papers(standin, 3)
+    monkeypatch.setenv("DIGEST_CONCURRENCY", "1")  # the papers reach the LLM one by one
+    standin.llm_script = [good]
+    standin.llm_default = lambda request: error_reply(401, "Incorrect API key provided")
+    ids = "2512.10001,2512.10002,2512.10003"
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "error: the LLM server refused the API key (HTTP 401: Incorrect API key provided); "
+        "check OPENAI_API_KEY"
+    )
+    # The paper digested before the refusal is written; the third never reached the LLM.
+    assert [p["arxiv_id"] for p in json.loads(DAY_FILE.read_text())["papers"]] == ["2512.10001"]
+    assert len(standin.llm_requests) == 2
+    report = run_report()
+    assert [(p["status"], p["failed_at"]) for p in report["papers"]] == [
+        ("done", None),
+        ("failed", "summarize"),
+        ("failed", "summarize"),
+    ]
+
+
+def test_the_run_report_names_the_stage_each_paper_stopped_at(standin: StandIn) -> None:
+    serve_papers(standin, 1)
+    ids = "2512.10001,2512.99999"  # the second is not on arXiv
+    code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+    assert code == 1, err
+    papers = {p["paper"]: p for p in run_report()["papers"]}
+    assert papers["2512.99999"]["failed_at"] == "metadata"
+    assert papers["2512.99999"]["error"] == "not found on arXiv"
+    assert papers["2512.10001v1"]["failed_at"] is None
+
+
+def test_a_failure_raised_in_a_worker_process_keeps_its_kind_and_fields() -> None:
+    import pickle
+
+    from digest.errors import ExtractionFailed, PaperFailed, SummaryFailed
+    from digest.models import Usage
+
+    failure = pickle.loads(pickle.dumps(ExtractionFailed("encrypted")))
+    assert isinstance(failure, PaperFailed) and failure.stage == "extract"
+    assert (failure.reason, str(failure), failure.transient) == ("encrypted", "encrypted", False)
+    spent = SummaryFailed("invalid", usage=Usage(tokens_in=5, tokens_out=7), attempts=3)
+    again = pickle.loads(pickle.dumps(spent))
+    assert (again.usage, again.attempts, again.stage) == (spent.usage, 3, "summarize")

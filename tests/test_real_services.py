@@ -465,6 +465,10 @@ def test_context_tokens_too_small_for_any_paper_is_a_usage_error(
     code, _, err = digest("paper", "0908.0054")
     assert code == 2 and "DIGEST_CONTEXT_TOKENS=4096 leaves no room for the paper" in err
     assert standin.llm_requests == []
+    assert standin.arxiv_requests == [] and standin.pdf_requests == []  # said before any I/O
+    code, _, err = digest("daily", "--source", "ids", "--ids", "0908.0054", "--date", "2025-12-16")
+    assert code == 2 and "DIGEST_CONTEXT_TOKENS=4096 leaves no room for the paper" in err
+    assert standin.arxiv_requests == [] and standin.llm_requests == []
 
 
 def test_raw_line_breaks_in_strings_are_read_and_the_line_checks_go_back(

@@ -143,3 +143,40 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds(_error({"retry-after": "soon"})) is None
     assert retry_after_seconds(_error({})) is None
     assert retry_after_seconds(ValueError("not an HTTP error")) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"prompt_tokens": 900, "completion_tokens": 300, "total_tokens": 1200},
+            (900, 300, 0, 0),
+        ),
+        # llama.cpp and others leave out total_tokens; some send null for what they do not count.
+        ({"prompt_tokens": 900, "completion_tokens": 300}, (900, 300, 0, 0)),
+        (
+            {
+                "prompt_tokens": 900,
+                "completion_tokens": 300,
+                "prompt_tokens_details": {"cached_tokens": 512},
+                "completion_tokens_details": {"reasoning_tokens": 200},
+            },
+            (900, 300, 512, 200),
+        ),
+        (
+            {"prompt_tokens": 900, "completion_tokens": None, "prompt_tokens_details": None},
+            (900, 0, 0, 0),
+        ),
+        ({"prompt_tokens": "many"}, (0, 0, 0, 0)),
+        (None, (0, 0, 0, 0)),
+        ("900", (0, 0, 0, 0)),
+    ],
+    ids=["openai", "no-total", "details", "nulls", "garbage", "none", "string"],
+)
+def test_usage_is_read_through_the_typed_model_and_never_fails_an_answer(
+    raw: object, expected: tuple[int, int, int, int]
+) -> None:
+    from digest.summarize import call_usage
+
+    call = call_usage(raw)
+    assert (call.tokens_in, call.tokens_out, call.tokens_cached, call.tokens_reasoning) == expected
