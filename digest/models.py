@@ -188,6 +188,11 @@ class Provenance(BaseModel):
     calls: list[CallUsage] = Field(default_factory=list)
     # Numbers the paper does not state that survived the re-asks, and what was done to each.
     grounding_repairs: list[str] = Field(default_factory=list)
+    # Names (models, benchmarks, datasets) the paper never mentions that survived the re-asks:
+    # published, since a name may be a fair paraphrase, but listed and warned about.
+    ungrounded_names: list[str] = Field(default_factory=list)
+    # How much of the title and abstract the PDF's text has (0 to 1); None when not checked.
+    identity_score: float | None = None
 
 
 class PaperStyle(BaseModel):
