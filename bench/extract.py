@@ -10,11 +10,18 @@ the setting's default and a tight one that forces cuts. pypdfium2 is skipped, wi
 it is not installed.
 
     python bench/extract.py [--corpus /work/shared/corpus/papers] [--budget 40000 ...] [--repeat 3]
+
+``--identity`` prints instead the identity check's scores (digest/identity.py): every paper's
+text against every paper's title and abstract (tests/data/corpus_metadata.json) and against the
+Zen of Python printout, with the lowest right pairing, the highest wrong one and the margin.
+
+    python bench/extract.py --identity [--corpus /work/shared/corpus/papers]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +39,7 @@ from digest.extract import (  # noqa: E402
     _split_sections,
     extract_pdf,
 )
+from digest.identity import MATCH_THRESHOLD, identity  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus/papers")
 WHOLE = 10**9  # a budget that keeps every section
@@ -97,13 +105,46 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--budget", type=int, action="append", help="repeatable")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--identity", action="store_true", help="the identity check's margin")
     options = parser.parse_args()
 
     papers = sorted(options.corpus.glob("*.pdf"))
     if not papers:
         sys.exit(f"no PDFs in {options.corpus}")
+    if options.identity:
+        identity_report(papers)
+        return
     for budget in options.budget or DEFAULT_BUDGETS:
         report(papers, budget, options.repeat)
+
+
+def identity_report(papers: list[Path]) -> None:
+    """Each text against each paper's metadata: right pairings must pass, wrong ones fail."""
+    metadata = json.loads((REPO / "tests/data/corpus_metadata.json").read_text(encoding="utf-8"))
+    texts = {
+        path.name: extract_pdf(path.read_bytes(), 40_000).text
+        for path in papers
+        if path.name in metadata
+    }
+    zen = REPO / "tests/data/pdfs/corrupted-streams-zen.pdf"
+    texts["zen (printout)"] = extract_pdf(zen.read_bytes(), 40_000).text
+    right, wrong = [], []
+    print(f"{'text':<26} {'metadata of':<26} {'title':>6} {'abstr.':>6} {'score':>6}")
+    for text_name, text in texts.items():
+        for meta_name, meta in metadata.items():
+            found = identity(meta["title"], meta["abstract"], text)
+            (right if text_name == meta_name else wrong).append((found.score, text_name, meta_name))
+            if text_name == meta_name or found.score >= 0.1:
+                mark = "" if text_name == meta_name else "  (wrong pairing)"
+                print(
+                    f"{text_name:<26} {meta_name:<26} {found.title:>6.2f} {found.abstract:>6.2f} "
+                    f"{found.score:>6.2f}{mark}"
+                )
+    low, high = min(right), max(wrong)
+    print(f"\nlowest right pairing:  {low[0]:.3f} ({low[1]})")
+    print(f"highest wrong pairing: {high[0]:.3f} ({high[1]} with the metadata of {high[2]})")
+    print(f"threshold {MATCH_THRESHOLD}; margin {low[0] - high[0]:.3f}")
+    print(f"{len(right)} right pairings, {len(wrong)} wrong ones (wrong ones under 0.10 not shown)")
 
 
 def report(papers: list[Path], budget: int, repeat: int) -> None:

@@ -115,7 +115,8 @@ class CallUsage(BaseModel):
     tokens_out: int  # reasoning tokens included, as OpenAI counts them
     tokens_cached: int = 0
     tokens_reasoning: int = 0  # of tokens_out, what a reasoning model spent thinking
-    outcome: Literal["ok", "invalid", "ungrounded", "cut off", "refused", "looped"] = "ok"
+    # ungrounded: numbers or names the paper does not have; copied: the prompt's worked example
+    outcome: Literal["ok", "invalid", "ungrounded", "copied", "cut off", "refused", "looped"] = "ok"
 
 
 class Usage(BaseModel):

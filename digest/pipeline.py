@@ -40,6 +40,7 @@ from digest.errors import (
 )
 from digest.extract import ExtractedText, extract_pdf, start_workers
 from digest.fetch import ArxivLookup, ArxivMetadata, PdfDownloader
+from digest.identity import WRONG_DOCUMENT, identity
 from digest.models import Links, PaperEntry, Price, Provenance
 from digest.net import AsyncSleep
 from digest.options import ExtractOptions, FetchOptions, LlmOptions, RunOptions
@@ -317,17 +318,42 @@ class Pipeline:
                 arxiv_id=ref.arxiv_id,
                 title=metadata.title,
                 authors=metadata.authors,
+                abstract=metadata.abstract,
                 input="abstract",
                 input_reason=error.reason,
                 full_text_pending=isinstance(error, DownloadFailed) and error.transient,
+                content=metadata.abstract,
+            )
+        # The wrong document (a mirror's wrong file, a mislinked ID, a cover sheet) must not
+        # be digested under this paper's title: its abstract is digested instead.
+        match = identity(metadata.title, metadata.abstract, extracted.text)
+        if not match.matches:
+            log.warning(
+                "%s: %s (score %.2f, title %.2f, abstract %.2f)",
+                ref,
+                WRONG_DOCUMENT,
+                match.score,
+                match.title,
+                match.abstract,
+            )
+            return PaperText(
+                arxiv_id=ref.arxiv_id,
+                title=metadata.title,
+                authors=metadata.authors,
+                abstract=metadata.abstract,
+                input="abstract",
+                input_reason=WRONG_DOCUMENT,
+                identity_score=match.score,
                 content=metadata.abstract,
             )
         return PaperText(
             arxiv_id=ref.arxiv_id,
             title=metadata.title,
             authors=metadata.authors,
+            abstract=metadata.abstract,
             input="full-text",
             extractor=extracted.extractor,
+            identity_score=match.score,
             content=extracted.text,
         )
 
@@ -385,7 +411,10 @@ class Pipeline:
         self.costs.settle(estimate, cost)
         self.progress.stage_done(str(ref), "summarize")
         entry = self._entry(paper, version, links, summary, cost, stages)
-        self.cache.put(key, entry)
+        if not (summary.grounding_repairs or summary.ungrounded_names):
+            # Only a digest the model got right is kept for later runs: a repaired one was
+            # never an answer that passed, and the next run may get one that does.
+            self.cache.put(key, entry)
         return self._finish(PaperResult(ref, entry=entry, stage_seconds=stages))
 
     def _entry(
@@ -423,6 +452,8 @@ class Pipeline:
                 cost_usd=cost,
                 calls=summary.usage.calls,
                 grounding_repairs=summary.grounding_repairs,
+                ungrounded_names=summary.ungrounded_names,
+                identity_score=paper.identity_score,
             ),
         )
 

@@ -52,7 +52,15 @@ if TYPE_CHECKING:
 from pydantic import BaseModel, ValidationError
 
 from digest.errors import LLMConfigError, MalformedAnswer, SummaryFailed, UsageError
-from digest.grounding import find_ungrounded, numbers_of_source, repair
+from digest.grounding import (
+    PaperNames,
+    copies_example,
+    find_ungrounded,
+    find_ungrounded_names,
+    numbers_of_source,
+    repair,
+    too_many_ungrounded,
+)
 from digest.models import CallUsage, Digest, Extractor, InputKind, Usage
 from digest.net import AsyncSleep, Attempts, headers_of, one_line, server_wait
 from digest.options import AnswerFormat, LlmOptions
@@ -68,6 +76,8 @@ class PaperText(BaseModel):
     arxiv_id: str | None
     title: str
     authors: list[str]
+    abstract: str = ""  # arXiv's, which names and numbers may also be found in
+    identity_score: float | None = None  # how well the PDF's text matched (digest.identity)
     input: InputKind
     input_reason: str | None = None
     extractor: Extractor | None = None  # for full text: what read the PDF
@@ -112,6 +122,7 @@ class Summary(BaseModel):
     attempts: int
     seconds: float
     grounding_repairs: list[str] = []
+    ungrounded_names: list[str] = []  # names the paper never mentions, kept (see grounding)
     answered_by: str | None = None  # the model the server named, when not the one asked
 
 
@@ -163,6 +174,13 @@ _CUT_PROMPT_MIN_TOKENS = 1000
 _REASK_OVERHEAD_TOKENS = 600
 
 
+_COPIED_EXAMPLE = (
+    "(root): this answer repeats the worked example of the instructions (SpAdapt, Whisper, "
+    "LibriSpeech), not the paper; the example only shows the format. Digest the paper inside "
+    "<paper>, with its own methods, names and numbers"
+)
+
+
 @dataclass
 class _Answer:
     digest: Digest | None = None
@@ -170,6 +188,7 @@ class _Answer:
     problems: list[str] = field(default_factory=list)
     cut_off: bool = False
     looped: bool = False
+    copied: bool = False  # the worked example, repeated
     refused: str | None = None  # why the model or the server's filter gave no answer
 
 
@@ -304,7 +323,9 @@ class Summarizer:
         state = _Loop(
             started=started, deadline=started + budget, max_tokens=self.options.max_output_tokens
         )
-        grounded = numbers_of_source(f"{paper.title}\n{paper.content}")
+        source = f"{paper.title}\n{paper.abstract}\n{paper.content}"
+        grounded = numbers_of_source(source)
+        names = PaperNames.of(source)
         while True:
             elapsed = time.monotonic() - started
             if elapsed >= budget:
@@ -321,8 +342,12 @@ class Summarizer:
                 answer = await self._ask(messages, state)
             except _RequestChanged:
                 continue
+            if answer.digest is not None and copies_example(answer.digest):
+                state.usage.calls[-1].outcome = "copied"
+                answer.copied, answer.digest = True, None
+                answer.problems = [_COPIED_EXAMPLE]
             if answer.digest is not None:
-                summary = self._grounded(answer, answer.digest, grounded, state)
+                summary = self._grounded(answer, answer.digest, grounded, names, state)
                 if summary is not None:
                     return summary
             if answer.cut_off and not answer.looped:
@@ -338,28 +363,53 @@ class Summarizer:
             state.last = answer
 
     def _grounded(
-        self, answer: _Answer, digest: Digest, grounded: set[Decimal], state: _Loop
+        self,
+        answer: _Answer,
+        digest: Digest,
+        grounded: set[Decimal],
+        names: PaperNames,
+        state: _Loop,
     ) -> Summary | None:
-        """The summary when every number of ``digest`` is in the paper; else None, with the
-        problems on ``answer`` for the re-ask. After the last re-ask, the numbers the paper
-        does not state are taken out where the line still reads, or the paper fails."""
+        """The summary when every number and name of ``digest`` is in the paper; else None,
+        with the problems on ``answer`` for the re-ask. After the last re-ask, the numbers the
+        paper does not state are taken out where the line still reads (or the paper fails),
+        and the names are kept and listed, unless there are so many that the digest is of
+        another paper (it then fails)."""
         ungrounded = find_ungrounded(digest, grounded)
-        if not ungrounded:
+        strangers = find_ungrounded_names(digest, names)
+        if not ungrounded and not strangers:
             return self._summary(digest, state)
-        if state.reasks == self.options.max_reasks:
+        if state.reasks < self.options.max_reasks:
+            state.usage.calls[-1].outcome = "ungrounded"
+            answer.problems = [item.problem() for item in ungrounded]
+            answer.problems += [item.problem() for item in strangers]
+            return None
+        answers = state.reasks + 1
+        if too_many_ungrounded(digest, strangers):
+            listed = ", ".join(dict.fromkeys(item.name for item in strangers))
+            raise state.fail(
+                f"names the paper never mentions survived {answers} answers: {listed}; "
+                "the digest reads as one of another paper"
+            )
+        notes: list[str] = []
+        if ungrounded:
             repaired, notes = repair(digest, ungrounded)
             if repaired is None:
                 problems = "; ".join(item.problem() for item in ungrounded)
                 raise state.fail(
-                    f"numbers the paper does not state survived {state.reasks + 1} "
-                    f"answers and could not be taken out: {problems}"
+                    f"numbers the paper does not state survived {answers} answers and could "
+                    f"not be taken out and leave a readable line: {problems}"
                 )
             log.warning("published without ungrounded numbers: %s", "; ".join(notes))
-            summary = self._summary(repaired, state)
-            return summary.model_copy(update={"grounding_repairs": notes})
-        state.usage.calls[-1].outcome = "ungrounded"
-        answer.problems = [item.problem() for item in ungrounded]
-        return None
+            digest = repaired
+        kept = list(dict.fromkeys(item.name for item in strangers))
+        if kept:
+            log.warning(
+                "published with names the paper does not mention (listed in its provenance): %s",
+                ", ".join(kept),
+            )
+        summary = self._summary(digest, state)
+        return summary.model_copy(update={"grounding_repairs": notes, "ungrounded_names": kept})
 
     def _summary(self, digest: Digest, state: _Loop) -> Summary:
         return Summary(
@@ -389,6 +439,11 @@ class Summarizer:
         times = "once" if answers == 1 else f"{answers} times"
         if answer.refused:
             return f"{answer.refused} ({times})"
+        if answer.copied:
+            return (
+                f"the answer repeated the prompt's worked example instead of digesting the "
+                f"paper ({answers} answer{'' if answers == 1 else 's'}); a larger model may not"
+            )
         if answer.looped:
             return (
                 "the model repeated itself until it was cut off at "

@@ -12,6 +12,13 @@ DATA = Path(__file__).parent / "data"
 REFERENCE_POST = DATA / "2025-12-16-daily-papers.md"
 REPO = Path(__file__).parent.parent
 PDFS = DATA / "pdfs"
+# The abstract printed in tests/data/pdfs/0908.0054v1.pdf, which the stand-ins serve as the PDF
+# of most papers: a paper's metadata must carry it, or the PDF is not that paper's (see
+# digest.identity) and the paper is digested from its abstract.
+PDF_ABSTRACT = (
+    "In this work we report the cosmological effects that a species of Ultra Light Bosonic "
+    "Dark Matter imprints in the Acoustic Peaks of the CMB, and some of its thermic features."
+)
 SECRET_KEY = "sk-test-SECRET-0123456789"
 
 

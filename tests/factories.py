@@ -18,8 +18,8 @@ def make_digest(topic: str = "긴 비디오 생성") -> Digest:
             f"제안 방법은 {topic} 과정을 여러 단계로 나누어 각 단계의 정보를 전달한다.",
             "학습 시에는 열화된 프레임을 입력으로 사용하여 추론 환경과의 차이를 줄인다.",
         ],
-        # No numbers: a stand-in paper states none, and grounding would reject them.
-        results=["LongVGenBench에서 FVD를 기존 방법보다 크게 낮추며 최고 성능을 달성하였다."],
+        # No numbers and no names: a stand-in paper states none, and grounding would reject them.
+        results=["기존 방법보다 일관성을 크게 높이며 최고 성능을 달성하였다."],
         limitations=["생성 길이가 길어질수록 클립 경계에서 불연속성이 일부 남아 있다."],
         conclusion=[f"본 연구는 {topic}의 제어성과 일관성을 함께 향상시키는 기반을 제시하였다."],
     )

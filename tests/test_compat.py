@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from digest.models import Digest
-from tests.conftest import PDFS
+from tests.conftest import PDF_ABSTRACT, PDFS
 from tests.factories import make_digest
 from tests.standins import ArxivPaper, StandIn, completion, error_reply
 from tests.test_pipeline import PAPER, add_paper, digest, good
@@ -88,7 +88,7 @@ def test_auto_falls_back_once_to_json_object_and_says_so(
 ) -> None:
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
     add_paper(standin)
-    second = ArxivPaper("2512.10655", 1, "Second", ["Kim"], "Second abstract.")
+    second = ArxivPaper("2512.10655", 1, "Second", ["Kim"], f"Second abstract. {PDF_ABSTRACT}")
     add_paper(standin, second)
     standin.llm_default = like_llama_cpp
     code, _, err = digest(
@@ -116,7 +116,7 @@ def test_json_schema_mode_does_not_fall_back(
 
 # --- grounding end to end -----------------------------------------------------------------
 
-UNGROUNDED = "LongVGenBench에서 FVD를 기존 대비 42.7% 낮추며 최고 성능을 달성하였다."
+UNGROUNDED = "제안 방법은 장시간 생성에서 오차를 기존 대비 42.7% 낮추며 최고 성능을 달성하였다."
 
 
 def with_results(*lines: str) -> Reply:
@@ -140,7 +140,7 @@ def test_an_ungrounded_number_is_sent_back(standin: StandIn) -> None:
 
 def test_a_number_that_survives_the_reasks_is_taken_out_and_recorded(standin: StandIn) -> None:
     add_paper(standin)
-    grounded = "LongVGenBench에서 FVD를 기존 방법보다 크게 낮추며 최고 성능을 달성하였다."
+    grounded = "제안 방법은 장시간 생성에서 오차를 기존 방법보다 크게 낮추며 최고 성능을 달성하였다."
     standin.llm_default = lambda request: with_results(grounded, UNGROUNDED)
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err

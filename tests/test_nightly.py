@@ -25,7 +25,7 @@ from digest.report import BarProgress
 from digest.results import PaperResult
 from digest.sources import ArxivRef
 from digest.store import OutputLock
-from tests.conftest import PDFS, REPO
+from tests.conftest import PDF_ABSTRACT, PDFS, REPO
 from tests.factories import make_digest
 from tests.standins import ArxivPaper, StandIn, completion, error_reply, hf_item
 
@@ -38,7 +38,11 @@ PDF = (PDFS / "0908.0054v1.pdf").read_bytes()
 
 def paper(number: int) -> ArxivPaper:
     return ArxivPaper(
-        f"2512.{10000 + number}", 1, f"Paper number {number}", ["Kim"], f"Abstract {number}."
+        f"2512.{10000 + number}",
+        1,
+        f"Paper number {number}",
+        ["Kim"],
+        f"Abstract {number}. {PDF_ABSTRACT}",
     )
 
 

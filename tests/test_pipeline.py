@@ -18,7 +18,7 @@ from digest.fetch import _WITHDRAWN, PdfDownloader
 from digest.models import Day, Links, PaperEntry, Provenance
 from digest.render import render_day
 from digest.sources import ArxivRef
-from tests.conftest import PDFS, REPO, SECRET_KEY
+from tests.conftest import PDF_ABSTRACT, PDFS, REPO, SECRET_KEY
 from tests.factories import make_digest
 from tests.standins import STALL, ArxivPaper, StandIn, completion, error_reply
 
@@ -29,8 +29,7 @@ PAPER = ArxivPaper(
     version=1,
     title="Ultra light bosonic dark matter and CMB",
     authors=["Ivan Rodriguez Montoya", "Tonatiuh Matos Chassin"],
-    abstract="In this work we report the cosmological effects that a species of Ultra Light "
-    "Bosons would have on the Cosmic Microwave Background.",
+    abstract=PDF_ABSTRACT,
 )
 
 

@@ -19,7 +19,7 @@ from digest.errors import UsageError
 from digest.settings import load_settings
 from digest.sources import hf_daily_papers
 from digest.summarize import parse_digest, repeats_itself
-from tests.conftest import PDFS
+from tests.conftest import PDF_ABSTRACT, PDFS
 from tests.factories import make_digest
 from tests.standins import (
     ARXIV_429,
@@ -48,7 +48,9 @@ def hf_day(standin: StandIn, count: int, *, versioned_pdfs: bool = True) -> list
     """A Hugging Face day of ``count`` papers that arXiv knows, PDFs served with and without
     a version (a PDF asked for without one is the latest)."""
     papers = [
-        ArxivPaper(f"2512.{10000 + n}", 2, f"Paper number {n}", ["Kim"], f"Abstract {n}.")
+        ArxivPaper(
+            f"2512.{10000 + n}", 2, f"Paper number {n}", ["Kim"], f"Abstract {n}. {PDF_ABSTRACT}"
+        )
         for n in range(1, count + 1)
     ]
     for item in papers:
