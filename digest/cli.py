@@ -42,6 +42,7 @@ from digest.sources import (
     parse_paper_argument,
     utc_today,
 )
+from digest.stats import collect, dump_stats, nothing_found, show_stats
 from digest.store import (
     OutputLock,
     OutputStore,
@@ -541,6 +542,45 @@ async def _daily(
     plan = plan_day(setup.store, candidates, day, run)
     with progress_for(stderr, plan.total) as progress:
         return await run_day(plan, setup, run, progress=progress, before_write=before_write)
+
+
+@app.command("stats")
+def stats_command(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from", metavar="DATE", help="First day to count (YYYY-MM-DD). Default: the first."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="DATE", help="Last day to count (YYYY-MM-DD). Default: the last."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as JSON instead, for scripts.")
+    ] = False,
+    output_dir: OutputDirOption = None,
+) -> None:
+    """Show quality and cost per day from the day files and run reports, with no network and
+    no LLM: pass rates, re-asks, repairs, failures by stage, tokens, cost, models and prompts.
+    """
+    with _reporting():
+        first = parse_date(since, "--from") if since is not None else None
+        last = parse_date(until, "--to") if until is not None else None
+        if first is not None and last is not None and first > last:
+            raise UsageError(f"--from {first} is after --to {last}; give the earlier day first")
+        store = OutputStore.of(load_settings(output_dir=output_dir))
+        stats = collect(store, first, last)
+        for warning in stats.warnings:
+            stderr.print(f"warning: {redact(warning)}")
+        if not stats.days:
+            stderr.print(nothing_found(store.data_dir, first, last))
+        if as_json:
+            stdout.out(dump_stats(stats), end="", highlight=False)
+        elif stats.days:
+            show_stats(stdout, stats)
 
 
 @app.command("paper")
