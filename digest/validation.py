@@ -33,7 +33,8 @@ SECTION_LINE_COUNTS: dict[str, tuple[int, int]] = {
     "conclusion": (1, 2),
 }
 
-_POLITE_ENDING = re.compile(r"(\S{0,3}니다)\.(?=\s|$)")
+# "…니다." is the polite style, but "아니다." ("is not") is plain written Korean.
+_POLITE_ENDING = re.compile(r"(\S{0,3}(?<!아)니다)\.(?=\s|$)")
 _LINE_BREAKS = re.compile(r"[\n\r\u2028\u2029\x0b\x0c\x85]")
 
 # Markdown that would change how a line renders. Single '*' or '_' (as in "x_t" or "GPT-4*")

@@ -184,3 +184,15 @@ def test_titles_lose_invisible_characters() -> None:
     from tests.factories import make_entry
 
     assert make_entry(title="Safe\u202e Title\u200b").title == "Safe Title"
+
+
+@pytest.mark.parametrize(
+    ("line", "polite"),
+    [
+        ("이 방법이 모든 과제에서 기존 방법보다 항상 더 좋은 것은 아니다.", False),
+        ("이 방법이 모든 과제에서 기존 방법보다 항상 더 좋은 것은 아닙니다.", True),
+    ],
+)
+def test_a_plain_not_is_not_the_polite_style(line: str, polite: bool) -> None:
+    # "아니다." ("is not") ends in "니다." but is plain written Korean.
+    assert ("polite style" in " ".join(line_problems(line))) is polite
