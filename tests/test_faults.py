@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import digest, good
 from tests.standins import StandIn
-from tests.test_nightly import DATE, DAY_FILE, digest, good, serve_papers
+from tests.test_nightly import DATE, DAY_FILE, serve_papers
 
 EARLIER = Path("outputs/data/2025-12-15.json")
 
@@ -358,7 +359,7 @@ def test_a_paper_that_fails_after_llm_calls_counts_its_spend_and_stops_the_next(
 
     serve_papers(standin, 2)
     english = {"conclusion": ["This is an English sentence only."]}
-    from tests.factories import make_digest
+    from tests.helpers import make_digest
 
     bad = json.dumps(make_digest().model_dump() | english)
     standin.llm_default = lambda request: completion(bad)  # fails validation 3 times

@@ -11,18 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from digest.cli import app
 from digest.fetch import _WITHDRAWN, PdfDownloader
 from digest.models import Day, Links, PaperEntry, Provenance
 from digest.render import render_day
 from digest.sources import ArxivRef
 from tests.conftest import PDFS, REPO, SECRET_KEY
-from tests.factories import make_digest
+from tests.helpers import digest, good, make_digest, with_digest
 from tests.standins import STALL, ArxivPaper, StandIn, completion, error_reply
 
-DIGEST = make_digest().model_dump()
 PDF_SENTENCE = "In this work we report the cosmological effects"
 PAPER = ArxivPaper(
     arxiv_id="0908.0054",
@@ -34,26 +31,11 @@ PAPER = ArxivPaper(
 )
 
 
-def good(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    return completion(json.dumps(DIGEST, ensure_ascii=False))
-
-
-def with_digest(**changes: Any) -> tuple[int, dict[str, str], bytes]:
-    return completion(json.dumps({**DIGEST, **changes}, ensure_ascii=False))
-
-
 def add_paper(standin: StandIn, paper: ArxivPaper = PAPER, pdf: bytes | None = None) -> None:
     standin.papers[paper.arxiv_id] = paper
     standin.pdfs[f"{paper.arxiv_id}v{paper.version}"] = (
         pdf or (PDFS / "0908.0054v1.pdf").read_bytes()
     )
-
-
-def digest(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), prog_name="digest")
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def user_message(request: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from digest.settings import load_settings
 from digest.sources import hf_daily_papers
 from digest.summarize import parse_digest, repeats_itself
 from tests.conftest import PDFS
-from tests.factories import make_digest
+from tests.helpers import DIGEST_JSON, digest, good, make_digest
 from tests.standins import (
     ARXIV_429,
     HTML_PAGE,
@@ -36,12 +36,11 @@ from tests.standins import (
     reasoning_model,
     small_context,
 )
-from tests.test_pipeline import PAPER, add_paper, digest, good
+from tests.test_pipeline import PAPER, add_paper
 
 DATE = "2025-12-16"
 DAY_FILE = Path(f"outputs/data/{DATE}.json")
 PDF = (PDFS / "0908.0054v1.pdf").read_bytes()
-DIGEST_JSON = json.dumps(make_digest().model_dump(), ensure_ascii=False)
 
 
 def hf_day(standin: StandIn, count: int, *, versioned_pdfs: bool = True) -> list[ArxivPaper]:
