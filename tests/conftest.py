@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from digest import extract
+from digest.extract import ExtractedText
+from digest.models import Extractor
 from tests.standins import StandIn, serve
 
 DATA = Path(__file__).parent / "data"
@@ -24,6 +31,64 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+class InProcessWorkers(ThreadPoolExecutor):
+    """``start_workers``'s pool for tests: the same ``Executor`` interface, extracting in threads.
+
+    Spawning the real worker processes costs over a second a run, and most tests make several
+    runs; what they check is what the pipeline does with the text, not where it was extracted.
+    Threads start at once; a pool is still made per run, and shut down or replaced by it as
+    the real one is. The tests of the workers' own isolation (a hung extraction killed and the
+    workers replaced) are marked ``real_workers`` and get the real ``start_workers``.
+
+    The suite extracts the same few PDFs hundreds of times, so ``extract_pdf`` is run once per
+    PDF, budget and extractor, and its text (or its failure) is remembered for the session;
+    a test that changes how a PDF is read calls ``extract_pdf`` itself (as test_extract does).
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if fn is extract.extract_pdf:
+            fn = _remembered_extraction
+        return super().submit(fn, *args, **kwargs)
+
+
+_extractions: dict[tuple[bytes, int, str], ExtractedText | str] = {}
+_extractions_lock = threading.Lock()
+
+
+def _remembered_extraction(
+    data: bytes, budget: int, extractor: Extractor = "pypdf"
+) -> ExtractedText:
+    key = (hashlib.sha256(data).digest(), budget, extractor)
+    with _extractions_lock:
+        known = _extractions.get(key)
+    if known is None:
+        try:
+            known = extract.extract_pdf(data, budget, extractor)
+        except extract.ExtractionFailed as error:
+            known = error.reason
+        # ExtractionUnavailable and other errors are raised each time, as the real call does.
+        with _extractions_lock:
+            _extractions[key] = known
+    if isinstance(known, str):
+        raise extract.ExtractionFailed(known)
+    return known.model_copy(deep=True)
+
+
+def in_process_workers(extractor: Extractor = "pypdf") -> InProcessWorkers:
+    return InProcessWorkers(max_workers=extract.EXTRACT_WORKERS, thread_name_prefix="extract")
+
+
+@pytest.fixture(autouse=True)
+def extraction_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extraction in threads (see ``InProcessWorkers``) but for tests marked real_workers."""
+    if request.node.get_closest_marker("real_workers"):
+        return
+    # run_day imports start_workers from digest.extract when it runs; the pipeline imported
+    # its own name when it was loaded.
+    monkeypatch.setattr(extract, "start_workers", in_process_workers)
+    monkeypatch.setattr("digest.pipeline.start_workers", in_process_workers)
 
 
 @pytest.fixture

@@ -239,6 +239,7 @@ def test_a_trickling_hugging_face_ends_at_http_timeout(
     assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 1 s in all" in err
 
 
+@pytest.mark.real_workers
 def test_a_slow_pdf_falls_back_at_the_extraction_limit_and_the_others_are_unaffected(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
