@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -8,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpcore2
 import pytest
 
 from digest import extract
@@ -91,6 +93,20 @@ def extraction_workers(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     monkeypatch.setattr("digest.pipeline.start_workers", in_process_workers)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_ssl_context() -> Iterator[None]:
+    """One loaded TLS context for every HTTP client of the session.
+
+    Each httpx2 client (a run makes two or three) loads the system's CA bundle, about 50 ms of
+    CPU; the stand-ins speak plain HTTP and no test reaches the internet, so the context is
+    never even used. It is still made the same way, once.
+    """
+    made = functools.cache(httpcore2.default_ssl_context)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpcore2, "default_ssl_context", made)
+        yield
+
+
 @pytest.fixture
 def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
     """Local arXiv API, PDF host and OpenAI-compatible API, with settings pointing at them."""
@@ -103,7 +119,10 @@ def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn
         "DIGEST_PRICES": '{"standin-model": [0.40, 0.10, 1.60]}',
         "DIGEST_ARXIV_API_URL": f"{state.url}/api/query",
         "DIGEST_ARXIV_PDF_URL": f"{state.url}/pdf/{{id}}",
+        # No spacing on the real clock where a test does not measure it: the tests of the
+        # arXiv spacing and the download rate set their own.
         "DIGEST_ARXIV_DELAY": "0",
+        "DIGEST_DOWNLOAD_RATE": "0",
         "DIGEST_RETRY_BACKOFF": "0.01",
         "DIGEST_CACHE_DIR": str(isolated / "cache"),
         "DIGEST_HF_API_URL": f"{state.url}/hf",
