@@ -15,6 +15,8 @@ import pytest
 from digest import extract
 from digest.extract import ExtractedText
 from digest.models import Extractor
+from digest.settings import Settings
+from tests.helpers import FakeClock
 from tests.standins import StandIn, serve
 
 DATA = Path(__file__).parent / "data"
@@ -132,3 +134,30 @@ def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def fake_time(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The run's waits on a ``FakeClock``: retries, Retry-After, the arXiv API's spacing and
+    the download rate sleep on it and return at once, and the stand-in stamps its arXiv
+    requests with it. A test measures a wait as the time that passed on it."""
+    from digest import fetch, pipeline
+
+    clock = FakeClock()
+    standin.clock = clock.now
+
+    class Pipeline(pipeline.Pipeline):
+        def __init__(self, settings: Settings, **options: Any) -> None:
+            # run_day passes its own sleep (asyncio.sleep); this one wins.
+            super().__init__(settings, **{**options, "sleep": clock.async_sleep})
+
+    arxiv = functools.partial(fetch.ArxivMetadata, sleep=clock.sleep, clock=clock.now)
+    # The CLI and run_day import Pipeline and ArxivMetadata when they run; the pipeline
+    # imported its names when it was loaded.
+    monkeypatch.setattr(pipeline, "Pipeline", Pipeline)
+    monkeypatch.setattr(fetch, "ArxivMetadata", arxiv)
+    monkeypatch.setattr(pipeline, "ArxivMetadata", arxiv)
+    monkeypatch.setattr(
+        pipeline, "PdfDownloader", functools.partial(fetch.PdfDownloader, clock=clock.now)
+    )
+    return clock
