@@ -192,11 +192,11 @@ def test_a_trickling_llm_server_ends_at_llm_timeout(
 ) -> None:
     serve_papers(standin, 1)
     standin.trickle = {"llm": 0.05}  # a byte every 50 ms: no read timeout ever runs out
-    monkeypatch.setenv("DIGEST_LLM_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_LLM_TIMEOUT", "0.3")
     monkeypatch.setenv("DIGEST_LLM_MAX_ATTEMPTS", "2")
     code, _, err = digest("paper", "2512.10001")
     assert code == 1
-    assert "after 2 attempts (each timed out after 1 s; raise DIGEST_LLM_TIMEOUT=1)" in err
+    assert "after 2 attempts (each timed out after 0.3 s; raise DIGEST_LLM_TIMEOUT=0.3)" in err
 
 
 def test_a_trickling_pdf_host_ends_at_http_timeout(
@@ -204,13 +204,13 @@ def test_a_trickling_pdf_host_ends_at_http_timeout(
 ) -> None:
     serve_papers(standin, 1)
     standin.trickle = {"pdf": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, out, err = digest("paper", "2512.10001", "--json")
     assert code == 0, err
     provenance = json.loads(out)["provenance"]
     assert provenance["input"] == "abstract" and provenance["full_text_pending"] is True
-    assert "took longer than 1 s in all" in provenance["input_reason"]
+    assert "took longer than 0.5 s in all" in provenance["input_reason"]
 
 
 def test_a_trickling_arxiv_api_ends_at_http_timeout(
@@ -218,7 +218,7 @@ def test_a_trickling_arxiv_api_ends_at_http_timeout(
 ) -> None:
     serve_papers(standin, 1)
     standin.trickle = {"arxiv": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, _, err = digest("paper", "2512.10001")
     assert code == 1
@@ -232,11 +232,11 @@ def test_a_trickling_hugging_face_ends_at_http_timeout(
     serve_papers(standin, 1)
     standin.hf_days[DATE] = [{"paper": {"id": "2512.10001", "title": "x" * 500}}]
     standin.trickle = {"hf": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, _, err = digest("daily", "--date", DATE)
     assert code == 1
-    assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 1 s in all" in err
+    assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 0.5 s in all" in err
 
 
 @pytest.mark.real_workers
@@ -323,15 +323,15 @@ def test_past_the_deadline_no_paper_starts_and_what_is_done_is_written(
     serve_papers(standin, 4)
 
     def slow(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        time.sleep(2.5)
+        time.sleep(0.5)
         return good(request)
 
     standin.llm_default = slow
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
     ids = "2512.10001,2512.10002,2512.10003,2512.10004"
-    # 0.1 minutes: 6 s, with 0.6 s of grace: two papers at most, never four.
+    # 0.02 minutes: 1.2 s, with 0.12 s of grace: two papers at most, never four.
     code, _, err = digest(
-        "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--deadline", "0.1"
+        "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--deadline", "0.02"
     )
     assert code == 1
     report = run_report()
