@@ -11,6 +11,7 @@ from typing import Any
 
 import httpcore2
 import pytest
+import typer.testing
 
 from digest import extract
 from digest.extract import ExtractedText
@@ -106,6 +107,37 @@ def one_ssl_context() -> Iterator[None]:
     made = functools.cache(httpcore2.default_ssl_context)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(httpcore2, "default_ssl_context", made)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_cli_command() -> Iterator[None]:
+    """The app's click command, built once for every ``CliRunner.invoke``.
+
+    typer builds it anew on each call, from the type hints of every command (some 15 ms of
+    CPU, and the suite invokes the CLI hundreds of times); the app does not change.
+    """
+    built = functools.cache(typer.testing._get_command)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", built)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_fsync() -> Iterator[None]:
+    """``os.fsync`` that only checks its descriptor.
+
+    Every atomic write syncs the file and its folder to the disk, which takes milliseconds
+    each and is for a power cut, which no test makes; what a test can see of a write (the
+    temporary file, the rename, a failed write) is unchanged. A test that makes fsync fail
+    still patches it itself.
+    """
+
+    def checked(descriptor: int) -> None:
+        os.fstat(descriptor)  # a bad descriptor still raises, as fsync would
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", checked)
         yield
 
 
