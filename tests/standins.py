@@ -357,7 +357,7 @@ def serve(state: StandIn) -> ThreadingHTTPServer:
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
     ).start()
     return server
 
