@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.factories import make_digest  # noqa: E402
+from tests.helpers import make_digest  # noqa: E402
 from tests.hostile_pdfs import flate_bomb, slow_pdf  # noqa: E402
 from tests.standins import ArxivPaper, StandIn, completion, hf_item, serve  # noqa: E402
 

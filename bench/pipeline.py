@@ -35,7 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.factories import make_digest  # noqa: E402
+from tests.helpers import make_digest  # noqa: E402
 from tests.standins import ArxivPaper, StandIn, completion, serve  # noqa: E402
 
 PDF = REPO / "tests" / "data" / "pdfs" / "0908.0054v1.pdf"

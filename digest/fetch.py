@@ -129,11 +129,19 @@ def _entry_problem(entry: Any) -> tuple[str | None, str | None]:
 class _ArxivSession(requests.Session):
     """The arXiv client's session (see the module's docstring)."""
 
-    def __init__(self, timeout: float, delay: float, sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        delay: float,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.timeout = timeout
         self.delay = delay
         self.sleep = sleep
+        # What the spacing is measured on; a test gives a fake one with a fake ``sleep``.
+        self.clock = clock
         self._last_start: float | None = None
         self.problems: dict[str, str] = {}  # malformed entries of the pages read, by arXiv ID
 
@@ -141,8 +149,10 @@ class _ArxivSession(requests.Session):
         if self._last_start is not None:
             # From the start of one request to the next, failed ones too: the package spaces
             # only requests that got an answer, so its retries could come quicker.
-            self.sleep(max(0.0, self._last_start + self.delay - time.monotonic()))
-        self._last_start = started = time.monotonic()
+            self.sleep(max(0.0, self._last_start + self.delay - self.clock()))
+        self._last_start = self.clock()
+        # The whole-answer deadline below is real time, whatever clock spaces the requests.
+        started = time.monotonic()
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True
         response = super().request(*args, **kwargs)
@@ -199,7 +209,12 @@ class ArxivLookup:
 class ArxivMetadata:
     """The one shared arXiv API client of a run."""
 
-    def __init__(self, options: FetchOptions, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        options: FetchOptions,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.options = options
         self.policy = replace(
             options.arxiv_retry,
@@ -213,7 +228,7 @@ class ArxivMetadata:
         self._client = arxiv.Client(page_size=100, delay_seconds=options.arxiv_delay, num_retries=0)
         self._client.query_url_format = options.arxiv_api_url + "?{}"
         # The package has no timeout option; its session is the one place to add one.
-        self._session = _ArxivSession(options.http_timeout, options.arxiv_delay, sleep)
+        self._session = _ArxivSession(options.http_timeout, options.arxiv_delay, sleep, clock)
         self._client._session = self._session
         self._lock = asyncio.Lock()
         self.requests_made = 0
@@ -359,9 +374,12 @@ def _to_metadata(result: arxiv.Result) -> PaperMetadata:
 class _DownloadRate:
     """At most ``per_second`` starts a second, spread evenly (0: no limit)."""
 
-    def __init__(self, per_second: float, sleep: AsyncSleep) -> None:
+    def __init__(
+        self, per_second: float, sleep: AsyncSleep, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self.sleep = sleep
+        self.clock = clock  # what the starts are spread on; a test gives a fake one
         self._next = 0.0
         self._lock = asyncio.Lock()
 
@@ -369,7 +387,7 @@ class _DownloadRate:
         if not self.interval:
             return
         async with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             start = max(now, self._next)
             self._next = start + self.interval
         if start > now:
@@ -385,12 +403,18 @@ class PdfDownloader:
 
     MAX_REDIRECTS = 5
 
-    def __init__(self, options: FetchOptions, http: httpx2.AsyncClient, sleep: AsyncSleep) -> None:
+    def __init__(
+        self,
+        options: FetchOptions,
+        http: httpx2.AsyncClient,
+        sleep: AsyncSleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.options = options
         self.http = http
         self.sleep = sleep
         self.policy = replace(options.pdf_retry, connection_errors=(httpx2.TransportError,))
-        self.rate = _DownloadRate(options.download_rate, sleep)
+        self.rate = _DownloadRate(options.download_rate, sleep, clock)
         self.folder = options.pdf_folder
         self.max_bytes = int(options.pdf_max_mb * 1_000_000)
         self.redirect_hosts = options.pdf_redirect_hosts

@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpcore2
 import pytest
+import typer.testing
 
+from digest import extract
+from digest.extract import ExtractedText
+from digest.models import Extractor
+from digest.settings import Settings
+from tests.helpers import FakeClock
 from tests.standins import StandIn, serve
 
 DATA = Path(__file__).parent / "data"
@@ -33,6 +45,109 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+class InProcessWorkers(ThreadPoolExecutor):
+    """``start_workers``'s pool for tests: the same ``Executor`` interface, extracting in threads.
+
+    Spawning the real worker processes costs over a second a run, and most tests make several
+    runs; what they check is what the pipeline does with the text, not where it was extracted.
+    Threads start at once; a pool is still made per run, and shut down or replaced by it as
+    the real one is. The tests of the workers' own isolation (a hung extraction killed and the
+    workers replaced) are marked ``real_workers`` and get the real ``start_workers``.
+
+    The suite extracts the same few PDFs hundreds of times, so ``extract_pdf`` is run once per
+    PDF, budget and extractor, and its text (or its failure) is remembered for the session;
+    a test that changes how a PDF is read calls ``extract_pdf`` itself (as test_extract does).
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if fn is extract.extract_pdf:
+            fn = _remembered_extraction
+        return super().submit(fn, *args, **kwargs)
+
+
+_extractions: dict[tuple[bytes, int, str], ExtractedText | str] = {}
+_extractions_lock = threading.Lock()
+
+
+def _remembered_extraction(
+    data: bytes, budget: int, extractor: Extractor = "pypdf"
+) -> ExtractedText:
+    key = (hashlib.sha256(data).digest(), budget, extractor)
+    with _extractions_lock:
+        known = _extractions.get(key)
+    if known is None:
+        try:
+            known = extract.extract_pdf(data, budget, extractor)
+        except extract.ExtractionFailed as error:
+            known = error.reason
+        # ExtractionUnavailable and other errors are raised each time, as the real call does.
+        with _extractions_lock:
+            _extractions[key] = known
+    if isinstance(known, str):
+        raise extract.ExtractionFailed(known)
+    return known.model_copy(deep=True)
+
+
+def in_process_workers(extractor: Extractor = "pypdf") -> InProcessWorkers:
+    return InProcessWorkers(max_workers=extract.EXTRACT_WORKERS, thread_name_prefix="extract")
+
+
+@pytest.fixture(autouse=True)
+def extraction_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extraction in threads (see ``InProcessWorkers``) but for tests marked real_workers."""
+    if request.node.get_closest_marker("real_workers"):
+        return
+    # run_day imports start_workers from digest.extract when it runs; the pipeline imported
+    # its own name when it was loaded.
+    monkeypatch.setattr(extract, "start_workers", in_process_workers)
+    monkeypatch.setattr("digest.pipeline.start_workers", in_process_workers)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_ssl_context() -> Iterator[None]:
+    """One loaded TLS context for every HTTP client of the session.
+
+    Each httpx2 client (a run makes two or three) loads the system's CA bundle, about 50 ms of
+    CPU; the stand-ins speak plain HTTP and no test reaches the internet, so the context is
+    never even used. It is still made the same way, once.
+    """
+    made = functools.cache(httpcore2.default_ssl_context)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpcore2, "default_ssl_context", made)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_cli_command() -> Iterator[None]:
+    """The app's click command, built once for every ``CliRunner.invoke``.
+
+    typer builds it anew on each call, from the type hints of every command (some 15 ms of
+    CPU, and the suite invokes the CLI hundreds of times); the app does not change.
+    """
+    built = functools.cache(typer.testing._get_command)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", built)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_fsync() -> Iterator[None]:
+    """``os.fsync`` that only checks its descriptor.
+
+    Every atomic write syncs the file and its folder to the disk, which takes milliseconds
+    each and is for a power cut, which no test makes; what a test can see of a write (the
+    temporary file, the rename, a failed write) is unchanged. A test that makes fsync fail
+    still patches it itself.
+    """
+
+    def checked(descriptor: int) -> None:
+        os.fstat(descriptor)  # a bad descriptor still raises, as fsync would
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", checked)
+        yield
+
+
 @pytest.fixture
 def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
     """Local arXiv API, PDF host and OpenAI-compatible API, with settings pointing at them."""
@@ -45,7 +160,10 @@ def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn
         "DIGEST_PRICES": '{"standin-model": [0.40, 0.10, 1.60]}',
         "DIGEST_ARXIV_API_URL": f"{state.url}/api/query",
         "DIGEST_ARXIV_PDF_URL": f"{state.url}/pdf/{{id}}",
+        # No spacing on the real clock where a test does not measure it: the tests of the
+        # arXiv spacing and the download rate set their own.
         "DIGEST_ARXIV_DELAY": "0",
+        "DIGEST_DOWNLOAD_RATE": "0",
         "DIGEST_RETRY_BACKOFF": "0.01",
         "DIGEST_CACHE_DIR": str(isolated / "cache"),
         "DIGEST_HF_API_URL": f"{state.url}/hf",
@@ -55,3 +173,30 @@ def standin(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def fake_time(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The run's waits on a ``FakeClock``: retries, Retry-After, the arXiv API's spacing and
+    the download rate sleep on it and return at once, and the stand-in stamps its arXiv
+    requests with it. A test measures a wait as the time that passed on it."""
+    from digest import fetch, pipeline
+
+    clock = FakeClock()
+    standin.clock = clock.now
+
+    class Pipeline(pipeline.Pipeline):
+        def __init__(self, settings: Settings, **options: Any) -> None:
+            # run_day passes its own sleep (asyncio.sleep); this one wins.
+            super().__init__(settings, **{**options, "sleep": clock.async_sleep})
+
+    arxiv = functools.partial(fetch.ArxivMetadata, sleep=clock.sleep, clock=clock.now)
+    # The CLI and run_day import Pipeline and ArxivMetadata when they run; the pipeline
+    # imported its names when it was loaded.
+    monkeypatch.setattr(pipeline, "Pipeline", Pipeline)
+    monkeypatch.setattr(fetch, "ArxivMetadata", arxiv)
+    monkeypatch.setattr(pipeline, "ArxivMetadata", arxiv)
+    monkeypatch.setattr(
+        pipeline, "PdfDownloader", functools.partial(fetch.PdfDownloader, clock=clock.now)
+    )
+    return clock

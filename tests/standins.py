@@ -193,7 +193,7 @@ class StandIn:
     llm_headers: list[dict[str, str]] = field(default_factory=list)
     prompt_tokens: list[int] = field(default_factory=list)  # reported, answer by answer
     arxiv_requests: list[dict[str, list[str]]] = field(default_factory=list)
-    arxiv_times: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    arxiv_times: list[float] = field(default_factory=list)  # ``clock()`` at each request
     # As the real API has done: totalResults counts every ID asked for, found or not.
     arxiv_counts_unknown_ids: bool = False
     search_results: list[ArxivPaper] = field(default_factory=list)
@@ -205,6 +205,7 @@ class StandIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     stall_seconds: float = 1.5
+    clock: Callable[[], float] = time.monotonic  # a test's FakeClock, where it measures waits
     # Per kind ("llm", "arxiv", "pdf", "hf"): seconds between the bytes of every answer.
     trickle: dict[str, float] = field(default_factory=dict)
 
@@ -223,7 +224,7 @@ class StandIn:
             query = parse_qs(parsed.query)
             with self.lock:
                 self.arxiv_requests.append(query)
-                self.arxiv_times.append(time.monotonic())
+                self.arxiv_times.append(self.clock())
             fault = self._fault("arxiv")
             if fault:
                 return fault if isinstance(fault, tuple) else self._plain(fault, b"arXiv is down")
@@ -336,16 +337,16 @@ def serve(state: StandIn) -> ThreadingHTTPServer:
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
             pause = state.trickle_for(self.path)
-            if not pause:
-                self.wfile.write(payload)
-                return
-            try:  # a byte at a time: every gap shorter than any client's read timeout
-                for byte in payload:
+            try:
+                if not pause:
+                    self.wfile.write(payload)
+                    return
+                for byte in payload:  # every gap shorter than any client's read timeout
                     self.wfile.write(bytes([byte]))
                     self.wfile.flush()
                     time.sleep(pause)
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up, as it should
+                pass  # the client gave up (a trickle, a slow answer past its timeout)
 
         do_GET = do_POST = _reply
 
@@ -356,7 +357,7 @@ def serve(state: StandIn) -> ThreadingHTTPServer:
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
     ).start()
     return server
 

@@ -9,24 +9,15 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from digest import store
-from digest.cli import app
 from digest.schemas import llm_schema, strict_problems
 from digest.store import OutputLock, OutputStore, atomic_write_text
 from tests.conftest import REFERENCE_POST, REPO
-from tests.factories import make_day, make_entry
+from tests.helpers import digest, make_day, make_entry
 
 POST = Path("outputs/_posts/2025-12-16-daily-papers.md")
 DATA_FILE = Path("outputs/data/2025-12-16.json")
-
-
-def digest(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), prog_name="digest")
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 # --- round trip ---------------------------------------------------------------------------

@@ -9,12 +9,11 @@ import pytest
 
 from digest.models import Digest
 from tests.conftest import PDF_ABSTRACT, PDFS
-from tests.factories import make_digest
+from tests.helpers import DIGEST_JSON, digest, good, make_digest, with_digest
 from tests.standins import ArxivPaper, StandIn, completion, error_reply
-from tests.test_pipeline import PAPER, add_paper, digest, good
+from tests.test_pipeline import PAPER, add_paper
 
 Reply = tuple[int, dict[str, str], bytes]
-DIGEST_JSON = json.dumps(make_digest().model_dump(), ensure_ascii=False)
 
 
 def like_vllm(request: dict[str, Any]) -> Reply:
@@ -120,9 +119,7 @@ UNGROUNDED = "제안 방법은 장시간 생성에서 오차를 기존 대비 42
 
 
 def with_results(*lines: str) -> Reply:
-    return completion(
-        json.dumps({**make_digest().model_dump(), "results": list(lines)}, ensure_ascii=False)
-    )
+    return with_digest(results=list(lines))
 
 
 def test_an_ungrounded_number_is_sent_back(standin: StandIn) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import subprocess
@@ -17,6 +18,7 @@ from digest.errors import ExtractionFailed, ExtractionUnavailable
 from digest.extract import (
     CUT_MARK,
     EXTRACTORS,
+    ExtractedText,
     Extractor,
     _as_pypdf_text,
     _parse_heading,
@@ -37,6 +39,18 @@ DPR = PDFS / "2004.04906v3.pdf"  # 13 pages, ACL two columns, appendices after t
 
 def read(name: str) -> bytes:
     return (PDFS / name).read_bytes()
+
+
+def extracted(pdf: Path, budget: int, extractor: Extractor = "pypdf") -> ExtractedText:
+    """``extract_pdf`` of a file, for the tests that check its result: the same file, budget
+    and extractor give the same text, so they share one extraction (pypdf takes about a
+    second for a long paper). The tests of how it reads call ``extract_pdf`` themselves."""
+    return _extracted(pdf, budget, extractor).model_copy(deep=True)
+
+
+@functools.cache
+def _extracted(pdf: Path, budget: int, extractor: Extractor) -> ExtractedText:
+    return extract_pdf(pdf.read_bytes(), budget, extractor)
 
 
 @pytest.fixture(params=EXTRACTORS)
@@ -151,7 +165,7 @@ def test_pypdf_warnings_are_silenced_and_the_logger_restored(
 
 
 def test_a_tight_budget_keeps_the_abstract_and_the_conclusion(extractor: Extractor) -> None:
-    result = extract_pdf(REVTEX.read_bytes(), 6_000, extractor)
+    result = extracted(REVTEX, 6_000, extractor)
     assert result.extractor == extractor
     assert result.chars_kept == len(result.text) <= 6_000
     assert ABSTRACT_START in result.text
@@ -170,7 +184,7 @@ def test_a_tight_budget_keeps_the_abstract_and_the_conclusion(extractor: Extract
 
 
 def test_a_big_budget_keeps_the_whole_body_but_not_the_references() -> None:
-    result = extract_pdf(REVTEX.read_bytes(), 100_000)
+    result = extracted(REVTEX, 100_000)
     body_end = result.text.index(CONCLUSION_END) + len(CONCLUSION_END)
     assert body_end == len(result.text)
     assert CUT_MARK not in result.text
@@ -192,7 +206,7 @@ def test_a_big_budget_keeps_the_whole_body_but_not_the_references() -> None:
 def test_a_page_without_top_level_headings_keeps_its_start_and_its_end(
     extractor: Extractor,
 ) -> None:
-    result = extract_pdf(read("2305.03393v1-pg9.pdf"), 1_000, extractor)
+    result = extracted(PDFS / "2305.03393v1-pg9.pdf", 1_000, extractor)
     head, tail = result.text.split(f"\n{CUT_MARK}\n")
     assert head.startswith("Optimized Table Tokenization for Table Structure Recognition 9\n")
     assert tail.endswith("which is a result of the reduced sequence representation.")
@@ -238,7 +252,7 @@ def test_a_page_without_top_level_headings_keeps_its_start_and_its_end(
 def test_a_paper_cut_to_its_budget_keeps_abstract_and_conclusion_but_no_references(
     name: str, budget: int, abstract: str, conclusion: str, reference: str, extractor: Extractor
 ) -> None:
-    result = extract_pdf(read(name), budget, extractor)
+    result = extracted(PDFS / name, budget, extractor)
     assert result.chars_kept == len(result.text) <= budget
     assert result.chars_clean > 2 * budget  # the budget had to cut
     assert abstract.split("\n")[-1] in result.text
@@ -251,7 +265,7 @@ def test_a_paper_cut_to_its_budget_keeps_abstract_and_conclusion_but_no_referenc
 def test_a_last_section_standing_in_for_the_conclusion_keeps_its_heading_and_its_end(
     extractor: Extractor,
 ) -> None:
-    result = extract_pdf(read("1906.08632v2-pp1-11.pdf"), 12_000, extractor)
+    result = extracted(PDFS / "1906.08632v2-pp1-11.pdf", 12_000, extractor)
     assert result.kept_sections[-1].startswith("3 Training both layers")
     last = result.text.split("\n\n3 Training both layers")[1]
     head, tail = last.split(f"\n{CUT_MARK}\n")
@@ -263,7 +277,7 @@ def test_a_last_section_standing_in_for_the_conclusion_keeps_its_heading_and_its
 def test_a_long_paper_keeps_its_front_intro_and_conclusion_and_drops_the_rest(
     extractor: Extractor,
 ) -> None:
-    result = extract_pdf(DPR.read_bytes(), 12_000, extractor)
+    result = extracted(DPR, 12_000, extractor)
     assert result.kept_sections == [
         "front matter",
         "Abstract",
@@ -291,8 +305,7 @@ def test_both_extractors_keep_the_same_sections_and_about_as_much_text(
     paper: Path, budget: int
 ) -> None:
     pytest.importorskip("pypdfium2")
-    data = paper.read_bytes()
-    pypdf, pdfium = (extract_pdf(data, budget, extractor) for extractor in EXTRACTORS)
+    pypdf, pdfium = (extracted(paper, budget, extractor) for extractor in EXTRACTORS)
     assert (pdfium.extractor, pypdf.extractor) == ("pypdfium2", "pypdf")
     assert pdfium.kept_sections == pypdf.kept_sections
     assert pdfium.dropped_sections == pypdf.dropped_sections
@@ -312,9 +325,8 @@ def test_both_extractors_keep_the_same_sections_and_about_as_much_text(
 )
 def test_pdfium_joins_hyphenated_words_as_pypdf_does(words: str) -> None:
     pytest.importorskip("pypdfium2")
-    data = DPR.read_bytes()
     for extractor in EXTRACTORS:
-        assert words in extract_pdf(data, 100_000, extractor).text
+        assert words in extracted(DPR, 100_000, extractor).text
 
 
 def test_pdfium_is_unavailable_without_the_fast_extra() -> None:

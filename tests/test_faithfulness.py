@@ -24,8 +24,9 @@ from digest.identity import MATCH_THRESHOLD, identity
 from digest.models import Digest
 from digest.prompts import PROMPTS_DIR
 from tests.conftest import DATA, PDFS
+from tests.helpers import digest, good
 from tests.standins import ArxivPaper, Reply, StandIn, completion
-from tests.test_pipeline import digest, good, user_message
+from tests.test_pipeline import user_message
 
 DIGESTS = DATA / "digests"
 METADATA = json.loads((DATA / "corpus_metadata.json").read_text(encoding="utf-8"))

@@ -4,7 +4,7 @@ import pytest
 
 from digest.grounding import Ungrounded, find_ungrounded, numbers_in, numbers_of_source, repair
 from digest.models import Digest
-from tests.factories import make_digest
+from tests.helpers import make_digest
 
 SOURCE = (
     "On LongVGenBench our model lowers FVD by 38 % and reaches 1000 videos of 1.5B tokens. "

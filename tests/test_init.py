@@ -10,8 +10,9 @@ import pytest
 
 from digest.init_blog import BLOG_FILES
 from tests import jekyll
+from tests.helpers import digest
 from tests.standins import StandIn, hf_item
-from tests.test_nightly import DATE, digest, serve_papers
+from tests.test_nightly import DATE, serve_papers
 
 EVERY_FILE = sorted(BLOG_FILES.values())
 

@@ -19,7 +19,7 @@ from digest.render import render_day
 from digest.validation import line_problems
 from tests import jekyll
 from tests.conftest import REFERENCE_POST
-from tests.factories import make_day, make_digest, make_entry
+from tests.helpers import make_day, make_digest, make_entry
 
 # Every case found against a real build, as a line and as a title.
 HOSTILE = [

@@ -17,16 +17,14 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
-from digest.cli import app
 from digest.errors import PaperFailed
 from digest.report import BarProgress
 from digest.results import PaperResult
 from digest.sources import ArxivRef
 from digest.store import OutputLock
 from tests.conftest import PDF_ABSTRACT, PDFS, REPO
-from tests.factories import make_digest
+from tests.helpers import digest, good, make_digest
 from tests.standins import ArxivPaper, StandIn, completion, error_reply, hf_item
 
 DATE = "2025-12-16"
@@ -46,10 +44,6 @@ def paper(number: int) -> ArxivPaper:
     )
 
 
-def good(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    return completion(json.dumps(make_digest().model_dump(), ensure_ascii=False))
-
-
 def serve_papers(standin: StandIn, count: int) -> list[ArxivPaper]:
     papers = [paper(number) for number in range(1, count + 1)]
     for item in papers:
@@ -57,13 +51,6 @@ def serve_papers(standin: StandIn, count: int) -> list[ArxivPaper]:
         standin.pdfs[f"{item.arxiv_id}v1"] = PDF
     standin.llm_default = good
     return papers
-
-
-def digest(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), prog_name="digest")
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def titles_in_post() -> list[str]:

@@ -11,18 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from digest.cli import app
 from digest.fetch import _WITHDRAWN, PdfDownloader
 from digest.models import Day, Links, PaperEntry, Provenance
 from digest.render import render_day
 from digest.sources import ArxivRef
 from tests.conftest import PDF_ABSTRACT, PDFS, REPO, SECRET_KEY
-from tests.factories import make_digest
+from tests.helpers import FakeClock, digest, good, make_digest, with_digest
 from tests.standins import STALL, ArxivPaper, StandIn, completion, error_reply
 
-DIGEST = make_digest().model_dump()
 PDF_SENTENCE = "In this work we report the cosmological effects"
 PAPER = ArxivPaper(
     arxiv_id="0908.0054",
@@ -33,26 +30,11 @@ PAPER = ArxivPaper(
 )
 
 
-def good(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    return completion(json.dumps(DIGEST, ensure_ascii=False))
-
-
-def with_digest(**changes: Any) -> tuple[int, dict[str, str], bytes]:
-    return completion(json.dumps({**DIGEST, **changes}, ensure_ascii=False))
-
-
 def add_paper(standin: StandIn, paper: ArxivPaper = PAPER, pdf: bytes | None = None) -> None:
     standin.papers[paper.arxiv_id] = paper
     standin.pdfs[f"{paper.arxiv_id}v{paper.version}"] = (
         pdf or (PDFS / "0908.0054v1.pdf").read_bytes()
     )
-
-
-def digest(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), prog_name="digest")
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def user_message(request: dict[str, Any]) -> str:
@@ -348,7 +330,7 @@ def test_an_arxiv_total_that_counts_unknown_ids_keeps_the_papers_found(
 
 
 def test_arxiv_calls_are_spaced_even_when_they_fail(
-    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+    standin: StandIn, fake_time: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A port nothing listens on: every call is a refused connection, which the arxiv package
     # does not count for its own spacing.
@@ -356,12 +338,12 @@ def test_arxiv_calls_are_spaced_even_when_they_fail(
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     monkeypatch.setenv("DIGEST_ARXIV_API_URL", f"http://127.0.0.1:{closed_port}/api/query")
-    monkeypatch.setenv("DIGEST_ARXIV_DELAY", "0.4")
+    monkeypatch.setenv("DIGEST_ARXIV_DELAY", "3")  # the default: arXiv's terms
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "3")
-    started = time.monotonic()
+    started = fake_time.now()
     code, _, err = digest("paper", "0908.0054")
     assert code == 1 and "the arXiv API could not be reached" in err
-    assert time.monotonic() - started >= 2 * 0.4  # three calls, each 0.4 s after the last
+    assert fake_time.now() - started >= 2 * 3  # three calls, each 3 s after the last
 
 
 def test_arxiv_and_pdf_requests_time_out_and_are_retried(
@@ -369,7 +351,7 @@ def test_arxiv_and_pdf_requests_time_out_and_are_retried(
 ) -> None:
     add_paper(standin)
     standin.llm_default = good
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.3")  # the stall holds a request 1.5 s
     standin.faults = {"arxiv": [STALL], "pdf": [STALL]}
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
@@ -465,7 +447,9 @@ def test_refusals_and_content_filters_are_asked_again_then_fail(
     assert code == 1 and "the model refused: I can't help with that. (3 times)" in err
 
 
-def test_429_with_retry_after_and_500_are_retried(standin: StandIn) -> None:
+def test_429_with_retry_after_and_500_are_retried(
+    standin: StandIn, fake_time: FakeClock
+) -> None:
     add_paper(standin)
     standin.llm_script = [
         error_reply(429, "slow down", {"retry-after": "1"}),
@@ -473,10 +457,10 @@ def test_429_with_retry_after_and_500_are_retried(standin: StandIn) -> None:
         error_reply(503, "unavailable", {"retry-after-ms": "50"}),
     ]
     standin.llm_default = good
-    started = time.monotonic()
+    started = fake_time.now()
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
-    assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
+    assert fake_time.now() - started >= 1.0  # Retry-After: 1 was honoured
     assert json.loads(out)["provenance"]["attempts"] == 4
     assert [h["x-stainless-retry-count"] for h in standin.llm_headers] == [
         "0"
@@ -589,7 +573,7 @@ def expected_post(date: str, papers: list[ArxivPaper]) -> bytes:
 
 
 def test_daily_with_every_fault_injected_once_still_writes_a_correct_post(
-    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+    standin: StandIn, fake_time: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_paper(standin)
     standin.papers[SECOND.arxiv_id] = SECOND  # its PDF is missing (404)

@@ -16,11 +16,12 @@ import httpx2
 import pytest
 
 from digest.errors import UsageError
+from digest.fetch import _DownloadRate
 from digest.settings import load_settings
 from digest.sources import hf_daily_papers
 from digest.summarize import parse_digest, repeats_itself
 from tests.conftest import PDF_ABSTRACT, PDFS
-from tests.factories import make_digest
+from tests.helpers import DIGEST_JSON, FakeClock, digest, good, make_digest
 from tests.standins import (
     ARXIV_429,
     HTML_PAGE,
@@ -36,12 +37,11 @@ from tests.standins import (
     reasoning_model,
     small_context,
 )
-from tests.test_pipeline import PAPER, add_paper, digest, good
+from tests.test_pipeline import PAPER, add_paper
 
 DATE = "2025-12-16"
 DAY_FILE = Path(f"outputs/data/{DATE}.json")
 PDF = (PDFS / "0908.0054v1.pdf").read_bytes()
-DIGEST_JSON = json.dumps(make_digest().model_dump(), ensure_ascii=False)
 
 
 def hf_day(standin: StandIn, count: int, *, versioned_pdfs: bool = True) -> list[ArxivPaper]:
@@ -75,7 +75,7 @@ def gaps(times: list[float]) -> list[float]:
 
 
 def test_a_429_storm_with_and_without_retry_after_digests_every_paper_of_the_day(
-    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+    standin: StandIn, fake_time: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hf_day(standin, 3)
     monkeypatch.setenv("DIGEST_ARXIV_RATE_LIMIT_WAIT", "0.6")
@@ -174,14 +174,14 @@ def test_an_id_arxiv_rejects_fails_alone_and_the_query_goes_again_without_it(
 # --- the PDF host -------------------------------------------------------------------------
 
 
-def test_a_pdf_429_waits_as_asked_then_downloads(standin: StandIn) -> None:
+def test_a_pdf_429_waits_as_asked_then_downloads(standin: StandIn, fake_time: FakeClock) -> None:
     add_paper(standin)
     standin.llm_default = good
     standin.faults = {"pdf": [(429, {"retry-after": "1"}, b"slow down")]}
-    started = time.monotonic()
+    started = fake_time.now()
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
-    assert time.monotonic() - started >= 1.0
+    assert fake_time.now() - started >= 1.0
     assert json.loads(out)["provenance"]["input"] == "full-text"
     assert standin.pdf_requests == ["0908.0054v1", "0908.0054v1"]
 
@@ -247,6 +247,27 @@ def test_downloads_are_started_at_the_configured_rate(
     code, _, err = digest("daily", "--date", DATE)
     assert code == 0, err
     assert len(started) == 3 and all(gap >= 0.45 for gap in gaps(sorted(started)))
+
+
+def test_download_starts_are_spread_evenly_and_only_when_they_come_too_fast() -> None:
+    clock = FakeClock()
+    rate = _DownloadRate(2.0, clock.async_sleep, clock.now)  # one every 0.5 s
+    started: list[float] = []
+
+    async def download() -> None:
+        await rate.wait()
+        started.append(clock.now())
+
+    async def downloads(count: int) -> None:
+        await asyncio.gather(*(download() for _ in range(count)))
+
+    first = clock.now()
+    asyncio.run(downloads(4))
+    assert [moment - first for moment in started] == [0.0, 0.5, 1.0, 1.5]
+    assert clock.slept == [0.5, 1.0, 1.5]
+    clock.sleep(10)  # a quiet while: the next download need not wait
+    asyncio.run(downloads(1))
+    assert clock.slept == [0.5, 1.0, 1.5, 10]
 
 
 def test_the_default_pdf_host_is_export_arxiv_org() -> None:

@@ -12,7 +12,7 @@ from digest.models import Day
 from digest.render import guard_liquid, render_day, unguard_liquid
 from tests import liquid
 from tests.conftest import DATA, REPO
-from tests.factories import make_day, make_digest, make_entry
+from tests.helpers import make_day, make_digest, make_entry
 
 GOLDEN = DATA / "golden" / "2026-01-05-daily-papers.md"
 

@@ -14,16 +14,12 @@ import pytest
 from digest.errors import SummaryFailed
 from digest.settings import load_settings
 from digest.summarize import PaperText, Summarizer, make_client, retry_after_seconds
-from tests.factories import make_digest
+from tests.helpers import good, make_digest
 from tests.standins import StandIn, completion, error_reply
 
 PAPER = PaperText(
     arxiv_id="2512.13604", title="T", authors=["A"], input="abstract", content="Abstract."
 )
-
-
-def good_reply() -> tuple[int, dict[str, str], bytes]:
-    return completion(json.dumps(make_digest().model_dump(), ensure_ascii=False))
 
 
 def summarize(slept: list[float], **settings: object) -> object:
@@ -44,7 +40,7 @@ def summarize(slept: list[float], **settings: object) -> object:
 
 def test_retry_after_over_120_seconds_is_honoured_up_to_the_cap(standin: StandIn) -> None:
     standin.llm_script = [error_reply(429, "slow down", {"retry-after": "200"})]
-    standin.llm_default = lambda request: good_reply()
+    standin.llm_default = good
     slept: list[float] = []
     summary = summarize(slept, retry_after_cap=600)
     assert slept == [200.0]  # the SDK alone would have given up on a wait over 120 s
@@ -53,7 +49,7 @@ def test_retry_after_over_120_seconds_is_honoured_up_to_the_cap(standin: StandIn
 
 def test_a_retry_after_of_exactly_the_cap_is_honoured(standin: StandIn) -> None:
     standin.llm_script = [error_reply(429, "slow down", {"retry-after": "600"})]
-    standin.llm_default = lambda request: good_reply()
+    standin.llm_default = good
     slept: list[float] = []
     summarize(slept)  # the defaults: a 600 s cap within a 900 s budget
     assert slept == [600.0]

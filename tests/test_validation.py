@@ -181,7 +181,7 @@ def test_invisible_format_characters_are_rejected_by_name(char: str, name: str) 
 
 
 def test_titles_lose_invisible_characters() -> None:
-    from tests.factories import make_entry
+    from tests.helpers import make_entry
 
     assert make_entry(title="Safe\u202e Title\u200b").title == "Safe Title"
 

@@ -34,7 +34,7 @@ from digest.models import (
 )
 from digest.report import dump_report
 from digest.store import dump_day
-from tests.factories import make_digest
+from tests.helpers import make_digest
 
 HERE = Path(__file__).parent
 Outcome = Literal["ok", "invalid", "ungrounded", "cut off", "refused", "looped"]

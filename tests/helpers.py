@@ -1,0 +1,124 @@
+"""What many test files share: builders of valid models and answers, the CLI, a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+from typing import Any
+
+from typer.testing import CliRunner
+
+from digest.cli import app
+from digest.models import Day, Digest, Introduction, Links, PaperEntry, PaperStyle, Provenance
+from tests.standins import Reply, completion
+
+
+def make_digest(topic: str = "긴 비디오 생성") -> Digest:
+    return Digest(
+        introduction=Introduction(
+            goal=f"본 연구는 {topic}에서 시간적 일관성을 유지하는 방법을 제안하는 것이다.",
+            motivation=f"기존 {topic} 방법은 장시간 생성 시 품질 저하와 불연속성 문제를 겪는다.",
+            contribution=f"{topic}을 위한 세 단계 학습 방식과 새로운 벤치마크를 함께 제안하였다.",
+        ),
+        method=[
+            f"제안 방법은 {topic} 과정을 여러 단계로 나누어 각 단계의 정보를 전달한다.",
+            "학습 시에는 열화된 프레임을 입력으로 사용하여 추론 환경과의 차이를 줄인다.",
+        ],
+        # No numbers and no names: a stand-in paper states none, and grounding would reject them.
+        results=["기존 방법보다 일관성을 크게 높이며 최고 성능을 달성하였다."],
+        limitations=["생성 길이가 길어질수록 클립 경계에서 불연속성이 일부 남아 있다."],
+        conclusion=[f"본 연구는 {topic}의 제어성과 일관성을 함께 향상시키는 기반을 제시하였다."],
+    )
+
+
+def make_entry(
+    arxiv_id: str | None = "2512.13604",
+    title: str = "LongVie 2: Multimodal Controllable Ultra-Long Video World Model",
+    *,
+    digest: Digest | None = None,
+    bullets: bool = False,
+    intro_labels: bool = True,
+) -> PaperEntry:
+    return PaperEntry(
+        arxiv_id=arxiv_id,
+        version=1 if arxiv_id else None,
+        title=title,
+        authors=["Jane Doe", "김철수"],
+        links=Links.for_arxiv(arxiv_id) if arxiv_id else Links(),
+        digest=digest or make_digest(),
+        provenance=Provenance(source="llm", model="test-model", prompt_version="test"),
+        style=PaperStyle(bullets=bullets, intro_labels=intro_labels),
+    )
+
+
+def make_day(*entries: PaperEntry, date: dt.date = dt.date(2026, 1, 5), **front: object) -> Day:
+    return Day.model_validate(
+        {
+            "date": date,
+            "title": f"Daily Papers — {date.isoformat()}",
+            "papers": [entry.model_dump() for entry in entries],
+            **front,
+        }
+    )
+
+
+# --- the LLM's answers ----------------------------------------------------------------------
+
+DIGEST_JSON = json.dumps(make_digest().model_dump(), ensure_ascii=False)
+
+
+def good(request: dict[str, Any]) -> Reply:
+    """A stand-in LLM answer: a valid digest, whatever was asked."""
+    return completion(DIGEST_JSON)
+
+
+def with_digest(**changes: Any) -> Reply:
+    """A valid digest with some fields replaced (to make it invalid, mostly)."""
+    return completion(json.dumps({**make_digest().model_dump(), **changes}, ensure_ascii=False))
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def digest(*args: str) -> tuple[int, str, str]:
+    """``digest ARGS`` in this process: (exit code, stdout, stderr); a crash is raised."""
+    result = CliRunner().invoke(app, list(args), prog_name="digest")
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that moves only when something sleeps on it, and sleeps that return
+    at once: what a wait was for is measured on this clock, and costs no real time.
+
+    A sleep lasts from the moment it is asked for, so two tasks sleeping side by side end at
+    the later of their ends, as on the real clock. ``slept`` records every sleep asked for.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self._now += max(0.0, seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            wake = self._now + max(0.0, seconds)
+        await asyncio.sleep(0)  # let the others run, as a real sleep does
+        with self._lock:
+            self._now = max(self._now, wake)
