@@ -16,7 +16,6 @@ import typer.testing
 from digest import extract
 from digest.extract import ExtractedText
 from digest.models import Extractor
-from digest.settings import Settings
 from tests.helpers import FakeClock
 from tests.standins import StandIn, serve
 
@@ -186,9 +185,9 @@ def fake_time(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     standin.clock = clock.now
 
     class Pipeline(pipeline.Pipeline):
-        def __init__(self, settings: Settings, **options: Any) -> None:
+        def __init__(self, *parts: Any, **options: Any) -> None:
             # run_day passes its own sleep (asyncio.sleep); this one wins.
-            super().__init__(settings, **{**options, "sleep": clock.async_sleep})
+            super().__init__(*parts, **{**options, "sleep": clock.async_sleep})
 
     arxiv = functools.partial(fetch.ArxivMetadata, sleep=clock.sleep, clock=clock.now)
     # The CLI and run_day import Pipeline and ArxivMetadata when they run; the pipeline

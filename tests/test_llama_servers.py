@@ -23,6 +23,7 @@ from typing import NoReturn
 
 import pytest
 
+from digest.grounding import copies_example
 from digest.models import PaperEntry
 from tests import realserver
 from tests.conftest import PDFS, REPO
@@ -47,7 +48,14 @@ SETTINGS = {
 # names the template; --no-jinja, or this llama-server renders "gemma" as a Jinja template.
 GEMMA = ["--no-jinja", "--chat-template", "gemma"]
 ANSWER_LOG = re.compile(r"answer \d+ \((json_schema|json_object)\): (\d+) tokens in, (\d+) out")
-WHY_NO_POST = ("failed validation", "repeated itself", "cut off", "does not state")
+WHY_NO_POST = (
+    "failed validation",
+    "repeated itself",
+    "cut off",
+    "does not state",
+    "worked example",  # a weak model's copy of the prompt's example (Gemma 3 270M's favourite)
+    "never mentions",  # names of another paper
+)
 
 
 def missing(reason: str) -> NoReturn:
@@ -120,6 +128,7 @@ def check_outcome(done: subprocess.CompletedProcess[str]) -> list[tuple[str, int
     if done.returncode == 0:
         entry = PaperEntry.model_validate_json(done.stdout)  # the checks run again on load
         assert entry.provenance.tokens_in == sum(tokens for _, tokens, _ in answers)
+        assert not copies_example(entry.digest)  # the worked example is never published
     else:
         assert done.returncode == 1, done.stderr
         assert done.stdout == ""  # no digest, so no post
