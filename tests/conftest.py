@@ -7,17 +7,18 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpcore2
 import pytest
-import typer.testing
 
-from digest import extract
-from digest.extract import ExtractedText
-from digest.models import Extractor
-from tests.helpers import FakeClock
 from tests.standins import StandIn, serve
+
+if TYPE_CHECKING:
+    # The rest is imported where it is used: a subprocess of a test that imports a test module
+    # (and so this one) for its constants needs none of it.
+    from digest.extract import ExtractedText
+    from digest.models import Extractor
+    from tests.helpers import FakeClock
 
 DATA = Path(__file__).parent / "data"
 REFERENCE_POST = DATA / "2025-12-16-daily-papers.md"
@@ -59,6 +60,8 @@ class InProcessWorkers(ThreadPoolExecutor):
     """
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        from digest import extract
+
         if fn is extract.extract_pdf:
             fn = _remembered_extraction
         return super().submit(fn, *args, **kwargs)
@@ -71,6 +74,8 @@ _extractions_lock = threading.Lock()
 def _remembered_extraction(
     data: bytes, budget: int, extractor: Extractor = "pypdf"
 ) -> ExtractedText:
+    from digest import extract
+
     key = (hashlib.sha256(data).digest(), budget, extractor)
     with _extractions_lock:
         known = _extractions.get(key)
@@ -88,6 +93,8 @@ def _remembered_extraction(
 
 
 def in_process_workers(extractor: Extractor = "pypdf") -> InProcessWorkers:
+    from digest import extract
+
     return InProcessWorkers(max_workers=extract.EXTRACT_WORKERS, thread_name_prefix="extract")
 
 
@@ -96,6 +103,8 @@ def extraction_workers(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     """Extraction in threads (see ``InProcessWorkers``) but for tests marked real_workers."""
     if request.node.get_closest_marker("real_workers"):
         return
+    from digest import extract
+
     # run_day imports start_workers from digest.extract when it runs; the pipeline imported
     # its own name when it was loaded.
     monkeypatch.setattr(extract, "start_workers", in_process_workers)
@@ -110,6 +119,8 @@ def one_ssl_context() -> Iterator[None]:
     CPU; the stand-ins speak plain HTTP and no test reaches the internet, so the context is
     never even used. It is still made the same way, once.
     """
+    import httpcore2
+
     made = functools.cache(httpcore2.default_ssl_context)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(httpcore2, "default_ssl_context", made)
@@ -123,6 +134,8 @@ def one_cli_command() -> Iterator[None]:
     typer builds it anew on each call, from the type hints of every command (some 15 ms of
     CPU, and the suite invokes the CLI hundreds of times); the app does not change.
     """
+    import typer.testing
+
     built = functools.cache(typer.testing._get_command)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.testing, "_get_command", built)
@@ -180,6 +193,7 @@ def fake_time(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     the download rate sleep on it and return at once, and the stand-in stamps its arXiv
     requests with it. A test measures a wait as the time that passed on it."""
     from digest import fetch, pipeline
+    from tests.helpers import FakeClock
 
     clock = FakeClock()
     standin.clock = clock.now

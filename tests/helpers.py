@@ -8,9 +8,6 @@ import json
 import threading
 from typing import Any
 
-from typer.testing import CliRunner
-
-from digest.cli import app
 from digest.models import Day, Digest, Introduction, Links, PaperEntry, PaperStyle, Provenance
 from tests.standins import Reply, completion
 
@@ -84,6 +81,11 @@ def with_digest(**changes: Any) -> Reply:
 
 def digest(*args: str) -> tuple[int, str, str]:
     """``digest ARGS`` in this process: (exit code, stdout, stderr); a crash is raised."""
+    # Imported here: the model builders serve scripts and subprocesses that need no CLI.
+    from typer.testing import CliRunner
+
+    from digest.cli import app
+
     result = CliRunner().invoke(app, list(args), prog_name="digest")
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception

@@ -248,9 +248,10 @@ def test_a_slow_pdf_falls_back_at_the_extraction_limit_and_the_others_are_unaffe
     papers = serve_papers(standin, 3)
     standin.pdfs[f"{papers[1].arxiv_id}v1"] = slow_pdf(pages=100, stream_mb=4)  # ~30 s to read
     monkeypatch.setenv("DIGEST_EXTRACT_TIMEOUT", "2")
-    # PDFs a second apart, as the default rate has them: a PDF still queued for a worker when
-    # the slow one's are killed would fail the run (CancelledError), a case not handled yet.
-    monkeypatch.setenv("DIGEST_DOWNLOAD_RATE", "1")
+    # PDFs half a second apart, so that the third finds a worker free: a PDF still queued for
+    # a worker when the slow one's are killed would fail the run (CancelledError), a case the
+    # pipeline does not handle yet.
+    monkeypatch.setenv("DIGEST_DOWNLOAD_RATE", "2")
     ids = ",".join(paper.arxiv_id for paper in papers)
     code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
     assert code == 0, err
