@@ -314,16 +314,8 @@ class Pipeline:
             stages["extract"] = time.monotonic() - started
             self.progress.stage_done(str(ref), "extract")
         except (DownloadFailed, ExtractionFailed) as error:
-            return PaperText(
-                arxiv_id=ref.arxiv_id,
-                title=metadata.title,
-                authors=metadata.authors,
-                abstract=metadata.abstract,
-                input="abstract",
-                input_reason=error.reason,
-                full_text_pending=isinstance(error, DownloadFailed) and error.transient,
-                content=metadata.abstract,
-            )
+            pending = isinstance(error, DownloadFailed) and error.transient
+            return _abstract_text(ref, metadata, error.reason, full_text_pending=pending)
         # The wrong document (a mirror's wrong file, a mislinked ID, a cover sheet) must not
         # be digested under this paper's title: its abstract is digested instead.
         match = identity(metadata.title, metadata.abstract, extracted.text)
@@ -336,16 +328,7 @@ class Pipeline:
                 match.title,
                 match.abstract,
             )
-            return PaperText(
-                arxiv_id=ref.arxiv_id,
-                title=metadata.title,
-                authors=metadata.authors,
-                abstract=metadata.abstract,
-                input="abstract",
-                input_reason=WRONG_DOCUMENT,
-                identity_score=match.score,
-                content=metadata.abstract,
-            )
+            return _abstract_text(ref, metadata, WRONG_DOCUMENT, identity_score=match.score)
         return PaperText(
             arxiv_id=ref.arxiv_id,
             title=metadata.title,
@@ -475,6 +458,28 @@ def _merge(source: PaperMetadata | None, api: PaperMetadata | None) -> PaperMeta
             "abstract": source.abstract or api.abstract,
             "authors": source.authors or api.authors,
         }
+    )
+
+
+def _abstract_text(
+    ref: ArxivRef,
+    metadata: PaperMetadata,
+    reason: str,
+    *,
+    full_text_pending: bool = False,
+    identity_score: float | None = None,
+) -> PaperText:
+    """The paper's abstract for the LLM, with why it is not the full text."""
+    return PaperText(
+        arxiv_id=ref.arxiv_id,
+        title=metadata.title,
+        authors=metadata.authors,
+        abstract=metadata.abstract,
+        input="abstract",
+        input_reason=reason,
+        full_text_pending=full_text_pending,
+        identity_score=identity_score,
+        content=metadata.abstract,
     )
 
 
