@@ -45,7 +45,9 @@ INJECTED = ["SpAdapt", "LibriSpeech", "CIFAR-10", "ImageNet", "GPT-4o", "Stable 
 
 @cache
 def text_of(pdf: str) -> str:
-    return extract_pdf((PDFS / pdf).read_bytes(), 10**9).text
+    """What the LLM reads of the paper, and names are checked against: the text at the
+    default budget (DIGEST_TEXT_BUDGET)."""
+    return extract_pdf((PDFS / pdf).read_bytes(), 40_000).text
 
 
 def metadata_of(pdf: str) -> dict[str, str]:
