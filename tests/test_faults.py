@@ -204,13 +204,13 @@ def test_a_trickling_pdf_host_ends_at_http_timeout(
 ) -> None:
     serve_papers(standin, 1)
     standin.trickle = {"pdf": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.3")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, out, err = digest("paper", "2512.10001", "--json")
     assert code == 0, err
     provenance = json.loads(out)["provenance"]
     assert provenance["input"] == "abstract" and provenance["full_text_pending"] is True
-    assert "took longer than 0.5 s in all" in provenance["input_reason"]
+    assert "took longer than 0.3 s in all" in provenance["input_reason"]
 
 
 def test_a_trickling_arxiv_api_ends_at_http_timeout(
@@ -218,7 +218,7 @@ def test_a_trickling_arxiv_api_ends_at_http_timeout(
 ) -> None:
     serve_papers(standin, 1)
     standin.trickle = {"arxiv": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.3")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, _, err = digest("paper", "2512.10001")
     assert code == 1
@@ -232,11 +232,11 @@ def test_a_trickling_hugging_face_ends_at_http_timeout(
     serve_papers(standin, 1)
     standin.hf_days[DATE] = [{"paper": {"id": "2512.10001", "title": "x" * 500}}]
     standin.trickle = {"hf": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.3")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, _, err = digest("daily", "--date", DATE)
     assert code == 1
-    assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 0.5 s in all" in err
+    assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 0.3 s in all" in err
 
 
 @pytest.mark.real_workers
