@@ -204,13 +204,13 @@ def test_a_trickling_pdf_host_ends_at_http_timeout(
 ) -> None:
     serve_papers(standin, 1)
     standin.trickle = {"pdf": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.3")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, out, err = digest("paper", "2512.10001", "--json")
     assert code == 0, err
     provenance = json.loads(out)["provenance"]
     assert provenance["input"] == "abstract" and provenance["full_text_pending"] is True
-    assert "took longer than 0.5 s in all" in provenance["input_reason"]
+    assert "took longer than 0.3 s in all" in provenance["input_reason"]
 
 
 def test_a_trickling_arxiv_api_ends_at_http_timeout(
@@ -218,7 +218,7 @@ def test_a_trickling_arxiv_api_ends_at_http_timeout(
 ) -> None:
     serve_papers(standin, 1)
     standin.trickle = {"arxiv": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.3")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, _, err = digest("paper", "2512.10001")
     assert code == 1
@@ -232,11 +232,11 @@ def test_a_trickling_hugging_face_ends_at_http_timeout(
     serve_papers(standin, 1)
     standin.hf_days[DATE] = [{"paper": {"id": "2512.10001", "title": "x" * 500}}]
     standin.trickle = {"hf": 0.01}
-    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGEST_HTTP_TIMEOUT", "0.3")
     monkeypatch.setenv("DIGEST_HTTP_MAX_ATTEMPTS", "1")
     code, _, err = digest("daily", "--date", DATE)
     assert code == 1
-    assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 0.5 s in all" in err
+    assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 0.3 s in all" in err
 
 
 @pytest.mark.real_workers
@@ -327,15 +327,17 @@ def test_past_the_deadline_no_paper_starts_and_what_is_done_is_written(
     serve_papers(standin, 4)
 
     def slow(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        time.sleep(0.5)
+        time.sleep(0.7)
         return good(request)
 
     standin.llm_default = slow
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
+    # Each PDF half a second after the last, so that the papers reach the LLM in their order.
+    monkeypatch.setenv("DIGEST_DOWNLOAD_RATE", "2")
     ids = "2512.10001,2512.10002,2512.10003,2512.10004"
-    # 0.02 minutes: 1.2 s, with 0.12 s of grace: two papers at most, never four.
+    # 0.04 minutes: 2.4 s, with 0.24 s of grace: three papers at most, never four.
     code, _, err = digest(
-        "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--deadline", "0.02"
+        "daily", "--source", "ids", "--ids", ids, "--date", DATE, "--deadline", "0.04"
     )
     assert code == 1
     report = run_report()
@@ -349,6 +351,7 @@ def test_past_the_deadline_no_paper_starts_and_what_is_done_is_written(
     assert [f"{arxiv_id}v1" for arxiv_id in written] == done
 
     standin.llm_default = good  # the next run finishes the day
+    monkeypatch.setenv("DIGEST_DOWNLOAD_RATE", "0")  # in any order
     code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
     assert code == 0, err
     assert len(json.loads(DAY_FILE.read_text())["papers"]) == 4
@@ -369,6 +372,8 @@ def test_a_paper_that_fails_after_llm_calls_counts_its_spend_and_stops_the_next(
     bad = json.dumps(make_digest().model_dump() | english)
     standin.llm_default = lambda request: completion(bad)  # fails validation 3 times
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
+    # The second PDF half a second after the first, so that the first paper is sent first.
+    monkeypatch.setenv("DIGEST_DOWNLOAD_RATE", "2")
     ids = "2512.10001,2512.10002"
     # The first paper's three answers cost about 0.006 USD: more than the cap leaves.
     code, _, _err = digest(
