@@ -346,3 +346,14 @@ def test_the_worked_example_copied_is_never_published(standin: StandIn) -> None:
     feedback = standin.llm_requests[1]["messages"][-1]["content"]
     assert "this answer repeats the worked example of the instructions" in feedback
     assert not list(Path("cache").glob("digests/*.json"))
+
+
+def test_a_local_pdf_has_nothing_to_check_against_and_is_exempt(standin: StandIn) -> None:
+    standin.llm_default = lambda request: completion(
+        json.dumps(hand_digest("2004.04906").model_dump(), ensure_ascii=False)
+    )
+    code, out, err = digest("paper", str(PDFS / "2004.04906v3.pdf"), "--json")
+    assert code == 0, err
+    provenance = json.loads(out)["provenance"]
+    assert provenance["input"] == "full-text" and provenance["identity_score"] is None
+    assert standin.arxiv_requests == [] and standin.pdf_requests == []
