@@ -169,6 +169,14 @@ class Pipeline:
                 raise ExtractionFailed(
                     f"extraction took longer than {timeout:g} s (DIGEST_EXTRACT_TIMEOUT)"
                 ) from None
+            except asyncio.CancelledError:
+                # Killing the pool for a slow PDF cancels the PDFs still queued for it; this
+                # one is tried once more on the new workers. A cancelled task (the run's
+                # deadline) is not this: it goes on being cancelled.
+                task = asyncio.current_task()
+                if pool in self._killed and attempt == 0 and task and not task.cancelling():
+                    continue
+                raise
             except BrokenProcessPool:
                 if pool in self._killed and attempt == 0:
                     continue  # another paper's timeout killed this worker, not this PDF

@@ -34,6 +34,24 @@ PDF_ABSTRACT = (
 SECRET_KEY = "sk-test-SECRET-0123456789"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many processes run the tests (``-n auto`` in addopts).
+
+    Two, the cores the fast suite is sized for (it is about half waiting: on servers that
+    stall, on subprocesses, on Jekyll). One for the real-server tests, each of which starts
+    LLM servers of its own, and for a run of named tests (``file.py::test``), where starting
+    workers costs more than it saves. PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set.
+    """
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    markers = config.option.markexpr or ""
+    real_servers = "realserver" in markers and "not realserver" not in markers
+    named_tests = any("::" in str(argument) for argument in config.args)
+    if real_servers or named_tests:
+        return 0
+    return min(2, os.cpu_count() or 1)
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test runs in an empty folder with none of the user's settings or caches."""

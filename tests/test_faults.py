@@ -247,11 +247,12 @@ def test_a_slow_pdf_falls_back_at_the_extraction_limit_and_the_others_are_unaffe
 
     papers = serve_papers(standin, 3)
     standin.pdfs[f"{papers[1].arxiv_id}v1"] = slow_pdf(pages=100, stream_mb=4)  # ~30 s to read
-    monkeypatch.setenv("DIGEST_EXTRACT_TIMEOUT", "2")
-    # PDFs half a second apart, so that the third finds a worker free: a PDF still queued for
-    # a worker when the slow one's are killed would fail the run (CancelledError), a case the
-    # pipeline does not handle yet.
-    monkeypatch.setenv("DIGEST_DOWNLOAD_RATE", "2")
+    # Long enough for a fresh worker to read a 4-page PDF on a busy machine, far short of the
+    # slow PDF's half a minute.
+    monkeypatch.setenv("DIGEST_EXTRACT_TIMEOUT", "4")
+    # No spacing: a PDF still queued for a worker when the slow one's are killed is tried
+    # again on the new workers.
+    monkeypatch.setenv("DIGEST_DOWNLOAD_RATE", "0")
     ids = ",".join(paper.arxiv_id for paper in papers)
     code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
     assert code == 0, err
@@ -259,7 +260,7 @@ def test_a_slow_pdf_falls_back_at_the_extraction_limit_and_the_others_are_unaffe
     inputs = [(e["provenance"]["input"], e["provenance"]["input_reason"]) for e in entries]
     assert inputs == [
         ("full-text", None),
-        ("abstract", "extraction took longer than 2 s (DIGEST_EXTRACT_TIMEOUT)"),
+        ("abstract", "extraction took longer than 4 s (DIGEST_EXTRACT_TIMEOUT)"),
         ("full-text", None),
     ]
 
