@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -31,6 +32,7 @@ from digest.redact import redact
 from digest.report import dump_report, progress_for, run_report, summary_table
 from digest.results import PaperResult
 from digest.settings import Settings, load_settings
+from digest.settings_doc import setting_help
 from digest.sources import (
     ArxivRef,
     Candidate,
@@ -462,6 +464,125 @@ def _check_context(llm: LlmOptions) -> None:
     from digest.summarize import Summarizer, fitted_text_budget  # see _pipeline
 
     fitted_text_budget(llm, Summarizer(llm, None).fixed_prompt_tokens())
+
+
+@app.command("backfill")
+def backfill_command(
+    first: Annotated[str, typer.Option("--from", help="The first day, YYYY-MM-DD.")],
+    last: Annotated[str, typer.Option("--to", help="The last day, YYYY-MM-DD (included).")],
+    source: Annotated[
+        SourceName, typer.Option(help="hf: Hugging Face Daily Papers; arxiv: --query.")
+    ] = SourceName.hf,
+    query: Annotated[
+        str | None, typer.Option(help='arXiv search query, e.g. "cat:cs.CL AND abs:diffusion".')
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help=setting_help("limit", "Most papers a day"))
+    ] = None,
+    min_upvotes: Annotated[
+        int | None,
+        typer.Option(help=setting_help("min_upvotes", "Leave out hf papers with fewer upvotes")),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(help="Start no paper once the estimated spend of the range would pass USD."),
+    ] = None,
+    output_dir: OutputDirOption = None,
+) -> None:
+    """Digest every day of a range, oldest first, as 'daily' would for each.
+
+    One lock for the whole range; each day's files are written as soon as the day is done, so
+    a backfill killed half-way loses nothing, and run again it redoes no paid work (finished
+    days are reused, finished digests come from the cache). --max-cost covers the range.
+    """
+    with _reporting():
+        settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
+        start, end = parse_date(first, "--from"), parse_date(last, "--to")
+        if start > end:
+            raise UsageError(f"--from {start} is after --to {end}; give the earlier day first")
+        if source is SourceName.ids:
+            raise UsageError("backfill takes --source hf or --source arxiv; use 'daily --ids'")
+        _check_source_options(source, None, query, limit, min_upvotes)
+        newest = utc_today() - dt.timedelta(days=1) if source is SourceName.hf else settings.today()
+        if end > newest:
+            raise UsageError(
+                f"--to {end} has no complete list yet; the last one is {newest}"
+                + (" (Hugging Face's days are UTC days)" if source is SourceName.hf else "")
+            )
+        if max_cost is not None and max_cost < 0:
+            raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
+        setup = DaySetup(
+            store=OutputStore.of(settings),
+            llm=settings.llm_options(),
+            fetch=settings.fetch_options(),
+            extract=settings.extract_options(),
+            cache_dir=settings.cache_dir,
+            new_day=settings.new_day,
+        )
+        settings.require_api_key()
+        _check_context(setup.llm)
+        setup.store.check_writable(settings.cache_dir)
+        if max_cost is not None:
+            settings.require_price()
+        _warn_if_published(setup.store)
+        days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+        with OutputLock(settings.output_dir) as lock:
+            setup.store.remove_stale_temporaries(lock)
+            chosen = _source(source, settings, [], query)  # one client: arXiv's spacing holds
+            outcome = _backfill(chosen, days, setup, settings, max_cost, lock.check_held)
+        stderr.print(
+            f"backfill {start} to {end}: {outcome.days_written} of {len(days)} days written, "
+            f"{outcome.papers} papers digested, {outcome.unfinished} not digested, "
+            f"{outcome.cost:.4f} USD"
+        )
+        if outcome.unfinished:
+            raise typer.Exit(1)
+
+
+@dataclass
+class _Backfill:
+    days_written: int = 0
+    papers: int = 0
+    unfinished: int = 0
+    cost: float = 0.0
+
+
+def _backfill(
+    source: Source,
+    days: list[dt.date],
+    setup: DaySetup,
+    settings: Settings,
+    max_cost: float | None,
+    before_write: Callable[[], None],
+) -> _Backfill:
+    """Each day in turn, the spend of the days before counted against ``max_cost``."""
+    outcome = _Backfill()
+    for number, day in enumerate(days, start=1):
+        run = replace(
+            settings.run_options(max_cost=max_cost, limit=settings.limit),
+            spent_before=outcome.cost,
+        )
+        stderr.print(f"day {number}/{len(days)}: {day}")
+        try:
+            finished = asyncio.run(_daily(source, day, setup, run, before_write))
+        except RunStopped as stop:
+            if stop.run is not None:
+                _write_report(
+                    setup.store.report_path(day), run_report(stop.run, source.name, setup.llm)
+                )
+                _show(stop.run)
+            raise
+        if finished is None:
+            continue
+        if finished.did_work:
+            report = run_report(finished, source.name, setup.llm)
+            _write_report(setup.store.report_path(day), report)
+            outcome.cost += report.totals.cost_usd
+        _show(finished)
+        outcome.days_written += finished.post is not None
+        outcome.papers += sum(r.status in ("done", "cached") for r in finished.results)
+        outcome.unfinished += sum(r.status in ("failed", "stopped") for r in finished.results)
+    return outcome
 
 
 def _write_report(path: Path, report: RunReport) -> None:

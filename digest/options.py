@@ -90,6 +90,7 @@ class RunOptions:
 
     force: bool = False  # no reuse, no digest cache
     max_cost: float | None = None  # USD the run may spend, estimated before each paper
+    spent_before: float = 0.0  # USD spent on earlier days of a backfill, counted in max_cost
     deadline_minutes: float | None = None  # past it, no paper is started
     limit: int | None = None  # papers a day takes from the source; None: all of them
     skip_published: bool = True  # leave out papers an earlier day has

@@ -116,6 +116,7 @@ class Pipeline:
         self.sleep = sleep
         self.progress = progress or Silent()
         self.costs = CostGuard(llm.price, llm.max_output_tokens, self.run.max_cost)
+        self.costs.committed = self.run.spent_before
         self._stop: LLMConfigError | None = None  # the configuration error that stops the run
 
     async def __aenter__(self) -> Pipeline:
