@@ -421,20 +421,7 @@ def daily_command(
             max_cost=max_cost,
             limit=None if source is SourceName.ids else settings.limit,  # ids: every one given
         )
-        setup = DaySetup(
-            store=OutputStore.of(settings),
-            llm=settings.llm_options(),
-            fetch=settings.fetch_options(),
-            extract=settings.extract_options(),
-            cache_dir=settings.cache_dir,
-            new_day=settings.new_day,
-        )
-        settings.require_api_key()
-        _check_context(setup.llm)
-        setup.store.check_writable(settings.cache_dir)
-        if max_cost is not None:
-            settings.require_price()
-        _warn_if_published(setup.store)
+        setup = _day_setup(settings, max_cost)
         with OutputLock(settings.output_dir) as lock:
             setup.store.remove_stale_temporaries(lock)
             remove_stale_temporaries(settings.cache_dir, older_than=3600)
@@ -455,6 +442,26 @@ def daily_command(
         if unfinished:
             stderr.print(f"{len(unfinished)} of {len(finished.results)} papers were not digested.")
             raise typer.Exit(1)
+
+
+def _day_setup(settings: Settings, max_cost: float | None) -> DaySetup:
+    """The settings split into what a day's run uses, then checked before any request or
+    token: what would fail after the money is spent."""
+    setup = DaySetup(
+        store=OutputStore.of(settings),
+        llm=settings.llm_options(),
+        fetch=settings.fetch_options(),
+        extract=settings.extract_options(),
+        cache_dir=settings.cache_dir,
+        new_day=settings.new_day,
+    )
+    settings.require_api_key()
+    _check_context(setup.llm)
+    setup.store.check_writable(settings.cache_dir)
+    if max_cost is not None:
+        settings.require_price()
+    _warn_if_published(setup.store)
+    return setup
 
 
 def _check_context(llm: LlmOptions) -> None:
@@ -511,20 +518,7 @@ def backfill_command(
             )
         if max_cost is not None and max_cost < 0:
             raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
-        setup = DaySetup(
-            store=OutputStore.of(settings),
-            llm=settings.llm_options(),
-            fetch=settings.fetch_options(),
-            extract=settings.extract_options(),
-            cache_dir=settings.cache_dir,
-            new_day=settings.new_day,
-        )
-        settings.require_api_key()
-        _check_context(setup.llm)
-        setup.store.check_writable(settings.cache_dir)
-        if max_cost is not None:
-            settings.require_price()
-        _warn_if_published(setup.store)
+        setup = _day_setup(settings, max_cost)
         days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
         with OutputLock(settings.output_dir) as lock:
             setup.store.remove_stale_temporaries(lock)
