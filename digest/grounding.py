@@ -39,7 +39,7 @@ from functools import cache
 
 from digest.models import Digest
 from digest.prompts import PROMPTS_DIR
-from digest.validation import SECTION_LINE_COUNTS, line_problems
+from digest.validation import HANGUL, SECTION_LINE_COUNTS, line_problems
 
 # Digits not preceded by a letter, a digit or a decimal point; thousands separators allowed.
 _NUMBER = re.compile(r"(?<![A-Za-z\d.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
@@ -52,7 +52,6 @@ _NUMBER_WITH_UNIT = (
 )
 
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 # A particle that a removed number would leave standing alone ("파라미터의 0.8% 만" → "의 만").
 _LONE_PARTICLE = re.compile(
     r"(?:만|를|을|이|가|은|는|의|에|로|으로|보다|까지|에서|와|과|도|만큼)(?=[\s,.)]|$)"
@@ -92,7 +91,8 @@ def numbers_of_source(source: str) -> set[Decimal]:
     return values  # type: ignore[return-value]
 
 
-def _lines(digest: Digest) -> list[tuple[str, str]]:
+def digest_lines(digest: Digest) -> list[tuple[str, str]]:
+    """Every line of ``digest`` with its field name (``results[0]``), in the post's order."""
     intro = digest.introduction
     lines = [
         (f"introduction.{name}", getattr(intro, name))
@@ -105,7 +105,7 @@ def _lines(digest: Digest) -> list[tuple[str, str]]:
 
 def find_ungrounded(digest: Digest, source_values: set[Decimal]) -> list[Ungrounded]:
     found = []
-    for field, line in _lines(digest):
+    for field, line in digest_lines(digest):
         for number in numbers_in(line):
             if value(number) not in source_values:
                 found.append(Ungrounded(field, number))
@@ -159,7 +159,7 @@ def _remove_numbers(line: str, numbers: list[str]) -> str | None:
         if match is None:
             return None
         rest = line[match.end() :]
-        glued = match.group(0) == match.group(0).rstrip() and _HANGUL.match(rest[:1])
+        glued = match.group(0) == match.group(0).rstrip() and HANGUL.match(rest[:1])
         if glued or _LONE_PARTICLE.match(rest):
             return None
         line = line[: match.start()] + rest
@@ -259,7 +259,7 @@ class UngroundedName:
 
 def find_ungrounded_names(digest: Digest, paper: PaperNames) -> list[UngroundedName]:
     found = []
-    for field, line in _lines(digest):
+    for field, line in digest_lines(digest):
         for span in names_in(line):
             # A run not found as a whole may still be names the paper has, side by side
             # ("BM25 DPR"); else the run is one name ("Stable Diffusion XL").
@@ -269,7 +269,7 @@ def find_ungrounded_names(digest: Digest, paper: PaperNames) -> list[UngroundedN
 
 
 def name_count(digest: Digest) -> int:
-    return sum(len(names_in(line)) for _, line in _lines(digest))
+    return sum(len(names_in(line)) for _, line in digest_lines(digest))
 
 
 def too_many_ungrounded(digest: Digest, ungrounded: list[UngroundedName]) -> bool:
@@ -296,7 +296,7 @@ def _grams(text: str, size: int = 4) -> set[str]:
 
 
 def _digest_text(digest: Digest) -> str:
-    return "\n".join(line for _, line in _lines(digest))
+    return "\n".join(line for _, line in digest_lines(digest))
 
 
 @cache

@@ -60,7 +60,7 @@ _MARKDOWN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 # Hangul syllables, jamo and compatibility jamo: every one a letter (str.isalpha). Counted with
 # regular expressions, as a Python loop over every character of every line was most of the
 # time 'render --check' took over a blog's day files.
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3131-\u318e]")
+HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3131-\u318e]")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Cc but CR, LF
 
 
@@ -84,7 +84,7 @@ def hangul_share(text: str) -> float:
     letters = sum(map(str.isalpha, text))
     if not letters:
         return 0.0
-    return len(_HANGUL.findall(text)) / letters
+    return len(HANGUL.findall(text)) / letters
 
 
 def line_problems(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from digest.grounding import (
     PaperNames,
     Ungrounded,
     copies_example,
+    digest_lines,
     example_overlap,
     find_ungrounded_names,
     names_in,
@@ -65,9 +66,7 @@ def paper_names(pdf: str) -> PaperNames:
 
 
 def lines_of(digest: Digest) -> list[str]:
-    intro = digest.introduction
-    return [intro.goal, intro.motivation, intro.contribution, *digest.method, *digest.results,
-            *digest.limitations, *digest.conclusion]  # fmt: skip
+    return [line for _, line in digest_lines(digest)]
 
 
 # --- which words are names ----------------------------------------------------------------
