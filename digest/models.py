@@ -13,15 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
+    model_serializer,
 )
 
 from digest.validation import check_line, check_line_count
@@ -128,6 +130,13 @@ class Usage(BaseModel):
     tokens_reasoning: int = 0
     calls: list[CallUsage] = Field(default_factory=list)
 
+    @classmethod
+    def of(cls, calls: list[CallUsage]) -> Usage:
+        usage = cls()
+        for call in calls:
+            usage.add(call)
+        return usage
+
     def add(self, call: CallUsage) -> CallUsage:
         self.tokens_in += call.tokens_in
         self.tokens_out += call.tokens_out
@@ -143,6 +152,13 @@ class Price(NamedTuple):
     input: float
     cached_input: float
     output: float
+    # What a Batch API token costs, as a share of the list price (OpenAI's batches: half).
+    batch: float = 0.5
+
+    def for_batch(self) -> Price:
+        """The prices of the same tokens sent through the Batch API."""
+        share = self.batch
+        return Price(self.input * share, self.cached_input * share, self.output * share, 1.0)
 
     def cost(self, usage: Usage) -> float:
         """What ``usage`` costs. Reasoning tokens are part of ``tokens_out`` (OpenAI counts them
@@ -158,6 +174,9 @@ class Price(NamedTuple):
     def estimate(self, prompt_tokens: int, output_tokens: int) -> float:
         """A request's cost before it is sent: its prompt, and ``output_tokens`` of answer."""
         return (prompt_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+
+_BATCH_ONLY = ("mode", "batch_id", "saved_usd")
 
 
 class Provenance(BaseModel):
@@ -194,6 +213,20 @@ class Provenance(BaseModel):
     ungrounded_names: list[str] = Field(default_factory=list)
     # How much of the title and abstract the PDF's text has (0 to 1); None when not checked.
     identity_score: float | None = None
+    # Answered through the Batch API (digest backfill --batch): which batch, and what the
+    # batch price saved against the interactive one. Left out of the file when not.
+    mode: Literal["batch"] | None = None
+    batch_id: str | None = None
+    saved_usd: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _leave_out_interactive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An interactive entry's bytes stay what they were before batches existed.
+        data: dict[str, Any] = handler(self)
+        for name in _BATCH_ONLY:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class PaperStyle(BaseModel):

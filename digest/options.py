@@ -80,6 +80,16 @@ class ExtractOptions:
     text_budget: int  # characters of text kept for the LLM
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How the Batch API is used (see ``digest.batch``)."""
+
+    poll_first: float  # seconds before the second look at a batch; the wait grows by half
+    poll_max: float  # the longest wait between two looks
+    max_retries: int  # times a request that failed or expired in a batch is sent again
+    reask_interactive: bool = False  # re-asks as interactive requests, not a second batch
+
+
 # Papers in flight at the run's deadline get this long (at most a tenth of the deadline).
 DEADLINE_GRACE_S = 30.0
 

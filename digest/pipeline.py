@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import Any
 
 import httpx2
 
@@ -44,11 +46,18 @@ from digest.identity import WRONG_DOCUMENT, identity
 from digest.models import Links, PaperEntry, Price, Provenance
 from digest.net import AsyncSleep
 from digest.options import ExtractOptions, FetchOptions, LlmOptions, RunOptions
-from digest.prompts import PROMPT_VERSION, estimate_tokens
+from digest.prompts import PROMPT_VERSION
 from digest.results import PaperResult, Progress, Silent
 from digest.sources import ArxivRef, Candidate, LocalPdf, PaperMetadata
 from digest.store import DigestCache
-from digest.summarize import PaperText, Summarizer, Summary, fitted_text_budget, make_client
+from digest.summarize import (
+    PaperText,
+    Summarizer,
+    Summary,
+    fitted_text_budget,
+    make_client,
+    prompt_tokens_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,31 @@ _STOPPED = "stopped at the run's deadline (--deadline, DIGEST_RUN_DEADLINE); the
 
 class _DeadlinePassed(Exception):
     pass
+
+
+_Finish = Callable[
+    [ArxivRef, PaperText, Links, dict[str, float]], Coroutine[Any, Any, PaperResult | None]
+]
+
+
+@dataclass
+class Deferred:
+    """A paper read and ready for the LLM, whose answer comes later (``read_papers``). Whoever
+    takes it may drop the text (``without_text``): what the entry needs of it stays."""
+
+    ref: ArxivRef
+    key: str  # the digest cache key
+    paper: PaperText
+    links: Links
+    stages: dict[str, float]
+    input_chars: int = -1
+
+    def __post_init__(self) -> None:
+        if self.input_chars < 0:
+            self.input_chars = len(self.paper.content)
+
+    def without_text(self) -> Deferred:
+        return replace(self, paper=self.paper.model_copy(update={"content": ""}))
 
 
 class CostGuard:
@@ -207,6 +241,33 @@ class Pipeline:
         in one query, for the rest. When it cannot be asked, a paper the source described is
         still digested, from a PDF without a version pin (version unknown).
         """
+        done = await self._each(candidates, self._summarize)
+        results = [result for result in done if result is not None]
+        if self._stop is not None:
+            self._stop.results = results
+            raise self._stop
+        return results
+
+    async def read_papers(
+        self, candidates: list[Candidate], hand_over: Callable[[Deferred], None]
+    ) -> list[PaperResult | None]:
+        """``digest_papers`` up to the LLM: each paper is looked up, fetched and read, and its
+        digest taken from the cache; a paper the cache does not have is handed over, as a
+        ``Deferred``, to whoever asks the LLM later (a batch), and its place is None."""
+
+        async def defer(
+            ref: ArxivRef, paper: PaperText, links: Links, stages: dict[str, float]
+        ) -> PaperResult | None:
+            cached = self._cached(ref, paper, stages)
+            if cached is not None:
+                return cached
+            hand_over(Deferred(ref, self._key(ref, paper), paper, links, dict(stages)))
+            return None
+
+        return await self._each(candidates, defer)
+
+    async def _each(self, candidates: list[Candidate], finish: _Finish) -> list[PaperResult | None]:
+        """Every paper of ``candidates`` to the LLM stage, which ``finish`` does."""
         known = {c.ref.arxiv_id: c.metadata for c in candidates if c.metadata is not None}
         lookup, lookup_error = ArxivLookup(), None
         needed = [c.ref for c in candidates if c.metadata is None or c.metadata.version is None]
@@ -224,7 +285,7 @@ class Pipeline:
                     "is" if described == 1 else "are",
                 )
 
-        async def one(ref: ArxivRef) -> PaperResult:
+        async def one(ref: ArxivRef) -> PaperResult | None:
             metadata = _merge(known.get(ref.arxiv_id), lookup.found.get(ref.arxiv_id))
             if metadata is None:
                 failure = lookup_error or MetadataError(lookup.reason_missing(ref.arxiv_id))
@@ -232,7 +293,7 @@ class Pipeline:
             if self.run.past_deadline():
                 return self._failed(ref, PaperStopped(_NOT_STARTED, transient=True))
             try:
-                return await self._by_deadline(self._one_arxiv(ref, metadata))
+                return await self._by_deadline(self._one_arxiv(ref, metadata, finish))
             except _DeadlinePassed:
                 return self._failed(ref, PaperStopped(_STOPPED, transient=True))
             except LLMConfigError:
@@ -244,13 +305,9 @@ class Pipeline:
                 reason = f"unexpected error: {type(error).__name__}: {error}"
                 return self._failed(ref, PaperFailed(reason))
 
-        results = list(await asyncio.gather(*(one(c.ref) for c in candidates)))
-        if self._stop is not None:
-            self._stop.results = results
-            raise self._stop
-        return results
+        return list(await asyncio.gather(*(one(c.ref) for c in candidates)))
 
-    async def _by_deadline(self, work: Awaitable[PaperResult]) -> PaperResult:
+    async def _by_deadline(self, work: Awaitable[PaperResult | None]) -> PaperResult | None:
         """``work``, cut off a short grace after the run's deadline (its spend so far is lost,
         which is what a deadline is for)."""
         deadline = self.run.deadline
@@ -295,7 +352,9 @@ class Pipeline:
         pinned = ArxivRef(target.arxiv_id, target.version or metadata.version)
         return await self._read(pinned, metadata, {})
 
-    async def _one_arxiv(self, ref: ArxivRef, metadata: PaperMetadata) -> PaperResult:
+    async def _one_arxiv(
+        self, ref: ArxivRef, metadata: PaperMetadata, finish: _Finish
+    ) -> PaperResult | None:
         if metadata.withdrawn:
             return self._failed(ref, MetadataError("withdrawn on arXiv"))
         missing = [name for name in ("title", "abstract") if not getattr(metadata, name).strip()]
@@ -305,8 +364,13 @@ class Pipeline:
             return self._failed(ref, MetadataError(reason))
         pinned = ArxivRef(ref.arxiv_id, ref.version or metadata.version)
         stages: dict[str, float] = {}
-        paper = await self._read(pinned, metadata, stages)
-        return await self._summarize(pinned, paper, Links.for_arxiv(ref.arxiv_id), stages)
+        # The text goes straight to ``finish``: no frame here keeps it while the LLM answers.
+        return await finish(
+            pinned,
+            await self._read(pinned, metadata, stages),
+            Links.for_arxiv(ref.arxiv_id),
+            stages,
+        )
 
     async def _read(
         self, ref: ArxivRef, metadata: PaperMetadata, stages: dict[str, float]
@@ -349,6 +413,23 @@ class Pipeline:
             content=extracted.text,
         )
 
+    def _key(self, ref: ArxivRef | LocalPdf, paper: PaperText) -> str:
+        """The paper's digest cache key (also its batch request's ``custom_id``)."""
+        version = ref.version if isinstance(ref, ArxivRef) else None
+        return DigestCache.key(paper.arxiv_id, version, paper.content, self.llm_options.model)
+
+    def _cached(
+        self, ref: ArxivRef | LocalPdf, paper: PaperText, stages: dict[str, float]
+    ) -> PaperResult | None:
+        """The paper's digest from the cache, unless the run is forced or it has none."""
+        cached = None if self.run.force else self.cache.get(self._key(ref, paper))
+        if cached is None:
+            return None
+        # Same text, same digest; but why it is the abstract is this run's to say.
+        why = {"input_reason": paper.input_reason, "full_text_pending": paper.full_text_pending}
+        cached.provenance = cached.provenance.model_copy(update=why)
+        return self._finish(PaperResult(ref, entry=cached, status="cached", stage_seconds=stages))
+
     async def _summarize(
         self,
         ref: ArxivRef | LocalPdf,
@@ -356,20 +437,10 @@ class Pipeline:
         links: Links,
         stages: dict[str, float],
     ) -> PaperResult:
-        version = ref.version if isinstance(ref, ArxivRef) else None
-        model = self.llm_options.model
-        key = DigestCache.key(paper.arxiv_id, version, paper.content, model)
-        cached = None if self.run.force else self.cache.get(key)
+        cached = self._cached(ref, paper, stages)
         if cached is not None:
-            # Same text, same digest; but why it is the abstract is this run's to say.
-            why = {"input_reason": paper.input_reason, "full_text_pending": paper.full_text_pending}
-            cached.provenance = cached.provenance.model_copy(update=why)
-            return self._finish(
-                PaperResult(ref, entry=cached, status="cached", stage_seconds=stages)
-            )
-        prompt_tokens = sum(
-            estimate_tokens(m["content"]) for m in self.summarizer.messages_for(paper)
-        )
+            return cached
+        prompt_tokens = prompt_tokens_of(self.summarizer.messages_for(paper))
         estimate = self.costs.estimate(prompt_tokens)
         async with self._llm_slots:
             # Admitted only with a slot in hand, so the spend it is weighed against includes
@@ -402,17 +473,47 @@ class Pipeline:
         cost = price.cost(summary.usage) if price is not None else None
         self.costs.settle(estimate, cost)
         self.progress.stage_done(str(ref), "summarize")
-        entry = self._entry(paper, version, links, summary, cost, stages)
+        key = self._key(ref, paper)
+        entry = self._entry(paper, len(paper.content), ref, links, summary, cost, stages)
+        return self._finish(self._cache_and_result(key, ref, entry, summary, stages))
+
+    def settle(self, deferred: Deferred, outcome: Summary | SummaryFailed) -> PaperResult:
+        """A deferred paper's result, once its answers are in (``read_papers``): its entry,
+        cached as ``_summarize`` caches, or its failure. ``outcome`` carries its cost."""
+        if isinstance(outcome, SummaryFailed):
+            return self._failed(deferred.ref, outcome)
+        self.progress.stage_done(str(deferred.ref), "summarize")
+        entry = self._entry(
+            deferred.paper,
+            deferred.input_chars,
+            deferred.ref,
+            deferred.links,
+            outcome,
+            outcome.cost_usd,
+            deferred.stages,
+        )
+        result = self._cache_and_result(deferred.key, deferred.ref, entry, outcome, deferred.stages)
+        return self._finish(result)
+
+    def _cache_and_result(
+        self,
+        key: str,
+        ref: ArxivRef | LocalPdf,
+        entry: PaperEntry,
+        summary: Summary,
+        stages: dict[str, float],
+    ) -> PaperResult:
         if not (summary.grounding_repairs or summary.ungrounded_names):
             # Only a digest the model got right is kept for later runs: a repaired one was
             # never an answer that passed, and the next run may get one that does.
             self.cache.put(key, entry)
-        return self._finish(PaperResult(ref, entry=entry, stage_seconds=stages))
+        return PaperResult(ref, entry=entry, stage_seconds=stages)
 
     def _entry(
         self,
         paper: PaperText,
-        version: int | None,
+        input_chars: int,
+        ref: ArxivRef | LocalPdf,
         links: Links,
         summary: Summary,
         cost: float | None,
@@ -420,7 +521,7 @@ class Pipeline:
     ) -> PaperEntry:
         return PaperEntry(
             arxiv_id=paper.arxiv_id,
-            version=version,
+            version=ref.version if isinstance(ref, ArxivRef) else None,
             title=paper.title,
             authors=paper.authors,
             links=links,
@@ -433,7 +534,7 @@ class Pipeline:
                 input_reason=paper.input_reason,
                 extractor=paper.extractor,
                 full_text_pending=paper.full_text_pending,
-                input_chars=len(paper.content),
+                input_chars=input_chars,
                 tokens_in=summary.usage.tokens_in,
                 tokens_out=summary.usage.tokens_out,
                 tokens_cached=summary.usage.tokens_cached,
@@ -446,6 +547,9 @@ class Pipeline:
                 grounding_repairs=summary.grounding_repairs,
                 ungrounded_names=summary.ungrounded_names,
                 identity_score=paper.identity_score,
+                mode="batch" if summary.batch else None,
+                batch_id=summary.batch.batch_id if summary.batch else None,
+                saved_usd=summary.batch.saved_usd if summary.batch else None,
             ),
         )
 

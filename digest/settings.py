@@ -34,6 +34,7 @@ from digest.errors import UsageError
 from digest.models import Day, Extractor, Price
 from digest.net import RetryPolicy
 from digest.options import (
+    BatchOptions,
     ExtractOptions,
     FetchOptions,
     HfOptions,
@@ -49,7 +50,7 @@ CONFIG_FILE_ENV = "DIGEST_CONFIG"
 
 # USD per million tokens: input, cached input, output. OpenAI's list prices; set
 # DIGEST_PRICES (JSON, same shape) for other models or when prices change.
-ModelPrice = tuple[float, float, float]
+ModelPrice = tuple[float, float, float] | tuple[float, float, float, float]
 DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4.1-mini": Price(0.40, 0.10, 1.60),
     "gpt-4.1-nano": Price(0.10, 0.025, 0.40),
@@ -185,7 +186,8 @@ class Settings(BaseSettings):
     prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(
         default_factory=dict,
         description="USD per million tokens `[input, cached input, output]` by model "
-        "(`gpt-4.1-mini` is `[0.40, 0.10, 1.60]`); add "
+        "(`gpt-4.1-mini` is `[0.40, 0.10, 1.60]`), and optionally a fourth column, the share "
+        "of those a Batch API token costs (default `0.5`, half); add "
         '`{"my-model": [0.2, 0.05, 0.8]}` for others, merged over the built-in prices',
         json_schema_extra={"shown_default": "built in"},
     )
@@ -298,6 +300,22 @@ class Settings(BaseSettings):
         json_schema_extra={"flag": "--deadline MINUTES"},
     )
     concurrency: int = Field(default=4, ge=1, le=64, description="papers at the LLM at once")
+    batch_poll: float = Field(
+        default=30.0,
+        gt=0,
+        description="`backfill --batch`: seconds between the first looks at a batch; each wait "
+        "is half again as long as the one before, up to `batch_poll_max`",
+    )
+    batch_poll_max: float = Field(
+        default=600.0, gt=0, description="`backfill --batch`: the longest wait between looks"
+    )
+    batch_retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="`backfill --batch`: times a request that failed or expired in a batch is "
+        "sent again in a new batch before its paper is listed as failed",
+    )
     download_concurrency: int = Field(default=4, ge=1, le=32, description="PDF downloads at once")
 
     # The post's front matter.
@@ -452,6 +470,14 @@ class Settings(BaseSettings):
             api_url=self.hf_api_url,
             http_timeout=self.http_timeout,
             retry=self.http_retry_policy("Hugging Face"),
+        )
+
+    def batch_options(self, *, reask_interactive: bool = False) -> BatchOptions:
+        return BatchOptions(
+            poll_first=self.batch_poll,
+            poll_max=max(self.batch_poll_max, self.batch_poll),
+            max_retries=self.batch_retries,
+            reask_interactive=reask_interactive,
         )
 
     def extract_options(self) -> ExtractOptions:

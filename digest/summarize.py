@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx2
 import openai
 from openai import AsyncOpenAI
+from openai.lib._parsing import type_to_response_format_param
 from openai.types import CompletionUsage
 
 if TYPE_CHECKING:
@@ -116,6 +117,13 @@ def call_usage(raw: object) -> CallUsage:
     )
 
 
+class BatchAnswer(BaseModel):
+    """Where a digest answered through the Batch API came from (``digest.batch``)."""
+
+    batch_id: str  # the batch of the answer that passed
+    saved_usd: float | None  # against the same tokens at interactive prices
+
+
 class Summary(BaseModel):
     digest: Digest
     usage: Usage
@@ -124,6 +132,8 @@ class Summary(BaseModel):
     grounding_repairs: list[str] = []
     ungrounded_names: list[str] = []  # names the paper never mentions, kept (see grounding)
     answered_by: str | None = None  # the model the server named, when not the one asked
+    batch: BatchAnswer | None = None
+    cost_usd: float | None = None  # priced by the batch path (the interactive one prices it)
 
 
 def retry_after_seconds(error: BaseException) -> float | None:
@@ -209,6 +219,27 @@ class _Loop:
 
     def fail(self, reason: str) -> SummaryFailed:
         return SummaryFailed(reason, usage=self.usage, attempts=self.requests)
+
+
+@dataclass
+class Conversation:
+    """One paper's exchange with the model between answers: the interactive path holds one
+    for as long as it waits on the server, the batch path (``digest.batch``) one per paper
+    for as long as a batch runs."""
+
+    state: _Loop
+    _grounding: tuple[set[Decimal], PaperNames] | None = None
+
+    def grounding(self, paper: PaperText) -> tuple[set[Decimal], PaperNames]:
+        """The numbers and names the paper states, read once."""
+        if self._grounding is None:
+            source = f"{paper.title}\n{paper.abstract}\n{paper.content}"
+            self._grounding = numbers_of_source(source), PaperNames.of(source)
+        return self._grounding
+
+    def forget_paper(self) -> None:
+        """Drop what was read from the paper (a batch holds thousands of conversations)."""
+        self._grounding = None
 
 
 class _RequestChanged(Exception):
@@ -305,10 +336,7 @@ class Summarizer:
         """The prompt's tokens without the paper, in the larger of the modes it may use."""
         empty = PaperText(arxiv_id=None, title="", authors=[], input="full-text", content="")
         modes = {self.mode, "json_object" if self.options.mode == "auto" else self.mode}
-        return max(
-            sum(estimate_tokens(m["content"]) for m in self.messages_for(empty, mode))
-            for mode in modes
-        )
+        return max(prompt_tokens_of(self.messages_for(empty, mode)) for mode in modes)
 
     def output_limit(self, answer_tokens: int) -> int:
         """The token limit sent: the answer's, and a reasoning model's thinking on top."""
@@ -318,49 +346,72 @@ class Summarizer:
 
     async def summarize(self, paper: PaperText) -> Summary:
         """The paper's digest; SummaryFailed (with what its answers cost) when there is none."""
+        return await self.converse(paper, self.begin(paper))
+
+    def begin(self, paper: PaperText) -> Conversation:
+        """A new conversation about ``paper``, before its first question."""
         started = time.monotonic()
-        budget = self.options.retry.max_seconds
         state = _Loop(
-            started=started, deadline=started + budget, max_tokens=self.options.max_output_tokens
+            started=started,
+            deadline=started + self.options.retry.max_seconds,
+            max_tokens=self.options.max_output_tokens,
         )
-        source = f"{paper.title}\n{paper.abstract}\n{paper.content}"
-        grounded = numbers_of_source(source)
-        names = PaperNames.of(source)
+        return Conversation(state)
+
+    async def converse(self, paper: PaperText, conversation: Conversation) -> Summary:
+        """Ask, judge the answer, ask again, until a digest passes or the paper fails; from
+        wherever ``conversation`` is (the batch path hands a re-ask over to it)."""
+        state = conversation.state
+        budget = self.options.retry.max_seconds
         while True:
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - state.started
             if elapsed >= budget:
                 raise state.fail(
                     f"gave up after {elapsed:.0f} s at the LLM, more than "
                     f"DIGEST_LLM_RETRY_BUDGET={budget:g} s"
                 )
-            question = self.messages_for(paper)  # the mode may have changed since
-            last = state.last
-            messages = (
-                reask_messages(question, last.content or "", last.problems) if last else question
-            )
             try:
-                answer = await self._ask(messages, state)
+                answer = await self._ask(self.messages_now(paper, conversation), state)
             except _RequestChanged:
                 continue
-            if answer.digest is not None and copies_example(answer.digest):
-                state.usage.calls[-1].outcome = "copied"
-                answer.copied, answer.digest = True, None
-                answer.problems = [_COPIED_EXAMPLE]
-            if answer.digest is not None:
-                summary = self._grounded(answer, answer.digest, grounded, names, state)
-                if summary is not None:
-                    return summary
-            if answer.cut_off and not answer.looped:
-                self._enlarge(state)
-                continue
-            if state.reasks == self.options.max_reasks:
-                raise state.fail(self._final_problem(answer, state))
-            state.reasks += 1
-            if answer.refused:
-                log.info("asking again (%d): %s", state.reasks, answer.refused)
-                continue  # the same question again; a refusal is no answer to correct
-            log.info("re-asking (%d): %s", state.reasks, "; ".join(answer.problems))
-            state.last = answer
+            summary = self.judge(answer, paper, conversation)
+            if summary is not None:
+                return summary
+
+    def messages_now(self, paper: PaperText, conversation: Conversation) -> list[dict[str, str]]:
+        """The next question: the paper (in the mode now in use), with the latest answer and
+        its problems when it is a re-ask."""
+        question = self.messages_for(paper)
+        last = conversation.state.last
+        return reask_messages(question, last.content or "", last.problems) if last else question
+
+    def judge(
+        self, answer: _Answer, paper: PaperText, conversation: Conversation
+    ) -> Summary | None:
+        """The summary when ``answer`` passes; None when the model is to be asked again (the
+        problems are on the conversation); ``SummaryFailed`` when the paper is done for."""
+        state = conversation.state
+        if answer.digest is not None and copies_example(answer.digest):
+            state.usage.calls[-1].outcome = "copied"
+            answer.copied, answer.digest = True, None
+            answer.problems = [_COPIED_EXAMPLE]
+        if answer.digest is not None:
+            grounded, names = conversation.grounding(paper)
+            summary = self._grounded(answer, answer.digest, grounded, names, state)
+            if summary is not None:
+                return summary
+        if answer.cut_off and not answer.looped:
+            self._enlarge(state)
+            return None
+        if state.reasks == self.options.max_reasks:
+            raise state.fail(self._final_problem(answer, state))
+        state.reasks += 1
+        if answer.refused:
+            log.info("asking again (%d): %s", state.reasks, answer.refused)
+            return None  # the same question again; a refusal is no answer to correct
+        log.info("re-asking (%d): %s", state.reasks, "; ".join(answer.problems))
+        state.last = answer
+        return None
 
     def _grounded(
         self,
@@ -456,9 +507,8 @@ class Summarizer:
 
     async def _ask(self, messages: list[dict[str, str]], state: _Loop) -> _Answer:
         """One answer from the model, transient failures retried within the paper's time."""
-        sent = sum(estimate_tokens(message["content"]) for message in messages)
-        limit = self._fit(sent, state)
-        usage = state.usage
+        sent = prompt_tokens_of(messages)
+        limit = self.fit_limit(sent, state)
         attempts = Attempts()
         try:
             body = await self.policy.call(
@@ -470,13 +520,24 @@ class Summarizer:
             )
         except openai.APIStatusError as error:
             state.requests += attempts.count
-            if self._change_request(error):
-                raise _RequestChanged from None
-            raise self._status_failure(error, attempts, state) from None
+            raise self.refusal(error, attempts, state) from None
         except (openai.APIConnectionError, MalformedAnswer) as error:
             state.requests += attempts.count
             raise state.fail(self._no_answer(error, attempts)) from None
         state.requests += attempts.count
+        return self.take(body, sent, limit, state)
+
+    def refusal(self, error: openai.APIStatusError, attempts: Attempts, state: _Loop) -> Exception:
+        """What an error status means for the paper: ``_RequestChanged`` when the request can
+        be sent another way (asked again at once), else why the paper or the run stops."""
+        if self._change_request(error):
+            return _RequestChanged()
+        return self._status_failure(error, attempts, state)
+
+    def take(self, body: dict[str, Any], sent: int, limit: int, state: _Loop) -> _Answer:
+        """A chat completion ``body`` read as the answer to a question of ``sent`` prompt
+        tokens asked with the output ``limit``: its usage counted, its digest parsed."""
+        usage = state.usage
         call = usage.add(call_usage(body.get("usage")))
         log.info(
             "answer %d (%s): %d tokens in, %d out, finish_reason %s",
@@ -502,7 +563,22 @@ class Summarizer:
         )  # fmt: skip
         return answer
 
-    def _fit(self, prompt: int, state: _Loop) -> int:
+    def request_body(self, messages: list[dict[str, str]], limit: int) -> dict[str, Any]:
+        """The body of the chat completion request ``_post`` sends, as JSON: what the batch
+        path writes into its input file."""
+        response_format = (
+            cast("dict[str, Any]", type_to_response_format_param(Digest))
+            if self.mode == "json_schema"
+            else _json_mode_format()
+        )
+        return {
+            "model": self.options.model,
+            "messages": messages,
+            "response_format": response_format,
+            **self._options(limit),
+        }
+
+    def fit_limit(self, prompt: int, state: _Loop) -> int:
         """The output limit for this request, within ``context_tokens`` when it is set; a
         prompt that leaves no room for an answer fails before it is sent."""
         limit = self.output_limit(state.max_tokens)
@@ -628,27 +704,17 @@ class Summarizer:
                 model=self.options.model, messages=sent, response_format=Digest, **options
             )
         else:
-            # llama.cpp also constrains its output to response_format.schema, a key the SDK's
-            # type for JSON mode does not name.
-            json_mode = cast(
-                "ResponseFormatJSONObject",
-                {"type": "json_object", "schema": Digest.model_json_schema()},
-            )
+            json_mode = cast("ResponseFormatJSONObject", _json_mode_format())
             raw = await self.client.chat.completions.with_raw_response.create(
                 model=self.options.model, messages=sent, response_format=json_mode, **options
             )
         try:
             body = raw.http_response.json()
-            if not isinstance(body, dict) or not body.get("choices"):
-                raise ValueError("no choices")
-            choice = body["choices"][0]
-            if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
-                raise ValueError("its first choice has no message")
         except ValueError as error:
             raise MalformedAnswer(
                 f"the server's answer is not a chat completion: {error}"
             ) from None
-        return body
+        return chat_completion(body)
 
     def _read(self, body: dict[str, Any]) -> _Answer:
         """An answer of either mode, read the same way."""
@@ -724,6 +790,31 @@ class Summarizer:
                 f"HTTP {status} from the LLM server after {attempts.plural}: {detail}"
             )
         return state.fail(f"the LLM server rejected the request (HTTP {status}): {detail}")
+
+
+def chat_completion(body: object) -> dict[str, Any]:
+    """``body`` if it is a chat completion with a message to read; else ``MalformedAnswer``."""
+    problem = None
+    if not isinstance(body, dict) or not body.get("choices"):
+        problem = "no choices"
+    else:
+        choice = body["choices"][0]
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            problem = "its first choice has no message"
+    if problem is not None:
+        raise MalformedAnswer(f"the server's answer is not a chat completion: {problem}")
+    return cast("dict[str, Any]", body)
+
+
+def prompt_tokens_of(messages: list[dict[str, str]]) -> int:
+    """The estimated prompt tokens of a request's messages."""
+    return sum(estimate_tokens(message["content"]) for message in messages)
+
+
+def _json_mode_format() -> dict[str, Any]:
+    # llama.cpp also constrains its output to response_format.schema, a key the SDK's type
+    # for JSON mode does not name.
+    return {"type": "json_object", "schema": Digest.model_json_schema()}
 
 
 def parse_digest(content: str) -> tuple[Digest | None, list[str]]:
