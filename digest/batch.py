@@ -190,13 +190,13 @@ class BatchRun:
         """A paper whose digest is to come from a batch; its text goes to the folder."""
         known = self.waiting.get(deferred.key)
         if known is not None:
-            known.twins.append(deferred.without_text())
+            deferred.drop_text()
+            known.twins.append(deferred)
             return
-        path = self._paper_path(deferred.key)
-        if not path.exists():
-            atomic_write_text(path, deferred.paper.model_dump_json())
+        atomic_write_text(self._paper_path(deferred.key), deferred.paper.model_dump_json())
         conversation = self.summarizer.begin(deferred.paper)
-        self.waiting[deferred.key] = _Paper(deferred.without_text(), conversation, [])
+        deferred.drop_text()
+        self.waiting[deferred.key] = _Paper(deferred, conversation, [])
 
     @property
     def pending(self) -> int:
@@ -388,6 +388,10 @@ class BatchRun:
             if open_ids:
                 await self.sleep(delay)
                 delay = min(delay * 1.5, self.options.poll_max)
+
+    async def look_once(self, record: BatchRecord) -> BatchRecord:
+        """``record``'s batch as the server has it now (``digest backfill --status``)."""
+        return await self._look(self.records.key_of(record))
 
     async def _look(self, key: str) -> BatchRecord:
         record = self.records.get(key)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from digest import __version__, render, schemas
 from digest.day import DayRun, DaySetup, plan_day, run_day
@@ -475,8 +476,10 @@ def _check_context(llm: LlmOptions) -> None:
 
 @app.command("backfill")
 def backfill_command(
-    first: Annotated[str, typer.Option("--from", help="The first day, YYYY-MM-DD.")],
-    last: Annotated[str, typer.Option("--to", help="The last day, YYYY-MM-DD (included).")],
+    first: Annotated[str | None, typer.Option("--from", help="The first day, YYYY-MM-DD.")] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="The last day, YYYY-MM-DD (included).")
+    ] = None,
     source: Annotated[
         SourceName, typer.Option(help="hf: Hugging Face Daily Papers; arxiv: --query.")
     ] = SourceName.hf,
@@ -492,23 +495,56 @@ def backfill_command(
     ] = None,
     max_cost: Annotated[
         float | None,
-        typer.Option(help="Start no paper once the estimated spend of the range would pass USD."),
+        typer.Option(
+            help="Start no paper once the estimated spend of the range would pass USD; with "
+            "--batch, submit nothing when the batch's estimate would."
+        ),
     ] = None,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send the LLM work through the Batch API: half the price, answers within 24 h.",
+        ),
+    ] = False,
+    reask_interactive: Annotated[
+        bool,
+        typer.Option(
+            "--reask-interactive",
+            help="With --batch: re-ask invalid answers at once, interactively, not in a "
+            "second batch.",
+        ),
+    ] = False,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status",
+            help="Show the saved batches and what became of them; wait on nothing, submit nothing.",
+        ),
+    ] = False,
     output_dir: OutputDirOption = None,
 ) -> None:
     """Digest every day of a range, oldest first, as 'daily' would for each.
 
     One lock for the whole range; each day's files are written as soon as the day is done, so
     a backfill killed half-way loses nothing, and run again it redoes no paid work (finished
-    days are reused, finished digests come from the cache). --max-cost covers the range.
+    days are reused, finished digests come from the cache, batches are collected, never sent
+    twice). --max-cost covers the range.
     """
     with _reporting():
         settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
+        if status:
+            asyncio.run(_batch_status(settings))
+            return
+        if first is None or last is None:
+            raise UsageError("backfill needs --from and --to (or --status)")
         start, end = parse_date(first, "--from"), parse_date(last, "--to")
         if start > end:
             raise UsageError(f"--from {start} is after --to {end}; give the earlier day first")
         if source is SourceName.ids:
             raise UsageError("backfill takes --source hf or --source arxiv; use 'daily --ids'")
+        if reask_interactive and not batch:
+            raise UsageError("--reask-interactive goes with --batch")
         _check_source_options(source, None, query, limit, min_upvotes)
         newest = utc_today() - dt.timedelta(days=1) if source is SourceName.hf else settings.today()
         if end > newest:
@@ -523,12 +559,20 @@ def backfill_command(
         with OutputLock(settings.output_dir) as lock:
             setup.store.remove_stale_temporaries(lock)
             chosen = _source(source, settings, [], query)  # one client: arXiv's spacing holds
-            outcome = _backfill(chosen, days, setup, settings, max_cost, lock.check_held)
+            if batch:
+                outcome = _backfill_batch(
+                    chosen, days, setup, settings, max_cost, reask_interactive, lock.check_held
+                )
+            else:
+                outcome = _backfill(chosen, days, setup, settings, max_cost, lock.check_held)
+        saved = f" ({outcome.saved:.4f} USD saved by the batch price)" if batch else ""
         stderr.print(
             f"backfill {start} to {end}: {outcome.days_written} of {len(days)} days written, "
             f"{outcome.papers} papers digested, {outcome.unfinished} not digested, "
-            f"{outcome.cost:.4f} USD"
+            f"{outcome.cost:.4f} USD{saved}"
         )
+        if outcome.stop is not None:
+            raise outcome.stop
         if outcome.unfinished:
             raise typer.Exit(1)
 
@@ -539,6 +583,20 @@ class _Backfill:
     papers: int = 0
     unfinished: int = 0
     cost: float = 0.0
+    saved: float = 0.0  # by the batch price, against interactive prices
+    stop: RunStopped | None = None
+
+    def add(self, finished: DayRun, report: RunReport | None) -> None:
+        if report is not None:
+            self.cost += report.totals.cost_usd
+        self.days_written += finished.post is not None
+        self.papers += sum(r.status in ("done", "cached") for r in finished.results)
+        self.unfinished += sum(r.status in ("failed", "stopped") for r in finished.results)
+        self.saved += sum(
+            r.entry.provenance.saved_usd or 0.0
+            for r in finished.results
+            if r.status == "done" and r.entry is not None
+        )
 
 
 def _backfill(
@@ -556,7 +614,7 @@ def _backfill(
             settings.run_options(max_cost=max_cost, limit=settings.limit),
             spent_before=outcome.cost,
         )
-        stderr.print(f"day {number}/{len(days)}: {day}")
+        stderr.print(f"[bold]{day}[/] (day {number} of {len(days)})", markup=True)
         try:
             finished = asyncio.run(_daily(source, day, setup, run, before_write))
         except RunStopped as stop:
@@ -568,15 +626,121 @@ def _backfill(
             raise
         if finished is None:
             continue
+        report = None
         if finished.did_work:
             report = run_report(finished, source.name, setup.llm)
             _write_report(setup.store.report_path(day), report)
-            outcome.cost += report.totals.cost_usd
         _show(finished)
-        outcome.days_written += finished.post is not None
-        outcome.papers += sum(r.status in ("done", "cached") for r in finished.results)
-        outcome.unfinished += sum(r.status in ("failed", "stopped") for r in finished.results)
+        outcome.add(finished, report)
     return outcome
+
+
+def _backfill_batch(
+    source: Source,
+    days: list[dt.date],
+    setup: DaySetup,
+    settings: Settings,
+    max_cost: float | None,
+    reask_interactive: bool,
+    before_write: Callable[[], None],
+) -> _Backfill:
+    """Every day read first, the LLM work as batches, each day written once it is settled."""
+    from digest.backfill import backfill_batch  # the LLM and PDF clients: see _source
+
+    outcome = _Backfill()
+    run = settings.run_options(max_cost=max_cost, limit=settings.limit)
+
+    def on_day(finished: DayRun) -> None:
+        report = None
+        if finished.did_work:
+            report = run_report(finished, source.name, setup.llm)
+            _write_report(setup.store.report_path(finished.day.date), report)
+        _show(finished)
+        outcome.add(finished, report)
+
+    def tell(line: str) -> None:
+        stderr.print(redact(line), markup=False, highlight=False)
+
+    try:
+        done = asyncio.run(
+            backfill_batch(
+                source,
+                days,
+                setup,
+                run,
+                settings.batch_options(reask_interactive=reask_interactive),
+                on_day=on_day,
+                tell=tell,
+                before_write=before_write,
+            )
+        )
+    except RunStopped as stop:
+        outcome.stop = stop
+        return outcome
+    except KeyboardInterrupt:
+        stderr.print(
+            "interrupted: the batches submitted keep running on the server; run the same "
+            "'digest backfill --batch' again to collect them ('digest backfill --status' "
+            "shows them)"
+        )
+        raise typer.Exit(130) from None
+    if done.resubmitted:
+        stderr.print(f"{done.resubmitted} request(s) were sent again after a batch failed them")
+    return outcome
+
+
+async def _batch_status(settings: Settings) -> None:
+    """The saved batches, each open one looked at once."""
+    from digest.batch import BatchRun, describe_records
+
+    folder = settings.cache_dir / "batches"
+    records = describe_records(folder)
+    if not records:
+        stdout.print(f"No batches saved in {folder}.")
+        return
+    if settings.api_key or settings.base_url:
+        from digest.summarize import Summarizer, make_client
+
+        llm = settings.llm_options()
+        client = make_client(llm)
+        try:
+            looker = BatchRun(
+                Summarizer(llm, client), client, folder, settings.batch_options(), llm
+            )
+            for record in records:
+                if not record.finished:
+                    await looker.look_once(record)
+        finally:
+            await client.close()
+        records = describe_records(folder)
+    table = Table(title=f"batches in {folder}", title_justify="left")
+    for column in (
+        "batch",
+        "round",
+        "status",
+        "requests",
+        "answered",
+        "failed",
+        "submitted",
+        "collected",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column in ("round", "requests", "answered", "failed") else "left",
+        )
+    for record in records:
+        counts = record.counts
+        table.add_row(
+            record.batch_id or f"(creating, {record.input_file_id})",
+            str(record.round),
+            record.status,
+            str(len(record.requests)),
+            str(counts.get("completed", "")),
+            str(counts.get("failed", "")),
+            record.submitted_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "yes" if record.collected else "no",
+        )
+    stdout.print(table)
 
 
 def _write_report(path: Path, report: RunReport) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +61,15 @@ class DayPlan:
 
 
 def plan_day(
-    store: OutputStore, candidates: list[Candidate], date: dt.date, run: RunOptions
+    store: OutputStore,
+    candidates: list[Candidate],
+    date: dt.date,
+    run: RunOptions,
+    published: Mapping[str, dt.date] | None = None,
 ) -> DayPlan:
-    """Which papers the day will have, and which of them need work (see ``DayPlan``)."""
+    """Which papers the day will have, and which of them need work (see ``DayPlan``).
+    ``published`` (arXiv ID → its day) stands for the day files before ``date`` when the
+    caller knows better (a backfill whose earlier days are planned, not yet written)."""
     limit = run.limit
     existing = store.load_day(date) if store.data_path(date).exists() else None
     # An entry without an arXiv ID (none is written today, but a hand-made day may have one)
@@ -72,7 +78,10 @@ def plan_day(
         entry.arxiv_id or f"entry {number}": entry
         for number, entry in enumerate(existing.papers if existing else [], start=1)
     }
-    published = store.published_before(date) if run.skip_published else {}
+    if not run.skip_published:
+        published = {}
+    elif published is None:
+        published = store.published_before(date)
     order: list[str] = []
     decided: dict[str, PaperResult] = {}
     todo: dict[str, Candidate] = {}
@@ -182,8 +191,25 @@ async def run_day(
             stopped, done = error, error.results
         for result in done:
             decided[str(result.arxiv_id)] = result
-    results = [decided[arxiv_id] for arxiv_id in plan.order]
+    seconds = time.monotonic() - clock
+    finished = write_day(plan, setup, decided, started_at, seconds, before_write)
+    if stopped is not None:
+        stopped.run = finished
+        raise stopped
+    return finished
 
+
+def write_day(
+    plan: DayPlan,
+    setup: DaySetup,
+    decided: Mapping[str, PaperResult],
+    started_at: dt.datetime,
+    seconds: float,
+    before_write: Callable[[], None] | None = None,
+) -> DayRun:
+    """Write the day file and post with every paper of ``plan`` that has an entry, from
+    every paper's result (by arXiv ID); a redo that failed keeps the earlier entry."""
+    results = [decided[arxiv_id] for arxiv_id in plan.order]
     papers = []
     for result in results:
         entry = result.entry
@@ -201,11 +227,7 @@ async def run_day(
             before_write()  # the lock is still ours (see OutputLock.check_held)
         made = sum(result.status == "done" for result in results)
         post, changed = _write(day, setup, made)
-    finished = DayRun(day, results, post, changed, started_at, time.monotonic() - clock)
-    if stopped is not None:
-        stopped.run = finished
-        raise stopped
-    return finished
+    return DayRun(day, results, post, changed, started_at, seconds)
 
 
 def _write(day: Day, setup: DaySetup, made: int) -> tuple[Path, bool]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -77,7 +77,7 @@ _Finish = Callable[
 @dataclass
 class Deferred:
     """A paper read and ready for the LLM, whose answer comes later (``read_papers``). Whoever
-    takes it may drop the text (``without_text``): what the entry needs of it stays."""
+    takes it may drop the text (``drop_text``): what the entry needs of it stays."""
 
     ref: ArxivRef
     key: str  # the digest cache key
@@ -90,8 +90,9 @@ class Deferred:
         if self.input_chars < 0:
             self.input_chars = len(self.paper.content)
 
-    def without_text(self) -> Deferred:
-        return replace(self, paper=self.paper.model_copy(update={"content": ""}))
+    def drop_text(self) -> None:
+        """Forget the text (its holder keeps it elsewhere); the rest stays."""
+        self.paper = self.paper.model_copy(update={"content": ""})
 
 
 class CostGuard:

@@ -1,0 +1,142 @@
+"""``digest backfill --batch``: every day of a range read first, as ``daily`` reads a day; the
+LLM work of all of them sent through the Batch API (``digest.batch``); each day written the
+moment its last paper is settled.
+
+The days are planned in date order, each against the papers the days before it have (written
+or only planned), so that a paper is digested once, on its first day. A day whose papers all
+come from its file or the digest cache is written at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from digest.batch import BatchRun
+from digest.day import DayPlan, DayRun, DaySetup, plan_day, write_day
+from digest.errors import SummaryFailed
+from digest.net import AsyncSleep
+from digest.options import BatchOptions, RunOptions
+from digest.results import PaperResult, Silent
+from digest.sources import Source
+from digest.store import DigestCache
+from digest.summarize import Summary
+
+
+@dataclass
+class _OpenDay:
+    """A day read and planned, some of its papers still at the batches."""
+
+    plan: DayPlan
+    decided: dict[str, PaperResult]
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    clock: float = field(default_factory=time.monotonic)
+    waiting: int = 0
+
+
+@dataclass
+class BatchBackfill:
+    """What a batch backfill did, beyond the days it wrote."""
+
+    submitted: int = 0  # batches created by this run
+    resubmitted: int = 0  # requests sent again after they failed or expired
+    papers_to_batch: int = 0  # papers whose digest was asked of the batches
+
+
+async def backfill_batch(
+    source: Source,
+    days: list[dt.date],
+    setup: DaySetup,
+    run: RunOptions,
+    options: BatchOptions,
+    *,
+    on_day: Callable[[DayRun], None],
+    tell: Callable[[str], None],
+    before_write: Callable[[], None] | None = None,
+    sleep: AsyncSleep = asyncio.sleep,
+) -> BatchBackfill:
+    """Every day of ``days``; ``on_day`` is given each day as it is written. A configuration
+    error met in the answers (``LLMConfigError``) is raised once every day is written."""
+    from digest.extract import start_workers  # see day._digest: slow imports, started early
+
+    workers = start_workers(setup.extract.extractor)
+    from digest.pipeline import Deferred, Pipeline
+
+    # --max-cost is the batch's to check, on the whole range's estimate, before it submits.
+    pipeline = Pipeline(
+        setup.llm,
+        setup.fetch,
+        setup.extract,
+        DigestCache(setup.cache_dir),
+        replace(run, max_cost=None),
+        sleep=sleep,
+        progress=Silent(),
+        workers=workers,
+    )
+    outcome = BatchBackfill()
+    async with pipeline:
+        assert pipeline.llm is not None
+        batches = BatchRun(
+            pipeline.summarizer,
+            pipeline.llm,
+            setup.cache_dir / "batches",
+            options,
+            setup.llm,
+            max_cost=run.max_cost,
+            spent_before=run.spent_before,
+            sleep=sleep,
+            tell=tell,
+        )
+        await batches.check_available()  # before any paper is read
+        owner: dict[int, _OpenDay] = {}
+
+        def finish(day: _OpenDay) -> None:
+            seconds = time.monotonic() - day.clock
+            on_day(write_day(day.plan, setup, day.decided, day.started_at, seconds, before_write))
+
+        published = setup.store.published_before(days[0]) if run.skip_published else {}
+        for date in days:
+            candidates = await source.candidates(date)
+            if not candidates:
+                tell(source.nothing_found(date))
+                continue
+            plan = plan_day(setup.store, candidates, date, run, published)
+            for arxiv_id in plan.order:
+                published.setdefault(arxiv_id, date)
+            day = _OpenDay(plan, dict(plan.decided))
+
+            def hand_over(deferred: Deferred, day: _OpenDay = day) -> None:
+                batches.add(deferred)
+                owner[id(deferred)] = day
+                day.waiting += 1
+
+            for result in await pipeline.read_papers(plan.todo, hand_over):
+                if result is not None:
+                    day.decided[str(result.arxiv_id)] = result
+            tell(
+                f"{date}: {plan.total} paper{'' if plan.total == 1 else 's'}, "
+                f"{day.waiting} for the batch"
+            )
+            outcome.papers_to_batch += day.waiting
+            if day.waiting == 0:
+                finish(day)
+
+        def settled(deferred: Deferred, answer: Summary | SummaryFailed) -> None:
+            day = owner.pop(id(deferred))
+            result = pipeline.settle(deferred, answer)
+            day.decided[str(result.arxiv_id)] = result
+            day.waiting -= 1
+            if day.waiting == 0:
+                finish(day)
+
+        try:
+            await batches.run(settled)
+        finally:
+            outcome.submitted = batches.submitted
+            outcome.resubmitted = batches.resubmitted
+    if batches.stop is not None:
+        raise batches.stop
+    return outcome

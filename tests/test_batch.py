@@ -1,0 +1,250 @@
+"""digest backfill --batch: the LLM work of a range through the Batch API stand-in, driven by
+the real openai client over a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import DIGEST_JSON, digest, with_digest
+from tests.standins import StandIn, completion, error_reply
+from tests.test_backfill import DAYS, post, serve_days
+from tests.test_nightly import paper_of
+
+RANGE = ["--from", DAYS[0], "--to", DAYS[-1]]
+
+
+@pytest.fixture(autouse=True)
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The batches answer on the stand-in's next look; a real wait would only slow the tests.
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+
+
+def day_file(day: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(f"outputs/data/{day}.json").read_text())
+    return data
+
+
+def without_provenance(day: dict[str, Any]) -> dict[str, Any]:
+    return {**day, "papers": [{**p, "provenance": None} for p in day["papers"]]}
+
+
+def created(standin: StandIn) -> list[tuple[str, str]]:
+    return [call for call in standin.batch_api_calls if call == ("POST", "/v1/batches")]
+
+
+def records(folder: Path = Path("cache/batches")) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.record.json"))]
+
+
+def invalid_first(number: int) -> Any:
+    """llm_default: the paper numbered ``number`` answers in English the first time."""
+    asked: set[str] = set()
+
+    def answer(request: dict[str, Any]) -> Any:
+        arxiv_id = paper_of(request)
+        if arxiv_id == f"2512.{10000 + number}" and arxiv_id not in asked:
+            asked.add(arxiv_id)
+            return with_digest(problem="This line is in English, not Korean.")
+        return completion(DIGEST_JSON)
+
+    return answer
+
+
+def test_a_batch_backfill_matches_the_interactive_one_at_half_the_price(
+    standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_days(standin)
+    standin.llm_default = invalid_first(3)
+    code, _, err = digest("backfill", *RANGE, "--output-dir", "interactive")
+    assert code == 0, err
+    interactive_bodies = list(standin.llm_requests)
+    assert len(interactive_bodies) == 7  # six papers, one re-ask
+    interactive = {day: day_file_in("interactive", day) for day in DAYS}
+    interactive_posts = {day: Path(f"interactive/_posts/{day}-daily-papers.md").read_bytes()
+                         for day in DAYS}
+
+    monkeypatch.setenv("DIGEST_CACHE_DIR", str(tmp_path / "batch-cache"))
+    standin.llm_default = invalid_first(3)
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert len(standin.llm_requests) == 7  # no interactive request
+    # One batch for the range's six papers, then a second round for the one re-ask.
+    jobs = list(standin.batches.values())
+    assert len(created(standin)) == 2
+    assert [len(batch_input(standin, job)) for job in jobs] == [6, 1]
+    # The same request bodies the interactive run sent: same prompts, same response_format.
+    canonical = {json.dumps(b, sort_keys=True, ensure_ascii=False) for b in interactive_bodies}
+    batch = {json.dumps(b, sort_keys=True, ensure_ascii=False) for b in standin.batch_requests}
+    assert batch == canonical
+    # Answers came out of order and were matched by custom_id: each paper has its own entry.
+    for day in DAYS:
+        assert without_provenance(day_file(day)) == without_provenance(interactive[day])
+        assert post(day).read_bytes() == interactive_posts[day]
+        for entry, listed in zip(day_file(day)["papers"], interactive[day]["papers"], strict=True):
+            provenance, before = entry["provenance"], listed["provenance"]
+            assert provenance["mode"] == "batch" and "mode" not in before
+            assert provenance["batch_id"] in standin.batches
+            assert provenance["cost_usd"] == pytest.approx(before["cost_usd"] / 2, abs=2e-6)
+            assert provenance["saved_usd"] == pytest.approx(provenance["cost_usd"], abs=2e-6)
+    assert "USD saved by the batch price" in err
+    assert "3 of 3 days written, 6 papers digested, 0 not digested" in err
+
+
+def day_file_in(folder: str, day: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(f"{folder}/data/{day}.json").read_text())
+    return data
+
+
+def test_the_saved_batch_is_collected_after_a_kill_and_nothing_is_resubmitted(
+    standin: StandIn,
+) -> None:
+    serve_days(standin)
+    standin.batch_polls_per_step = 10**6  # the batch stays in progress while the run waits
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "backfill", *RANGE, "--batch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DIGEST_BATCH_POLL": "0.05"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(r.get("batch_id") for r in records()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(r.get("batch_id") for r in records()), process.stderr
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(10)
+    assert not post(DAYS[0]).exists()
+    assert len(created(standin)) == 1 and standin.batch_requests == []
+
+    standin.batch_polls_per_step = 1
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert len(created(standin)) == 1  # the saved batch was collected, none submitted
+    assert len(standin.batch_requests) == 6 and standin.llm_requests == []
+    assert all(post(day).exists() for day in DAYS)
+    saved = records()
+    assert len(saved) == 1 and saved[0]["collected"] and saved[0]["status"] == "completed"
+
+    code, _, err = digest("backfill", *RANGE, "--batch")  # and once more: all from the cache
+    assert code == 0, err
+    assert len(created(standin)) == 1 and len(standin.batch_requests) == 6
+
+
+def test_an_expired_batch_keeps_its_answers_and_resubmits_the_rest(standin: StandIn) -> None:
+    serve_days(standin)
+    standin.batch_outcomes = [("expired", 4)]
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    first, second = standin.batches.values()
+    assert first.batch["status"] == "expired" and second.batch["status"] == "completed"
+    answered = {line["custom_id"] for line in batch_lines(standin, first, "output_file_id")}
+    assert len(answered) == 4
+    resent = {line["custom_id"] for line in batch_input(standin, second)}
+    assert len(resent) == 2 and not resent & answered  # only what expired went again
+    assert len(standin.batch_requests) == 6  # nothing answered twice
+    assert sum(len(day_file(day)["papers"]) for day in DAYS) == 6
+
+
+def batch_lines(standin: StandIn, job: Any, which: str) -> list[dict[str, Any]]:
+    data = standin.files[job.batch[which]].data
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def batch_input(standin: StandIn, job: Any) -> list[dict[str, Any]]:
+    data = standin.files[job.batch["input_file_id"]].data
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def test_a_failed_request_is_retried_in_new_batches_then_given_up(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_days(standin)
+    monkeypatch.setenv("DIGEST_BATCH_RETRIES", "2")
+
+    def answer(request: dict[str, Any]) -> Any:
+        if paper_of(request) == "2512.10003":
+            return error_reply(500, "The server had an error while processing your request.")
+        return completion(DIGEST_JSON)
+
+    standin.llm_default = answer
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 1
+    # Round 1 with all six, then the failed request alone, twice.
+    assert [len(batch_input(standin, job)) for job in standin.batches.values()] == [6, 1, 1]
+    assert "HTTP 500" in err and "(3 times); run again to retry, or without --batch" in err
+    assert "3 of 3 days written, 5 papers digested, 1 not digested" in err
+    report = json.loads(Path(f"outputs/data/{DAYS[1]}.run.json").read_text())
+    failed = [p for p in report["papers"] if p["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["failed_at"] == "summarize"
+
+
+def test_a_server_without_a_batch_api_is_one_line_and_exit_2(standin: StandIn) -> None:
+    serve_days(standin)
+    standin.batches_supported = False
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 2
+    assert "has no Batch API (HTTP 404 on /v1/batches); run 'digest backfill' without --batch" in err
+    assert len(err.strip().splitlines()) == 1
+    assert standin.hf_requests == [] and standin.llm_requests == []  # asked before any paper
+
+
+def test_max_cost_refuses_a_batch_the_estimate_puts_over_the_cap(standin: StandIn) -> None:
+    serve_days(standin)
+    code, _, err = digest("backfill", *RANGE, "--batch", "--max-cost", "0.001")
+    assert code == 2
+    assert "would pass --max-cost 0.001 USD; nothing was submitted" in err
+    assert created(standin) == [] and standin.files == {}
+    assert not any(post(day).exists() for day in DAYS)
+    # Within the cap, the same range goes through.
+    code, _, err = digest("backfill", *RANGE, "--batch", "--max-cost", "1")
+    assert code == 0, err
+    assert len(created(standin)) == 1
+
+
+def test_reask_interactive_sends_only_the_re_ask_interactively(standin: StandIn) -> None:
+    serve_days(standin)
+    standin.llm_default = invalid_first(2)
+    code, _, err = digest("backfill", *RANGE, "--batch", "--reask-interactive")
+    assert code == 0, err
+    assert len(created(standin)) == 1 and len(standin.batch_requests) == 6
+    assert len(standin.llm_requests) == 1  # the re-ask
+    assert standin.llm_requests[0]["messages"][-2]["role"] == "assistant"
+    entry = next(p for p in day_file(DAYS[0])["papers"] if p["arxiv_id"] == "2512.10002")
+    provenance = entry["provenance"]
+    assert provenance["mode"] == "batch" and provenance["attempts"] == 2
+    # The batch answer at half price, the interactive one at full price.
+    first, second = provenance["calls"]
+    cost = (first["tokens_in"] - first["tokens_cached"]) * 0.2 + first["tokens_cached"] * 0.05
+    cost += first["tokens_out"] * 0.8
+    cost += (second["tokens_in"] - second["tokens_cached"]) * 0.4 + second["tokens_cached"] * 0.1
+    cost += second["tokens_out"] * 1.6
+    assert provenance["cost_usd"] == pytest.approx(cost / 1e6, abs=2e-6)
+
+
+def test_status_shows_the_saved_batches_without_waiting(standin: StandIn) -> None:
+    code, out, _ = digest("backfill", "--status")
+    assert code == 0 and "No batches saved" in out
+    serve_days(standin)
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    calls = len(standin.batch_api_calls)
+    code, out, _ = digest("backfill", "--status")
+    assert code == 0
+    (job,) = standin.batches.values()
+    assert job.batch["id"] in out and "completed" in out
+    assert len(standin.batch_api_calls) == calls  # finished batches are not looked at again
+
+
+def test_reask_interactive_needs_batch(standin: StandIn) -> None:
+    code, _, err = digest("backfill", *RANGE, "--reask-interactive")
+    assert code == 2 and "--reask-interactive goes with --batch" in err
