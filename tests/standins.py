@@ -5,6 +5,13 @@ One threaded server answers three kinds of request, so the real ``openai``, ``ar
 
 - ``POST /v1/chat/completions``: an OpenAI-compatible API. It answers from ``llm_script``
   (one scripted reply per request, then ``llm_default``) and records every request body.
+- OpenAI's Batch API, over its Files API: ``POST /v1/files`` (a multipart upload),
+  ``GET /v1/files``, ``GET /v1/files/<id>``, ``GET /v1/files/<id>/content``,
+  ``DELETE /v1/files/<id>``, ``POST /v1/batches``, ``GET /v1/batches``,
+  ``GET /v1/batches/<id>`` and ``POST /v1/batches/<id>/cancel``. A batch moves one status on
+  every ``batch_polls_per_step`` retrieves, ends as ``batch_outcomes`` scripts it, and has its
+  lines answered by the chat API's script, out of order (see ``StandIn.batch_outcomes``).
+  ``batches_supported=False`` makes it a server without them (vLLM's 404).
 - ``GET /api/query``: the arXiv API, answering Atom like the real one for ``papers``.
 - ``GET /pdf/<id>``: the PDF host, serving ``pdfs`` (ID with version → bytes).
 - ``GET /hf/daily_papers``: Hugging Face's Daily Papers API, paging ``hf_days`` (date → items).
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import re
 import socket
 import threading
@@ -24,8 +32,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlparse
+from uuid import uuid4
 from xml.sax.saxutils import escape
 
 Reply = tuple[int, dict[str, str], bytes]
@@ -86,9 +95,7 @@ def completion(
     return 200, {"content-type": "application/json"}, json.dumps(body).encode()
 
 
-def json_reply(
-    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-) -> Reply:
+def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
     return (
         status,
         {"content-type": "application/json", **(headers or {})},
@@ -179,6 +186,181 @@ def atom_feed(papers: list[ArxivPaper], total: int | None = None) -> bytes:
 """.encode()
 
 
+# --- OpenAI's Files API and Batch API ---------------------------------------------------
+#
+# As platform.openai.com/docs/api-reference/batch and /files describe them. The messages and
+# codes are the real API's where they have been seen: llama-stack runs its batch tests against
+# OpenAI and records its answers (tests/integration/batches/test_batches_errors.py), as does
+# LiteLLM for the uploads (BerriAI/litellm#37527).
+
+# What a batch does once created, popped from ``StandIn.batch_outcomes`` (default
+# "completed"): "failed" fails its validation with BATCH_FAILED_ERROR; "expired" runs out of
+# its completion window before any line is answered, and ("expired", K) after the first K.
+BatchOutcome = Literal["completed", "failed", "expired"] | tuple[Literal["expired"], int]
+
+BATCH_ENDPOINT = "/v1/chat/completions"  # the only one the stand-in runs
+# The endpoints the real API lists when it refuses one.
+_BATCH_ENDPOINTS = (
+    "'/v1/chat/completions', '/v1/completions', '/v1/embeddings', and '/v1/responses'"
+)
+_UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+_BATCH_DONE = ("completed", "failed", "expired", "cancelled")
+_FILE_LIFETIME = 30 * 86400  # a batch file, input or output, expires after 30 days
+BATCH_EXPIRED_ERROR = {
+    "code": "batch_expired",
+    "message": "This request could not be executed before the completion window expired.",
+}
+BATCH_FAILED_ERROR = {
+    "code": "invalid_request",
+    "message": "The batch could not be validated.",
+    "param": None,
+    "line": None,
+}
+# Both APIs' paths, with any prefix before /v1 (as the chat API's), and their parts.
+_BATCH_API = re.compile(r".*/v1/(?:files|batches)(?:/.*)?")
+_BATCH_ROUTE = re.compile(
+    r".*/v1/(?P<kind>files|batches)(?:/(?P<id>[^/]+)(?:/(?P<action>[^/]+))?)?"
+)
+# The real API's answer to a body that is not JSON.
+_NOT_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+    "sent was not valid JSON. If you have trouble figuring out how to fix this, please contact "
+    "us through our help center at help.openai.com.)"
+)
+
+
+def invalid_request(
+    status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> Reply:
+    """The real API's error body, fields in its order."""
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    return json_reply(status, {"error": error})
+
+
+def _new_id(prefix: str) -> str:
+    """An object ID: the prefix and hex (the real file IDs are 22 base62 characters)."""
+    return prefix + uuid4().hex
+
+
+def form_fields(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """The fields of a multipart/form-data body, name → (filename, content), read between the
+    boundaries the content type names; {} for any other body."""
+    match = re.match(r'multipart/form-data\s*;.*?\bboundary="?([^";\s]+)"?', content_type, re.I)
+    if not match:
+        return {}
+    delimiter = b"--" + match[1].encode()
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    start = body.find(delimiter)
+    while start >= 0 and not body.startswith(b"--", start + len(delimiter)):  # not the last
+        start += len(delimiter)
+        end = body.find(b"\r\n" + delimiter, start)
+        if end < 0:
+            break
+        head_end = body.find(b"\r\n\r\n", start, end)
+        if head_end >= 0:
+            head = body[start:head_end].decode("utf-8", "replace").split("\r\n")
+            disposition = next(
+                (line for line in head if line.lower().startswith("content-disposition:")), ""
+            )
+            name = re.search(r';\s*name="([^"]*)"', disposition)
+            filename = re.search(r';\s*filename="([^"]*)"', disposition)
+            if name:
+                fields[name[1]] = (filename[1] if filename else None, body[head_end + 4 : end])
+        start = end + 2
+    return fields
+
+
+def read_batch_input(
+    data: bytes, endpoint: str
+) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """A batch input file's requests (custom_id, body), and the errors that fail the batch as
+    the real API lists them: every bad line, each by its number from 1."""
+    requests: list[tuple[str, dict[str, Any]]] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    lines = data.split(b"\n")
+    if not lines[-1].strip():
+        lines.pop()  # the end of the last line
+    if not lines:
+        message = "The batch input file is empty."
+        errors.append({"code": "empty_file", "message": message, "param": None, "line": None})
+    for number, raw in enumerate(lines, 1):
+        read = _read_batch_line(raw, endpoint, seen)
+        if isinstance(read, dict):
+            errors.append({**read, "line": number})
+        else:
+            requests.append(read)
+    return requests, errors
+
+
+def _read_batch_line(
+    raw: bytes, endpoint: str, seen: set[str]
+) -> tuple[str, dict[str, Any]] | dict[str, Any]:
+    """A line's request (custom_id, body), or the error it fails the batch with (its code,
+    message and param); ``seen`` collects the custom_ids."""
+
+    def error(code: str, message: str, param: str | None = None) -> dict[str, Any]:
+        return {"code": code, "message": message, "param": param}
+
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        line = None
+    if not isinstance(line, dict):
+        return error("invalid_json_line", "This line is not parseable as valid JSON.")
+    missing = next((key for key in ("custom_id", "method", "url", "body") if key not in line), "")
+    if missing:
+        message = f"Missing required parameter: '{missing}'."
+        return error("missing_required_parameter", message, missing)
+    custom_id, body = line["custom_id"], line["body"]
+    if not isinstance(custom_id, str) or not isinstance(body, dict):
+        key = "custom_id" if not isinstance(custom_id, str) else "body"
+        return error("invalid_type", f"Invalid type for '{key}'.", key)
+    if custom_id in seen:
+        return error(
+            "duplicate_custom_id",
+            f"The custom_id '{custom_id}' for this request is a duplicate of another request. "
+            "The custom_id parameter must be unique for each request in a batch.",
+            "custom_id",
+        )
+    seen.add(custom_id)
+    if line["url"] != endpoint:
+        message = "The URL provided for this request does not match the batch endpoint."
+        return error("invalid_url", message, "url")
+    if line["method"] != "POST":  # code and message not seen from the real API
+        return error("invalid_method", "Only POST requests are supported.", "method")
+    if "model" not in body:
+        return error("invalid_request", "Model parameter is required.", "body.model")
+    if "messages" not in body:
+        return error("invalid_request", "Messages parameter is required.", "body.messages")
+    if body.get("stream"):
+        message = "Chat Completions: Streaming is not supported in the Batch API."
+        return error("streaming_unsupported", message, "body.stream")
+    return custom_id, body
+
+
+@dataclass
+class StoredFile:
+    """A file of the Files API: the File object it is served as, and its bytes."""
+
+    meta: dict[str, Any]
+    data: bytes
+
+
+@dataclass
+class BatchJob:
+    """A batch: the Batch object it is served as, and what the stand-in keeps to run it."""
+
+    batch: dict[str, Any]
+    outcome: BatchOutcome = "completed"
+    polls: int = 0  # retrieves since its last step
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # until they run
+    # Written when its lines are answered, and shown once it is completed (or cancelled).
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+
+
 @dataclass
 class StandIn:
     """The server's state; tests read its records and change its behaviour."""
@@ -208,18 +390,28 @@ class StandIn:
     clock: Callable[[], float] = time.monotonic  # a test's FakeClock, where it measures waits
     # Per kind ("llm", "arxiv", "pdf", "hf"): seconds between the bytes of every answer.
     trickle: dict[str, float] = field(default_factory=dict)
+    # The Files and Batch APIs. False: a server without them, which answers 404.
+    batches_supported: bool = True
+    # Each created batch pops one (see BatchOutcome); "completed" when none is left.
+    batch_outcomes: list[BatchOutcome] = field(default_factory=list)
+    batch_polls_per_step: int = 1  # retrieves of a batch for each step of its status
+    batch_shuffle_seed: int = 0  # the order of a batch's output lines (never the input's)
+    # The bodies of the batch lines answered (the interactive ones are in llm_requests), and
+    # (method, path) of every request to the Files and Batch APIs.
+    batch_requests: list[dict[str, Any]] = field(default_factory=list)
+    batch_api_calls: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, StoredFile] = field(default_factory=dict)
+    batches: dict[str, BatchJob] = field(default_factory=dict)
+    # Held through each Files or Batch API request, which changes files and batches and may
+    # answer a batch's lines (whose answers take ``lock``).
+    batch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         parsed = urlparse(path)
         if method == "POST" and parsed.path.endswith("/chat/completions"):
-            request = json.loads(body)
-            with self.lock:
-                self.llm_requests.append(request)
-                self.llm_headers.append(headers)
-                step = self.llm_script.pop(0) if self.llm_script else self.llm_default
-            if step is None:
-                return error_reply(500, "stand-in has no scripted answer")
-            return self._count_prompt(request, step(request) if callable(step) else step)
+            return self._chat(json.loads(body), headers)
+        if _BATCH_API.fullmatch(parsed.path):
+            return self._batch_api(method, parsed.path, parse_qs(parsed.query), body, headers)
         if method == "GET" and parsed.path == "/api/query":
             query = parse_qs(parsed.query)
             with self.lock:
@@ -281,6 +473,325 @@ class StandIn:
         )  # fmt: skip
         return self.trickle.get(kind, 0.0)
 
+    def _chat(self, request: dict[str, Any], headers: dict[str, str] | None) -> Reply:
+        """A chat completion's answer, from ``llm_script`` and then ``llm_default``: for an
+        interactive request (recorded in ``llm_requests``, with its ``headers``), or for a line
+        of a batch (``headers`` None; recorded in ``batch_requests``)."""
+        with self.lock:
+            if headers is None:
+                self.batch_requests.append(request)
+            else:
+                self.llm_requests.append(request)
+                self.llm_headers.append(headers)
+            step = self.llm_script.pop(0) if self.llm_script else self.llm_default
+        if step is None:
+            return error_reply(500, "stand-in has no scripted answer")
+        return self._count_prompt(request, step(request) if callable(step) else step)
+
+    def _batch_api(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> Reply:
+        with self.lock:
+            self.batch_api_calls.append((method, path))
+        if not self.batches_supported:
+            # vLLM's OpenAI-compatible server has no Files or Batch API (only the offline
+            # ``vllm run-batch``): FastAPI answers any method on a path it does not route so.
+            return json_reply(404, {"detail": "Not Found"})
+        route = _BATCH_ROUTE.fullmatch(path)
+        assert route  # _BATCH_API matched
+        kind, item, action = route["kind"], route["id"], route["action"]
+        with self.batch_lock:
+            if kind == "files" and item is None and method == "POST":
+                return self._upload(body, headers)
+            if kind == "files" and item is None and method == "GET":
+                return self._list_files(query)
+            file_routes = (("GET", None), ("GET", "content"), ("DELETE", None))
+            if kind == "files" and item is not None and (method, action) in file_routes:
+                stored = self.files.get(item)
+                if stored is None:
+                    return invalid_request(404, f"No such File object: {item}", param="id")
+                if action == "content":
+                    return 200, {"content-type": "application/octet-stream"}, stored.data
+                if method == "GET":
+                    return json_reply(200, stored.meta)
+                del self.files[item]
+                return json_reply(200, {"id": item, "object": "file", "deleted": True})
+            if kind == "batches" and item is None and method == "POST":
+                return self._create_batch(body)
+            if kind == "batches" and item is None and method == "GET":
+                return self._list_batches(query)
+            if kind == "batches" and (method, action) in (("GET", None), ("POST", "cancel")):
+                job = self.batches.get(item or "")
+                if job is None:
+                    return invalid_request(404, f"No batch found with id '{item}'.")
+                if action == "cancel":
+                    return self._cancel(job)
+                self._step(job)
+                return json_reply(200, job.batch)
+        # What the real API answers for a path or method it has not.
+        return invalid_request(404, f"Invalid URL ({method} {path})")
+
+    def _store_file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        now = int(time.time())
+        meta: dict[str, Any] = {
+            "id": _new_id("file-"),
+            "bytes": len(data),
+            "created_at": now,
+            "filename": filename,
+            "object": "file",
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": now + _FILE_LIFETIME if purpose.startswith("batch") else None,
+            "status_details": None,
+        }
+        self.files[meta["id"]] = StoredFile(meta, data)
+        return meta
+
+    def _upload(self, body: bytes, headers: dict[str, str]) -> Reply:
+        fields = form_fields(headers.get("content-type", ""), body)
+        for name in ("purpose", "file"):
+            if name not in fields:
+                return invalid_request(
+                    400,
+                    f"Missing required parameter: '{name}'.",
+                    param=name,
+                    code="missing_required_parameter",
+                )
+        purpose = fields["purpose"][1].decode("utf-8", "replace")
+        filename, data = fields["file"]
+        if purpose not in _UPLOAD_PURPOSES:
+            return invalid_request(400, "Invalid value for purpose.", param="purpose")
+        if purpose == "batch":
+            # The real API checks a batch file's name (httpx names bytes sent without one
+            # "upload") and its first line; a later bad line fails the batch instead.
+            try:
+                first = json.loads(data.split(b"\n", 1)[0])
+            except ValueError:
+                first = None
+            if not (filename or "").endswith(".jsonl") or not isinstance(first, dict):
+                return invalid_request(400, "Invalid file format for Batch API. Must be .jsonl")
+        return json_reply(200, self._store_file(data, filename or "upload", purpose))
+
+    def _list_files(self, query: dict[str, list[str]]) -> Reply:
+        purpose = query.get("purpose", [None])[0]
+        files = [
+            stored.meta
+            for stored in reversed(self.files.values())  # the newest first
+            if purpose is None or stored.meta["purpose"] == purpose
+        ]
+        return json_reply(200, _page(files, query, default_limit=10_000))
+
+    def _create_batch(self, body: bytes) -> Reply:
+        try:
+            params = json.loads(body)
+        except ValueError:
+            params = None
+        if not isinstance(params, dict):
+            return invalid_request(400, _NOT_JSON)
+        for name in ("input_file_id", "endpoint", "completion_window"):
+            if name not in params:
+                return invalid_request(
+                    400,
+                    f"Missing required parameter: '{name}'.",
+                    param=name,
+                    code="missing_required_parameter",
+                )
+        endpoint, window = params["endpoint"], params["completion_window"]
+        if endpoint != BATCH_ENDPOINT:
+            supported = (
+                # The real API runs these too; the stand-in has only chat completions.
+                "'/v1/chat/completions' (in the stand-in)"
+                if f"'{endpoint}'" in _BATCH_ENDPOINTS
+                else _BATCH_ENDPOINTS
+            )
+            return invalid_request(
+                400,
+                f"Invalid value: '{endpoint}'. Supported values are: {supported}.",
+                param="endpoint",
+                code="invalid_value",
+            )
+        if window != "24h":
+            return invalid_request(
+                400,
+                f"Invalid value: '{window}'. Supported values are: '24h'.",
+                param="completion_window",
+                code="invalid_value",
+            )
+        metadata = params.get("metadata")
+        for key, value in (metadata or {}).items():
+            if not isinstance(value, str):
+                kind = "an array" if isinstance(value, list) else f"a {type(value).__name__}"
+                return invalid_request(
+                    400,
+                    f"Invalid type for 'metadata.{key}': expected a string, but got {kind} "
+                    "instead.",
+                    param=f"metadata.{key}",
+                    code="invalid_type",
+                )
+        input_file = self.files.get(params["input_file_id"])
+        # A file that is not there is not refused here: the batch fails its validation.
+        if input_file is not None and input_file.meta["purpose"] != "batch":
+            return invalid_request(
+                400,
+                f"The input file must have purpose 'batch', not '{input_file.meta['purpose']}'.",
+                param="input_file_id",
+                code="invalid_value",
+            )
+        now = int(time.time())
+        batch: dict[str, Any] = {
+            "id": _new_id("batch_"),
+            "object": "batch",
+            "endpoint": endpoint,
+            "errors": None,
+            "input_file_id": params["input_file_id"],
+            "completion_window": window,
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + 86_400,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": metadata,
+            "model": None,
+            "usage": _batch_usage([]),
+        }
+        with self.lock:
+            outcome = self.batch_outcomes.pop(0) if self.batch_outcomes else "completed"
+        self.batches[batch["id"]] = BatchJob(batch, outcome)
+        return json_reply(200, batch)
+
+    def _list_batches(self, query: dict[str, list[str]]) -> Reply:
+        batches = [job.batch for job in reversed(self.batches.values())]  # the newest first
+        return json_reply(200, _page(batches, query, default_limit=20))
+
+    def _cancel(self, job: BatchJob) -> Reply:
+        batch = job.batch
+        if batch["status"] in ("completed", "failed", "expired"):
+            return invalid_request(409, f"Cannot cancel a batch with status '{batch['status']}'.")
+        if batch["status"] not in ("cancelling", "cancelled"):
+            batch.update(status="cancelling", cancelling_at=int(time.time()))
+            job.polls = 0
+        return json_reply(200, batch)
+
+    def _step(self, job: BatchJob) -> None:
+        """Move a batch one status on, every ``batch_polls_per_step`` retrieves of it."""
+        batch = job.batch
+        if batch["status"] in _BATCH_DONE:
+            return
+        job.polls += 1
+        if job.polls < self.batch_polls_per_step:
+            return
+        job.polls = 0
+        now = int(time.time())
+        status = batch["status"]
+        if status == "validating":
+            self._validate(job, now)
+        elif status == "in_progress":
+            self._run(job, now)
+        elif status == "finalizing":
+            batch.update(status="completed", completed_at=now)
+            batch.update(output_file_id=job.output_file_id, error_file_id=job.error_file_id)
+        elif status == "cancelling":
+            job.requests = []
+            batch.update(status="cancelled", cancelled_at=now)
+            batch.update(output_file_id=job.output_file_id, error_file_id=job.error_file_id)
+
+    def _validate(self, job: BatchJob, now: int) -> None:
+        batch = job.batch
+        stored = self.files.get(batch["input_file_id"])
+        if stored is None:
+            requests: list[tuple[str, dict[str, Any]]] = []
+            errors = [
+                {
+                    "code": "invalid_request",
+                    "message": f"Cannot find file {batch['input_file_id']}, or organization "
+                    "org-standin does not have access to it.",
+                    "param": "file_id",
+                    "line": None,
+                }
+            ]
+        else:
+            requests, errors = read_batch_input(stored.data, batch["endpoint"])
+        if not errors and job.outcome == "failed":
+            errors = [dict(BATCH_FAILED_ERROR)]
+        if errors:
+            batch.update(status="failed", failed_at=now, errors={"object": "list", "data": errors})
+            return
+        job.requests = requests
+        batch.update(status="in_progress", in_progress_at=now, model=requests[0][1].get("model"))
+        batch["request_counts"] = {"total": len(requests), "completed": 0, "failed": 0}
+
+    def _run(self, job: BatchJob, now: int) -> None:
+        """Answer a batch's lines with the chat API's script, into its output and error
+        files; the lines past an expiry are not answered, and go to the error file."""
+        batch, requests = job.batch, job.requests
+        job.requests = []
+        expires = job.outcome == "expired" or isinstance(job.outcome, tuple)
+        answered = job.outcome[1] if isinstance(job.outcome, tuple) else 0 if expires else None
+        outputs: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        for custom_id, body in requests[:answered]:
+            status, _, payload = self._chat(body, None)
+            try:
+                answer = json.loads(payload)
+            except ValueError:
+                text = payload.decode("utf-8", "replace")
+                answer = {"error": {"message": text, "type": "server_error", "param": None,
+                                    "code": None}}  # fmt: skip
+            line = {
+                "id": _new_id("batch_req_"),
+                "custom_id": custom_id,
+                "response": {"status_code": status, "request_id": _new_id("req_"), "body": answer},
+                "error": None,
+            }
+            (outputs if 200 <= status < 300 else failures).append(line)
+        for custom_id, _ in requests[len(requests) if answered is None else answered :]:
+            failures.append(
+                {
+                    "id": _new_id("batch_req_"),
+                    "custom_id": custom_id,
+                    "response": None,
+                    "error": dict(BATCH_EXPIRED_ERROR),
+                }
+            )
+        job.output_file_id = self._store_lines(batch["id"], "output", outputs)
+        job.error_file_id = self._store_lines(batch["id"], "error", failures)
+        batch["request_counts"] = {
+            "total": len(requests),
+            "completed": len(outputs),
+            "failed": len(failures),
+        }
+        batch["usage"] = _batch_usage([line["response"]["body"] for line in outputs])
+        if expires:
+            batch.update(status="expired", expired_at=now)
+            batch.update(output_file_id=job.output_file_id, error_file_id=job.error_file_id)
+        else:
+            batch.update(status="finalizing", finalizing_at=now)
+
+    def _store_lines(self, batch_id: str, kind: str, lines: list[dict[str, Any]]) -> str | None:
+        """A batch's output or error file, its lines in an order not the input's (the real
+        API keeps none), or None when it has no lines."""
+        if not lines:
+            return None
+        shuffled = list(lines)
+        random.Random(self.batch_shuffle_seed).shuffle(shuffled)
+        if shuffled == lines and len(lines) > 1:
+            shuffled = shuffled[1:] + shuffled[:1]
+        data = "".join(json.dumps(line) + "\n" for line in shuffled).encode()
+        return str(self._store_file(data, f"{batch_id}_{kind}.jsonl", "batch_output")["id"])
+
     def _count_prompt(self, request: dict[str, Any], reply: Reply) -> Reply:
         """Fill in ``COUNT_PROMPT`` with the request's prompt tokens, and record them; answer
         as the model asked for."""
@@ -316,6 +827,50 @@ class StandIn:
         return status, {"content-type": "text/plain"}, body
 
 
+def _page(items: list[dict[str, Any]], query: dict[str, list[str]], default_limit: int) -> Any:
+    """A page of a list, as the real API's cursor pagination serves it (``after``, ``limit``)."""
+    after = query.get("after", [None])[0]
+    if after is not None:
+        ids = [item["id"] for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    try:
+        limit = int(query.get("limit", [default_limit])[0] or default_limit)
+    except ValueError:
+        limit = default_limit
+    page = items[: max(1, limit)]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > len(page),
+    }
+
+
+def _batch_usage(completions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch's ``usage``: its answered lines' tokens, added up."""
+
+    def total(*keys: str) -> int:
+        count = 0
+        for completion in completions:
+            value: Any = completion.get("usage")
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            count += value if isinstance(value, int) else 0
+        return count
+
+    prompt, answer = total("prompt_tokens"), total("completion_tokens")
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": total("prompt_tokens_details", "cached_tokens")},
+        "output_tokens": answer,
+        "output_tokens_details": {
+            "reasoning_tokens": total("completion_tokens_details", "reasoning_tokens")
+        },
+        "total_tokens": prompt + answer,
+    }
+
+
 def serve(state: StandIn) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -348,7 +903,7 @@ def serve(state: StandIn) -> ThreadingHTTPServer:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a trickle, a slow answer past its timeout)
 
-        do_GET = do_POST = _reply
+        do_GET = do_POST = do_DELETE = _reply
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet test output
             pass
