@@ -334,7 +334,7 @@ class BatchRun:
         async def upload() -> str:
             with path.open("rb") as file:
                 # An open file streams: the SDK would read a path whole into memory.
-                uploaded = await self.client.files.create(file=file, purpose="batch")
+                uploaded = await self.client.files.create(file=(path.name, file), purpose="batch")
             return uploaded.id
 
         try:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from digest import __version__, render, schemas
 from digest.day import DayRun, DaySetup, plan_day, run_day
@@ -566,6 +565,8 @@ def backfill_command(
             else:
                 outcome = _backfill(chosen, days, setup, settings, max_cost, lock.check_held)
         saved = f" ({outcome.saved:.4f} USD saved by the batch price)" if batch else ""
+        if outcome.stop is not None and not outcome.did_anything:
+            raise outcome.stop  # stopped before any day: its one line says it all
         stderr.print(
             f"backfill {start} to {end}: {outcome.days_written} of {len(days)} days written, "
             f"{outcome.papers} papers digested, {outcome.unfinished} not digested, "
@@ -585,6 +586,10 @@ class _Backfill:
     cost: float = 0.0
     saved: float = 0.0  # by the batch price, against interactive prices
     stop: RunStopped | None = None
+
+    @property
+    def did_anything(self) -> bool:
+        return bool(self.days_written or self.papers or self.unfinished or self.cost)
 
     def add(self, finished: DayRun, report: RunReport | None) -> None:
         if report is not None:
@@ -713,34 +718,22 @@ async def _batch_status(settings: Settings) -> None:
         finally:
             await client.close()
         records = describe_records(folder)
-    table = Table(title=f"batches in {folder}", title_justify="left")
-    for column in (
-        "batch",
-        "round",
-        "status",
-        "requests",
-        "answered",
-        "failed",
-        "submitted",
-        "collected",
-    ):
-        table.add_column(
-            column,
-            justify="right" if column in ("round", "requests", "answered", "failed") else "left",
-        )
+    stdout.print(f"batches in {folder}:", markup=False, highlight=False)
     for record in records:
         counts = record.counts
-        table.add_row(
-            record.batch_id or f"(creating, {record.input_file_id})",
-            str(record.round),
-            record.status,
-            str(len(record.requests)),
-            str(counts.get("completed", "")),
-            str(counts.get("failed", "")),
-            record.submitted_at.strftime("%Y-%m-%d %H:%M UTC"),
-            "yes" if record.collected else "no",
+        answered = (
+            f", {counts.get('completed', 0)} answered, {counts.get('failed', 0)} failed"
+            if counts
+            else ""
         )
-    stdout.print(table)
+        line = (
+            f"{record.batch_id or '(being created from ' + record.input_file_id + ')'}  "
+            f"round {record.round}  {record.status}  {len(record.requests)} requests{answered}  "
+            f"submitted {record.submitted_at:%Y-%m-%d %H:%M} UTC"
+            + ("  collected" if record.collected else "")
+            + (f"  ({'; '.join(record.errors)})" if record.errors else "")
+        )
+        stdout.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _write_report(path: Path, report: RunReport) -> None:

@@ -95,6 +95,10 @@ class Figures(BaseModel):
     total_cost_usd: float = Field(
         description="cost_usd + failed_cost_usd: what the papers cost, as far as it is known."
     )
+    batch: int = Field(description="LLM entries answered through the Batch API.")
+    batch_saved_usd: float = Field(
+        description="What the Batch API's price saved on those, against interactive prices."
+    )
     models: dict[str, int] = Field(description="provenance.model of the LLM entries, by count.")
     prompt_versions: dict[str, int] = Field(description="provenance.prompt_version, by count.")
 
@@ -157,6 +161,8 @@ class _Tally:
     failed_tokens_out: int = 0
     failed_cost_usd: float = 0.0
     failed_unpriced: int = 0
+    batch: int = 0
+    batch_saved_usd: float = 0.0
     models: Counter[str] = field(default_factory=Counter)
     prompt_versions: Counter[str] = field(default_factory=Counter)
 
@@ -192,6 +198,9 @@ class _Tally:
                 self.unpriced += 1
             else:
                 self.cost_usd += provenance.cost_usd
+            if provenance.mode == "batch":
+                self.batch += 1
+                self.batch_saved_usd += provenance.saved_usd or 0.0
 
     def add_report(self, report: RunReport) -> None:
         self.run_reports += 1
@@ -250,6 +259,8 @@ class _Tally:
             "failed_cost_usd": round(self.failed_cost_usd, _USD_DIGITS),
             "failed_unpriced": self.failed_unpriced,
             "total_cost_usd": round(self.cost_usd + self.failed_cost_usd, _USD_DIGITS),
+            "batch": self.batch,
+            "batch_saved_usd": round(self.batch_saved_usd, _USD_DIGITS),
             "models": _by_count(self.models),
             "prompt_versions": _by_count(self.prompt_versions),
         }
@@ -506,6 +517,11 @@ def notes(stats: Stats) -> list[str]:
         lines.append(
             f"?: {' and '.join(parts)} used a model with no price; the costs shown leave "
             "them out, and $/paper is over the digests whose cost is known."
+        )
+    if total.batch:
+        lines.append(
+            f"Batch API: {_count(total.batch, 'digest', 'digests')} answered at the batch "
+            f"price, {total.batch_saved_usd:.4f} USD less than interactive requests would cost."
         )
     missing = sum(not day.run_report for day in stats.days)
     if missing:

@@ -571,12 +571,15 @@ class Summarizer:
             if self.mode == "json_schema"
             else _json_mode_format()
         )
-        return {
+        body = {
             "model": self.options.model,
             "messages": messages,
             "response_format": response_format,
             **self._options(limit),
         }
+        if self.mode == "json_schema":
+            body["stream"] = False  # as the SDK's parse() sends it
+        return body
 
     def fit_limit(self, prompt: int, state: _Loop) -> int:
         """The output limit for this request, within ``context_tokens`` when it is set; a

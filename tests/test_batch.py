@@ -42,7 +42,8 @@ def created(standin: StandIn) -> list[tuple[str, str]]:
 
 
 def records(folder: Path = Path("cache/batches")) -> list[dict[str, Any]]:
-    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.record.json"))]
+    found = [json.loads(path.read_text()) for path in folder.glob("*.record.json")]
+    return sorted(found, key=lambda record: str(record["submitted_at"]))
 
 
 def invalid_first(number: int) -> Any:
@@ -69,8 +70,9 @@ def test_a_batch_backfill_matches_the_interactive_one_at_half_the_price(
     interactive_bodies = list(standin.llm_requests)
     assert len(interactive_bodies) == 7  # six papers, one re-ask
     interactive = {day: day_file_in("interactive", day) for day in DAYS}
-    interactive_posts = {day: Path(f"interactive/_posts/{day}-daily-papers.md").read_bytes()
-                         for day in DAYS}
+    interactive_posts = {
+        day: Path(f"interactive/_posts/{day}-daily-papers.md").read_bytes() for day in DAYS
+    }
 
     monkeypatch.setenv("DIGEST_CACHE_DIR", str(tmp_path / "batch-cache"))
     standin.llm_default = invalid_first(3)
@@ -97,6 +99,14 @@ def test_a_batch_backfill_matches_the_interactive_one_at_half_the_price(
             assert provenance["saved_usd"] == pytest.approx(provenance["cost_usd"], abs=2e-6)
     assert "USD saved by the batch price" in err
     assert "3 of 3 days written, 6 papers digested, 0 not digested" in err
+    # digest stats shows what the batch saved.
+    code, out, _ = digest("stats", "--json")
+    total = json.loads(out)["total"]
+    saved = sum(p["provenance"]["saved_usd"] for day in DAYS for p in day_file(day)["papers"])
+    assert total["batch"] == 6 and total["batch_saved_usd"] == pytest.approx(saved, abs=1e-6)
+    assert total["batch_saved_usd"] == pytest.approx(total["cost_usd"], abs=1e-5)
+    code, out, _ = digest("stats")
+    assert "Batch API: 6 digests answered at the batch price" in " ".join(out.split())
 
 
 def day_file_in(folder: str, day: str) -> dict[str, Any]:
@@ -188,12 +198,28 @@ def test_a_failed_request_is_retried_in_new_batches_then_given_up(
     assert len(failed) == 1 and failed[0]["failed_at"] == "summarize"
 
 
+def test_a_failed_batch_is_sent_again_as_a_new_batch(standin: StandIn) -> None:
+    serve_days(standin)
+    standin.batch_outcomes = ["failed"]
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    first, second = standin.batches.values()
+    assert first.batch["status"] == "failed" and second.batch["status"] == "completed"
+    assert len(batch_input(standin, second)) == 6
+    assert all(len(day_file(day)["papers"]) == 2 for day in DAYS)
+    saved = records()
+    assert [r["status"] for r in saved] == ["failed", "completed"]
+    assert saved[0]["errors"] and "invalid_request" in saved[0]["errors"][0]
+
+
 def test_a_server_without_a_batch_api_is_one_line_and_exit_2(standin: StandIn) -> None:
     serve_days(standin)
     standin.batches_supported = False
     code, _, err = digest("backfill", *RANGE, "--batch")
     assert code == 2
-    assert "has no Batch API (HTTP 404 on /v1/batches); run 'digest backfill' without --batch" in err
+    assert (
+        "has no Batch API (HTTP 404 on /v1/batches); run 'digest backfill' without --batch" in err
+    )
     assert len(err.strip().splitlines()) == 1
     assert standin.hf_requests == [] and standin.llm_requests == []  # asked before any paper
 

@@ -137,7 +137,9 @@ def test_an_ungrounded_number_is_sent_back(standin: StandIn) -> None:
 
 def test_a_number_that_survives_the_reasks_is_taken_out_and_recorded(standin: StandIn) -> None:
     add_paper(standin)
-    grounded = "제안 방법은 장시간 생성에서 오차를 기존 방법보다 크게 낮추며 최고 성능을 달성하였다."
+    grounded = (
+        "제안 방법은 장시간 생성에서 오차를 기존 방법보다 크게 낮추며 최고 성능을 달성하였다."
+    )
     standin.llm_default = lambda request: with_results(grounded, UNGROUNDED)
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err

@@ -250,7 +250,6 @@ def test_hyphenation_and_accents_are_undone() -> None:
     assert (found.title, found.abstract) == (1.0, 1.0)
 
 
-
 # --- end to end, through the stand-ins --------------------------------------------------------
 
 
@@ -265,9 +264,7 @@ def dpr() -> ArxivPaper:
 
 
 @pytest.mark.parametrize("pdf", ["0908.0054v1.pdf", "corrupted-streams-zen.pdf"])
-def test_another_paper_s_pdf_is_not_digested_under_this_title(
-    standin: StandIn, pdf: str
-) -> None:
+def test_another_paper_s_pdf_is_not_digested_under_this_title(standin: StandIn, pdf: str) -> None:
     serve(standin, dpr(), pdf)
     standin.llm_default = good
     code, out, err = digest("paper", "2004.04906", "--json")

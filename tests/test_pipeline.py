@@ -447,9 +447,7 @@ def test_refusals_and_content_filters_are_asked_again_then_fail(
     assert code == 1 and "the model refused: I can't help with that. (3 times)" in err
 
 
-def test_429_with_retry_after_and_500_are_retried(
-    standin: StandIn, fake_time: FakeClock
-) -> None:
+def test_429_with_retry_after_and_500_are_retried(standin: StandIn, fake_time: FakeClock) -> None:
     add_paper(standin)
     standin.llm_script = [
         error_reply(429, "slow down", {"retry-after": "1"}),

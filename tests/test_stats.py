@@ -169,7 +169,7 @@ FIGURE_KEYS = [
     *["grounding_repairs", "ungrounded_names", "run_reports", "failed", "failures_by_stage"],
     *["tokens_in", "tokens_out", "cost_usd", "unpriced", "cost_per_paper_usd"],
     *["failed_tokens_in", "failed_tokens_out", "failed_cost_usd", "failed_unpriced"],
-    *["total_cost_usd", "models", "prompt_versions"],
+    *["total_cost_usd", "batch", "batch_saved_usd", "models", "prompt_versions"],
 ]
 
 
@@ -222,6 +222,8 @@ def test_json_figures_of_a_day_are_exact(days: Path) -> None:
         "failed_cost_usd": 0.006,
         "failed_unpriced": 0,
         "total_cost_usd": 0.0206,
+        "batch": 0,
+        "batch_saved_usd": 0.0,
         "models": {"gpt-4.1-mini": 3},
         "prompt_versions": {"v3": 3},
     }
