@@ -395,6 +395,9 @@ class StandIn:
     # Each created batch pops one (see BatchOutcome); "completed" when none is left.
     batch_outcomes: list[BatchOutcome] = field(default_factory=list)
     batch_polls_per_step: int = 1  # retrieves of a batch for each step of its status
+    # Batches from this one on (1: the first created) do not move, as if the provider were
+    # busy: a test kills the client while one is in progress.
+    stall_batches_from: int | None = None
     batch_shuffle_seed: int = 0  # the order of a batch's output lines (never the input's)
     # The bodies of the batch lines answered (the interactive ones are in llm_requests), and
     # (method, path) of every request to the Files and Batch APIs.
@@ -690,6 +693,9 @@ class StandIn:
         batch = job.batch
         if batch["status"] in _BATCH_DONE:
             return
+        if self.stall_batches_from is not None:
+            if list(self.batches).index(batch["id"]) + 1 >= self.stall_batches_from:
+                return
         job.polls += 1
         if job.polls < self.batch_polls_per_step:
             return

@@ -114,29 +114,37 @@ def day_file_in(folder: str, day: str) -> dict[str, Any]:
     return data
 
 
-def test_the_saved_batch_is_collected_after_a_kill_and_nothing_is_resubmitted(
-    standin: StandIn,
-) -> None:
-    serve_days(standin)
-    standin.batch_polls_per_step = 10**6  # the batch stays in progress while the run waits
+def kill_once_submitted(batches: int) -> None:
+    """Run a batch backfill in another process; SIGKILL it once ``batches`` batches are
+    created and saved."""
     process = subprocess.Popen(
         [sys.executable, "-m", "digest", "backfill", *RANGE, "--batch"],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "DIGEST_BATCH_POLL": "0.05"},
     )
     try:
         deadline = time.monotonic() + 60
-        while not any(r.get("batch_id") for r in records()) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if sum(bool(r.get("batch_id")) for r in records()) >= batches:
+                break
             time.sleep(0.05)
-        assert any(r.get("batch_id") for r in records()), process.stderr
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(10)
+    assert sum(bool(r.get("batch_id")) for r in records()) == batches
+
+
+def test_the_saved_batch_is_collected_after_a_kill_and_nothing_is_resubmitted(
+    standin: StandIn,
+) -> None:
+    serve_days(standin)
+    standin.stall_batches_from = 1  # the batch stays in progress while the run waits
+    kill_once_submitted(1)
     assert not post(DAYS[0]).exists()
     assert len(created(standin)) == 1 and standin.batch_requests == []
 
-    standin.batch_polls_per_step = 1
+    standin.stall_batches_from = None
     code, _, err = digest("backfill", *RANGE, "--batch")
     assert code == 0, err
     assert len(created(standin)) == 1  # the saved batch was collected, none submitted
@@ -148,6 +156,24 @@ def test_the_saved_batch_is_collected_after_a_kill_and_nothing_is_resubmitted(
     code, _, err = digest("backfill", *RANGE, "--batch")  # and once more: all from the cache
     assert code == 0, err
     assert len(created(standin)) == 1 and len(standin.batch_requests) == 6
+
+
+def test_a_kill_during_the_re_ask_round_resubmits_nothing(standin: StandIn) -> None:
+    serve_days(standin)
+    standin.llm_default = invalid_first(3)
+    standin.stall_batches_from = 2  # the first round answers; the re-ask's batch waits
+    kill_once_submitted(2)
+    assert len(created(standin)) == 2 and len(standin.batch_requests) == 6
+    # The five good answers were cached and their days written before the kill.
+    assert post(DAYS[0]).exists() and post(DAYS[2]).exists() and not post(DAYS[1]).exists()
+
+    standin.stall_batches_from = None
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert len(created(standin)) == 2  # the re-ask's saved batch was found by its body
+    assert len(standin.batch_requests) == 7 and standin.llm_requests == []
+    entry = next(p for p in day_file(DAYS[1])["papers"] if p["arxiv_id"] == "2512.10003")
+    assert [call["outcome"] for call in entry["provenance"]["calls"]] == ["invalid", "ok"]
 
 
 def test_an_expired_batch_keeps_its_answers_and_resubmits_the_rest(standin: StandIn) -> None:
