@@ -72,7 +72,7 @@ T = TypeVar("T")
 MAX_REQUESTS = 50_000
 MAX_FILE_BYTES = 200 * 1024 * 1024
 ENDPOINT: Final = "/v1/chat/completions"
-FINISHED = ("completed", "expired", "failed", "cancelled")
+FINISHED = ("completed", "expired", "failed", "cancelled", "never created")
 Settled = Callable[[Deferred, "Summary | SummaryFailed"], None]
 
 
@@ -211,18 +211,26 @@ class BatchRun:
         while self.waiting:
             number += 1
             if number > 1 and self.options.reask_interactive:
-                await self._reask_interactively(settled)
-                return
+                # A paper the batches answered and that is to be asked again; one they never
+                # answered (a request that failed) goes on through the batches.
+                answered = [paper for paper in self.waiting.values() if paper.batch_calls]
+                await self._reask_interactively(answered, settled)
+                if not self.waiting:
+                    return
             this_round = self._plan_round(number, settled)
-            if not this_round.waiting_on and not this_round.new:
-                continue
             if this_round.new:
                 self._check_cost(this_round, settled)
                 await self._submit(this_round)
             await self._wait(list(this_round.waiting_on))
-            for batch_id, papers in this_round.waiting_on.items():
-                await self._collect(batch_id)
-                self._read_answers(batch_id, papers, settled)
+            for key, papers in this_round.waiting_on.items():
+                record = self.records.maybe(key)
+                if record is None or record.batch_id is None:
+                    # Saved, then never created (a kill between the two): nothing was sent.
+                    for paper in papers:
+                        paper.tried.add(key)
+                    continue
+                await self._collect(record)
+                self._read_answers(record, papers, settled)
 
     def _plan_round(self, number: int, settled: Settled) -> _Round:
         """Each waiting paper's next request: found in a saved batch (a run before this one
@@ -240,7 +248,7 @@ class BatchRun:
                 key = paper.deferred.key
                 saved = self.records.find(key, paper.body_hash, exclude=paper.tried)
                 if saved is not None:
-                    paper.batch_id = saved
+                    paper.batch_id = self.records.get(saved).batch_id
                     this_round.waiting_on.setdefault(saved, []).append(paper)
                     continue
                 line = _request_line(key, body)
@@ -323,7 +331,7 @@ class BatchRun:
         self.submitted += 1
         for paper in papers:
             paper.batch_id = batch.id
-        this_round.waiting_on.setdefault(batch.id, []).extend(papers)
+        this_round.waiting_on.setdefault(file_id, []).extend(papers)
         self.tell(
             f"submitted batch {batch.id}: {len(papers)} request"
             f"{'' if len(papers) == 1 else 's'} (round {this_round.number}); it runs for up "
@@ -373,19 +381,19 @@ class BatchRun:
 
     # -- Waiting --------------------------------------------------------------------------
 
-    async def _wait(self, batch_ids: list[str]) -> None:
+    async def _wait(self, keys: list[str]) -> None:
         """Look at every open batch, then again after a wait that grows by half each time,
-        until all are finished."""
-        open_ids = [batch_id for batch_id in batch_ids if not self.records.get(batch_id).finished]
+        until all are finished. ``keys`` are the records' (their input files)."""
+        open_keys = [key for key in keys if not self.records.get(key).finished]
         delay = self.options.poll_first
-        while open_ids:
+        while open_keys:
             still: list[str] = []
-            for batch_id in open_ids:
-                record = await self._look(batch_id)
+            for key in open_keys:
+                record = await self._look(key)
                 if not record.finished:
-                    still.append(batch_id)
-            open_ids = still
-            if open_ids:
+                    still.append(key)
+            open_keys = still
+            if open_keys:
                 await self.sleep(delay)
                 delay = min(delay * 1.5, self.options.poll_max)
 
@@ -397,9 +405,8 @@ class BatchRun:
         record = self.records.get(key)
         if record.batch_id is None:
             await self._adopt(record)
-            if record.finished:
-                return record
-        assert record.batch_id is not None
+            if record.batch_id is None:
+                return record  # never created, or the server could not be asked: next look
         batch_id = record.batch_id
         try:
             batch = await self._call(lambda: self.client.batches.retrieve(batch_id))
@@ -446,19 +453,18 @@ class BatchRun:
                 record.batch_id, record.status = batch.id, batch.status
                 self.records.save(record)
                 return
+        record.status = "never created"
         self.records.forget(record)
-        record.status = "failed"
 
     # -- Collecting -----------------------------------------------------------------------
 
-    async def _collect(self, batch_id: str) -> None:
+    async def _collect(self, record: BatchRecord) -> None:
         """Save a finished batch's output and error files next to its record, once."""
-        record = self.records.get(batch_id)
         if record.collected or record.batch_id is None:
             return
         for file_id, path in (
-            (record.output_file_id, self.records.output_path(batch_id)),
-            (record.error_file_id, self.records.errors_path(batch_id)),
+            (record.output_file_id, self.records.output_path(record.batch_id)),
+            (record.error_file_id, self.records.errors_path(record.batch_id)),
         ):
             if file_id is None:
                 continue
@@ -486,19 +492,21 @@ class BatchRun:
                 "(the batch's answers stay on the server for 30 days)"
             ) from None
 
-    def _read_answers(self, batch_id: str, papers: list[_Paper], settled: Settled) -> None:
-        """Every answer of ``batch_id`` for ``papers``, matched by ``custom_id``, judged as
-        an interactive answer is; a paper the batch has no answer for is retried."""
-        record = self.records.get(batch_id)
+    def _read_answers(self, record: BatchRecord, papers: list[_Paper], settled: Settled) -> None:
+        """Every answer of the batch for ``papers``, matched by ``custom_id``, judged as an
+        interactive answer is; a paper the batch has no answer for is retried."""
+        assert record.batch_id is not None
+        batch_id, key = record.batch_id, self.records.key_of(record)
         wanted = {paper.deferred.key: paper for paper in papers}
         for line in self.records.answers(batch_id):
             paper = wanted.pop(str(line.get("custom_id")), None)
             if paper is not None:
-                paper.tried.add(batch_id)
+                paper.tried.add(key)
+                paper.batch_id = batch_id
                 self._answer(paper, line, batch_id, settled)
         why = "; ".join(record.errors) or f"the batch ended {record.status} without an answer"
         for paper in wanted.values():
-            paper.tried.add(batch_id)
+            paper.tried.add(key)
             self._retry(paper, f"batch {batch_id}: {why}", settled)
 
     def _answer(self, paper: _Paper, line: dict[str, Any], batch_id: str, settled: Settled) -> None:
@@ -573,7 +581,7 @@ class BatchRun:
 
     # -- Re-asks, interactively -----------------------------------------------------------
 
-    async def _reask_interactively(self, settled: Settled) -> None:
+    async def _reask_interactively(self, papers: list[_Paper], settled: Settled) -> None:
         """What the first round did not settle, finished through interactive requests (at
         interactive prices), ``concurrency`` papers at a time."""
         slots = asyncio.Semaphore(self.llm.concurrency)
@@ -596,7 +604,7 @@ class BatchRun:
                 batch_id = paper.batch_id or "interactive"
                 self._settle(paper, self._priced(paper, summary, batch_id), settled)
 
-        await asyncio.gather(*(one(paper) for paper in list(self.waiting.values())))
+        await asyncio.gather(*(one(paper) for paper in papers))
 
     # -- Settling -------------------------------------------------------------------------
 
@@ -664,7 +672,8 @@ class _Records:
 
     @staticmethod
     def key_of(record: BatchRecord) -> str:
-        return record.batch_id or record.input_file_id
+        # The input file's id: known before the batch's, and the same for its whole life.
+        return record.input_file_id
 
     def _remember(self, record: BatchRecord) -> None:
         key = self.key_of(record)
@@ -678,6 +687,9 @@ class _Records:
     def get(self, key: str) -> BatchRecord:
         return self._records[key]
 
+    def maybe(self, key: str) -> BatchRecord | None:
+        return self._records.get(key)
+
     def find(self, custom_id: str, body_hash: str, *, exclude: set[str]) -> str | None:
         """The saved batch that was sent this very request and has not answered it yet for
         this run, oldest first."""
@@ -688,16 +700,6 @@ class _Records:
 
     def save(self, record: BatchRecord) -> None:
         key = self.key_of(record)
-        if (
-            record.batch_id
-            and record.input_file_id in self._records
-            and key != record.input_file_id
-        ):
-            # The record was saved under its input file before the batch had an id.
-            self._records.pop(record.input_file_id)
-            (self.folder / f"{record.input_file_id}.record.json").unlink(missing_ok=True)
-            for entries in self._index.values():
-                entries[:] = [(h, key if k == record.input_file_id else k) for h, k in entries]
         if key not in self._records:
             self._remember(record)
         self._records[key] = record

@@ -176,6 +176,37 @@ def test_a_kill_during_the_re_ask_round_resubmits_nothing(standin: StandIn) -> N
     assert [call["outcome"] for call in entry["provenance"]["calls"]] == ["invalid", "ok"]
 
 
+@pytest.mark.parametrize("created_on_the_server", [False, True])
+def test_a_kill_between_saving_and_creating_loses_nothing_and_sends_nothing_twice(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch, created_on_the_server: bool
+) -> None:
+    from digest.batch import BatchRun
+
+    serve_days(standin)
+    create = BatchRun._create
+
+    async def killed(self: BatchRun, file_id: str) -> Any:
+        if created_on_the_server:
+            await create(self, file_id)  # the server made it; its answer never came back
+        raise SystemExit(137)
+
+    monkeypatch.setattr(BatchRun, "_create", killed)
+    code, _, _ = digest("backfill", *RANGE, "--batch")
+    assert code == 137
+    (saved,) = records()
+    assert saved["batch_id"] is None and saved["status"] == "submitting"
+    assert len(created(standin)) == int(created_on_the_server)
+
+    monkeypatch.setattr(BatchRun, "_create", create)
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert len(created(standin)) == 1  # adopted from the server's list, or created now
+    assert len(standin.batch_requests) == 6
+    assert all(len(day_file(day)["papers"]) == 2 for day in DAYS)
+    (saved,) = records()
+    assert saved["batch_id"] in standin.batches and saved["collected"]
+
+
 def test_an_expired_batch_keeps_its_answers_and_resubmits_the_rest(standin: StandIn) -> None:
     serve_days(standin)
     standin.batch_outcomes = [("expired", 4)]
