@@ -693,9 +693,9 @@ class StandIn:
         batch = job.batch
         if batch["status"] in _BATCH_DONE:
             return
-        if self.stall_batches_from is not None:
-            if list(self.batches).index(batch["id"]) + 1 >= self.stall_batches_from:
-                return
+        stalled = self.stall_batches_from
+        if stalled is not None and list(self.batches).index(batch["id"]) + 1 >= stalled:
+            return
         job.polls += 1
         if job.polls < self.batch_polls_per_step:
             return
