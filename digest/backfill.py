@@ -116,6 +116,9 @@ async def backfill_batch(
             for result in await pipeline.read_papers(plan.todo, hand_over):
                 if result is not None:
                     day.decided[str(result.arxiv_id)] = result
+            # What the source said of each paper (its abstract, mostly) is read; a year of
+            # days waiting on their batches need not hold it.
+            plan.todo = []
             tell(
                 f"{date}: {plan.total} paper{'' if plan.total == 1 else 's'}, "
                 f"{day.waiting} for the batch"

@@ -166,6 +166,9 @@ class BatchRun:
         self.stop: LLMConfigError | None = None  # a configuration error met in an answer
         self.submitted = 0  # batches created by this run
         self.resubmitted = 0  # requests sent again after they failed or expired
+        # Papers that failed: their requests are taken out of the saved batches at the end of
+        # the round, so that the next run asks again rather than replays the same answers.
+        self._failed: set[str] = set()
         (folder / "papers").mkdir(parents=True, exist_ok=True)
 
     # -- Before the batches ---------------------------------------------------------------
@@ -207,6 +210,13 @@ class BatchRun:
     async def run(self, settled: Settled) -> None:
         """Round after round until every paper added is settled; ``settled`` is told of each
         paper the moment it is (its summary, or why it failed)."""
+        try:
+            await self._rounds(settled)
+        finally:
+            self.records.release(self._failed)
+            self._failed.clear()
+
+    async def _rounds(self, settled: Settled) -> None:
         number = 0
         while self.waiting:
             number += 1
@@ -231,6 +241,8 @@ class BatchRun:
                     continue
                 await self._collect(record)
                 self._read_answers(record, papers, settled)
+            self.records.release(self._failed)
+            self._failed.clear()
 
     def _plan_round(self, number: int, settled: Settled) -> _Round:
         """Each waiting paper's next request: found in a saved batch (a run before this one
@@ -635,6 +647,8 @@ class BatchRun:
             ) + self.price.cost(Usage.of(calls[paper.batch_calls :]))
         self.waiting.pop(paper.deferred.key, None)
         self._paper_path(paper.deferred.key).unlink(missing_ok=True)
+        if isinstance(outcome, SummaryFailed):
+            self._failed.add(paper.deferred.key)
         for place in [paper.deferred, *paper.twins]:
             settled(place, outcome)
 
@@ -704,6 +718,16 @@ class _Records:
             self._remember(record)
         self._records[key] = record
         atomic_write_text(self.folder / f"{key}.record.json", record.model_dump_json() + "\n")
+
+    def release(self, custom_ids: set[str]) -> None:
+        """Take ``custom_ids`` out of every saved batch, so that no later run finds them."""
+        touched = {key for custom_id in custom_ids for _, key in self._index.pop(custom_id, [])}
+        for key in touched:
+            record = self._records.get(key)
+            if record is not None:
+                for custom_id in custom_ids:
+                    record.requests.pop(custom_id, None)
+                self.save(record)
 
     def forget(self, record: BatchRecord) -> None:
         key = self.key_of(record)

@@ -91,8 +91,9 @@ class Deferred:
             self.input_chars = len(self.paper.content)
 
     def drop_text(self) -> None:
-        """Forget the text (its holder keeps it elsewhere); the rest stays."""
-        self.paper = self.paper.model_copy(update={"content": ""})
+        """Forget the text and the abstract (its holder keeps them elsewhere): what the entry
+        needs stays."""
+        self.paper = self.paper.model_copy(update={"content": "", "abstract": ""})
 
 
 class CostGuard:

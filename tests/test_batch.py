@@ -254,6 +254,13 @@ def test_a_failed_request_is_retried_in_new_batches_then_given_up(
     failed = [p for p in report["papers"] if p["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["failed_at"] == "summarize"
 
+    # The next run, the server mended, asks again (a failed paper's requests are not replayed).
+    standin.llm_default = lambda request: completion(DIGEST_JSON)
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert [len(batch_input(standin, job)) for job in standin.batches.values()] == [6, 1, 1, 1]
+    assert len(day_file(DAYS[1])["papers"]) == 2
+
 
 def test_a_failed_batch_is_sent_again_as_a_new_batch(standin: StandIn) -> None:
     serve_days(standin)
