@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from digest.batch import BatchRun
-from digest.day import DayPlan, DayRun, DaySetup, plan_day, write_day
+from digest.day import DayPlan, DayRun, DaySetup, day_pipeline, plan_day, write_day
 from digest.errors import SummaryFailed
 from digest.net import AsyncSleep
 from digest.options import BatchOptions, RunOptions
 from digest.results import PaperResult, Silent
 from digest.sources import Source
-from digest.store import DigestCache
 from digest.summarize import Summary
 
 
@@ -60,22 +59,10 @@ async def backfill_batch(
 ) -> BatchBackfill:
     """Every day of ``days``; ``on_day`` is given each day as it is written. A configuration
     error met in the answers (``LLMConfigError``) is raised once every day is written."""
-    from digest.extract import start_workers  # see day._digest: slow imports, started early
-
-    workers = start_workers(setup.extract.extractor)
-    from digest.pipeline import Deferred, Pipeline
+    from digest.pipeline import Deferred
 
     # --max-cost is the batch's to check, on the whole range's estimate, before it submits.
-    pipeline = Pipeline(
-        setup.llm,
-        setup.fetch,
-        setup.extract,
-        DigestCache(setup.cache_dir),
-        replace(run, max_cost=None),
-        sleep=sleep,
-        progress=Silent(),
-        workers=workers,
-    )
+    pipeline = day_pipeline(setup, replace(run, max_cost=None), Silent(), sleep)
     outcome = BatchBackfill()
     async with pipeline:
         assert pipeline.llm is not None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digest.errors import OutputWriteFailed, RunStopped
 from digest.models import Day, PaperEntry
@@ -21,6 +22,9 @@ from digest.render import render_day
 from digest.results import PaperResult, Progress, Silent
 from digest.sources import ArxivRef, Candidate
 from digest.store import DigestCache, OutputStore, dump_day, write_if_changed
+
+if TYPE_CHECKING:
+    from digest.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,14 @@ def _write(day: Day, setup: DaySetup, made: int) -> tuple[Path, bool]:
 async def _digest(
     todo: list[Candidate], setup: DaySetup, run: RunOptions, progress: Progress, sleep: AsyncSleep
 ) -> list[PaperResult]:
+    async with day_pipeline(setup, run, progress, sleep) as pipeline:
+        return await pipeline.digest_papers(todo)
+
+
+def day_pipeline(
+    setup: DaySetup, run: RunOptions, progress: Progress, sleep: AsyncSleep
+) -> Pipeline:
+    """The pipeline of a run, for ``async with``."""
     # Imported here: the LLM client, the arXiv client and the PDF readers take most of a
     # second to import, and a finished day, re-run, needs none of them. The extraction workers
     # are started first, to start up while that import runs.
@@ -258,7 +270,7 @@ async def _digest(
     workers = start_workers(setup.extract.extractor)
     from digest.pipeline import Pipeline
 
-    pipeline = Pipeline(
+    return Pipeline(
         setup.llm,
         setup.fetch,
         setup.extract,
@@ -268,5 +280,3 @@ async def _digest(
         progress=progress,
         workers=workers,
     )
-    async with pipeline:
-        return await pipeline.digest_papers(todo)

@@ -338,3 +338,79 @@ def test_status_shows_the_saved_batches_without_waiting(standin: StandIn) -> Non
 def test_reask_interactive_needs_batch(standin: StandIn) -> None:
     code, _, err = digest("backfill", *RANGE, "--reask-interactive")
     assert code == 2 and "--reask-interactive goes with --batch" in err
+
+
+def test_requests_are_split_at_the_api_limits(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest import batch
+
+    serve_days(standin)
+    monkeypatch.setattr(batch, "MAX_REQUESTS", 4)  # 50,000 for the real API
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert [len(batch_input(standin, job)) for job in standin.batches.values()] == [4, 2]
+    monkeypatch.setattr(batch, "MAX_REQUESTS", 50_000)
+    one_line = max(
+        len(line)
+        for line in standin.files[
+            next(iter(standin.batches.values())).batch["input_file_id"]
+        ].data.splitlines()
+    )
+    monkeypatch.setattr(batch, "MAX_FILE_BYTES", 3 * one_line + 10)  # 200 MB for the real API
+    monkeypatch.setenv("DIGEST_CACHE_DIR", "other-cache")
+    code, _, err = digest("backfill", *RANGE, "--batch", "--output-dir", "other")
+    assert code == 0, err
+    sizes = [len(batch_input(standin, job)) for job in list(standin.batches.values())[2:]]
+    assert sizes == [3, 3]
+
+
+def test_polls_back_off_and_show_the_counts(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.batch import BatchRun
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    start = BatchRun.__init__
+
+    def with_recorded_sleep(self: BatchRun, *args: Any, **options: Any) -> None:
+        start(self, *args, **{**options, "sleep": sleep})
+
+    monkeypatch.setattr(BatchRun, "__init__", with_recorded_sleep)
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "30")
+    monkeypatch.setenv("DIGEST_BATCH_POLL_MAX", "100")
+    serve_days(standin)
+    standin.batch_polls_per_step = 3
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    # Nine looks (three a status step), the waits between them growing by half up to the cap.
+    assert waits == [30, 45, 67.5, 100, 100, 100, 100, 100]
+    assert "batch_" in err and ": in_progress, 0 of 6 answered, 0 failed" in err
+    assert ": completed, 6 of 6 answered, 0 failed" in err
+
+
+def test_ctrl_c_leaves_the_batch_running(standin: StandIn) -> None:
+    serve_days(standin)
+    standin.stall_batches_from = 1
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "backfill", *RANGE, "--batch"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DIGEST_BATCH_POLL": "0.05"},
+    )
+    deadline = time.monotonic() + 60
+    while not any(r.get("batch_id") for r in records()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "the batches submitted keep running on the server" in err
+    (job,) = standin.batches.values()
+    assert job.batch["status"] == "validating"  # not cancelled
+    assert not any("cancel" in path for _, path in standin.batch_api_calls)
+    assert Path("outputs/.digest.lock").read_text() == ""  # released
