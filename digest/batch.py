@@ -129,7 +129,7 @@ class _Paper:
 @dataclasses.dataclass
 class _Round:
     number: int
-    # batch id (or input file id, for a record without one yet) → the papers it answers
+    # the saved batch (its record's key, the input file's id) → the papers it answers
     waiting_on: dict[str, list[_Paper]] = dataclasses.field(default_factory=dict)
     new: list[_Paper] = dataclasses.field(default_factory=list)
     sizes: list[int] = dataclasses.field(default_factory=list)  # of each new request's line
@@ -200,10 +200,6 @@ class BatchRun:
         conversation = self.summarizer.begin(deferred.paper)
         deferred.drop_text()
         self.waiting[deferred.key] = _Paper(deferred, conversation, [])
-
-    @property
-    def pending(self) -> int:
-        return len(self.waiting)
 
     # -- The rounds -----------------------------------------------------------------------
 

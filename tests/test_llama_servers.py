@@ -204,3 +204,32 @@ def test_a_model_too_weak_for_korean_never_gets_a_post(
     check_outcome(done)
     cache = tmp_path / "cache" / "digests"
     assert not cache.exists() or not any(cache.iterdir())  # nothing cached as a good digest
+
+
+@pytest.mark.parametrize("server", ["llama_server", "llama_cpp_python"])
+def test_backfill_batch_on_a_server_without_a_batch_api_is_one_line_and_exit_2(
+    server: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue(server)
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DIGEST_", "OPENAI_"))
+    }
+    environment |= {
+        "OPENAI_BASE_URL": url,
+        "OPENAI_API_KEY": "sk-local",
+        "DIGEST_CACHE_DIR": str(tmp_path / "cache"),
+        "DIGEST_HF_API_URL": "http://127.0.0.1:9/unreachable",  # never asked: checked first
+    }
+    command = [sys.executable, "-m", "digest", "backfill", "--batch"]
+    command += ["--from", "2025-12-14", "--to", "2025-12-15"]
+    done = subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"error: {url} has no Batch API (HTTP 404 on /v1/batches); run 'digest backfill' "
+        "without --batch"
+    )
+    assert not (tmp_path / "outputs" / "_posts").exists()
