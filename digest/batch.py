@@ -49,7 +49,7 @@ from digest.errors import (
     SummaryFailed,
     UsageError,
 )
-from digest.models import Usage
+from digest.models import Price, Usage
 from digest.net import AsyncSleep, Attempts, is_transient_status, one_line
 from digest.options import BatchOptions, LlmOptions
 from digest.pipeline import Deferred
@@ -220,6 +220,13 @@ class BatchRun:
                 # A paper the batches answered and that is to be asked again; one they never
                 # answered (a request that failed) goes on through the batches.
                 answered = [paper for paper in self.waiting.values() if paper.batch_calls]
+                if self.price is not None:
+                    for paper in answered:
+                        text = self._load_paper(paper)
+                        paper.sent = prompt_tokens_of(
+                            self.summarizer.messages_now(text, paper.conversation)
+                        )
+                    answered = self._affordable(answered, self.price, settled)
                 await self._reask_interactively(answered, settled)
                 if not self.waiting:
                     return
@@ -292,8 +299,16 @@ class BatchRun:
                 + f", would pass --max-cost {self.max_cost:g} USD; nothing was submitted. "
                 "Raise --max-cost, or backfill a shorter range"
             )
+        this_round.new = self._affordable(this_round.new, price, settled)
+
+    def _affordable(self, papers: list[_Paper], price: Price, settled: Settled) -> list[_Paper]:
+        """The papers whose next request (``sent`` tokens) fits what --max-cost leaves, at
+        ``price``; the others fail, with what their answers so far cost."""
+        if self.max_cost is None:
+            return papers
+        half_answer = self.llm.max_output_tokens // 2
         kept = []
-        for paper in this_round.new:
+        for paper in papers:
             cost = price.estimate(paper.sent, half_answer)
             if self.spent + cost > self.max_cost:
                 reason = (
@@ -304,7 +319,7 @@ class BatchRun:
             else:
                 self.spent += cost
                 kept.append(paper)
-        this_round.new = kept
+        return kept
 
     async def _submit(self, this_round: _Round) -> None:
         """The round's new requests, in files within the API's limits, each uploaded and made

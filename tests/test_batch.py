@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -319,6 +320,20 @@ def test_reask_interactive_sends_only_the_re_ask_interactively(standin: StandIn)
     cost += (second["tokens_in"] - second["tokens_cached"]) * 0.4 + second["tokens_cached"] * 0.1
     cost += second["tokens_out"] * 1.6
     assert provenance["cost_usd"] == pytest.approx(cost / 1e6, abs=2e-6)
+
+
+def test_max_cost_also_bounds_the_interactive_re_asks(standin: StandIn) -> None:
+    serve_days(standin)
+    code, _, err = digest("backfill", *RANGE, "--batch", "--max-cost", "0")
+    assert code == 2
+    first_round = float(re.search(r"estimated cost, ([0-9.]+) USD for 6 requests", err)[1])  # type: ignore[index]
+    standin.llm_default = invalid_first(2)
+    cap = f"{first_round + 0.00001:.6f}"  # the batch fits; a re-ask at the list price does not
+    code, _, err = digest("backfill", *RANGE, "--batch", "--reask-interactive", "--max-cost", cap)
+    assert code == 1
+    assert standin.llm_requests == []  # the re-ask was never sent
+    assert "not asked again: the estimated spend would pass --max-cost" in err
+    assert "3 of 3 days written, 5 papers digested, 1 not digested" in err
 
 
 def test_status_shows_the_saved_batches_without_waiting(standin: StandIn) -> None:
