@@ -614,6 +614,9 @@ def _backfill(
 ) -> _Backfill:
     """Each day in turn, the spend of the days before counted against ``max_cost``."""
     outcome = _Backfill()
+    # The papers of the days before, read once and kept up to date, rather than every earlier
+    # day file read again for each day.
+    published = setup.store.published_before(days[0])
     for number, day in enumerate(days, start=1):
         run = replace(
             settings.run_options(max_cost=max_cost, limit=settings.limit),
@@ -621,7 +624,7 @@ def _backfill(
         )
         stderr.print(f"[bold]{day}[/] (day {number} of {len(days)})", markup=True)
         try:
-            finished = asyncio.run(_daily(source, day, setup, run, before_write))
+            finished = asyncio.run(_daily(source, day, setup, run, before_write, published))
         except RunStopped as stop:
             if stop.run is not None:
                 _write_report(
@@ -805,13 +808,18 @@ async def _daily(
     setup: DaySetup,
     run: RunOptions,
     before_write: Callable[[], None] | None = None,
+    published: dict[str, dt.date] | None = None,
 ) -> DayRun | None:
-    """The day's candidates from the source, then the run; None when the source has none."""
+    """The day's candidates from the source, then the run; None when the source has none.
+    ``published`` (a backfill's): the papers of the days before, kept up to date here."""
     candidates = await source.candidates(day)
     if not candidates:
         stderr.print(source.nothing_found(day))
         return None
-    plan = plan_day(setup.store, candidates, day, run)
+    plan = plan_day(setup.store, candidates, day, run, published)
+    if published is not None:
+        for arxiv_id in plan.order:
+            published.setdefault(arxiv_id, day)
     with progress_for(stderr, plan.total) as progress:
         return await run_day(plan, setup, run, progress=progress, before_write=before_write)
 

@@ -73,3 +73,26 @@ def test_a_bad_range_is_one_line_and_exit_2(
     code, _, err = digest("backfill", *args)
     assert code == 2 and message in err
     assert standin.hf_requests == [] and standin.llm_requests == []
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_paper_listed_again_later_in_the_range_is_skipped(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch, batch: bool
+) -> None:
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+    serve_days(standin)
+    again = standin.hf_days[DAYS[0]][1]  # the first day's second paper, listed again
+    standin.hf_days[DAYS[2]].insert(0, again)
+    code, _, err = digest("backfill", "--from", DAYS[0], "--to", DAYS[-1], *(["--batch"] * batch))
+    assert code == 0, err
+    asked = standin.batch_requests if batch else standin.llm_requests
+    assert len(asked) == 6  # digested once
+    ids = [
+        p["arxiv_id"]
+        for p in json.loads(Path(f"outputs/data/{DAYS[2]}.json").read_text())["papers"]
+    ]
+    assert again["paper"]["id"] not in ids and len(ids) == 2
+    report = json.loads(Path(f"outputs/data/{DAYS[2]}.run.json").read_text())
+    skipped = [p for p in report["papers"] if p["status"] == "skipped"]
+    assert [p["paper"] for p in skipped] == [again["paper"]["id"]]
+    assert f"already published on {DAYS[0]}" in skipped[0]["error"]
