@@ -45,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 from digest.errors import (
     LLMConfigError,
     MalformedAnswer,
+    PaperFailed,
     RunStopped,
     SummaryFailed,
     UsageError,
@@ -85,7 +86,12 @@ class BatchCostTooHigh(UsageError):
 
 
 class BatchSubmitFailed(RunStopped):
-    """A batch could not be uploaded or created, or its state not saved (exit 2)."""
+    """A batch could not be uploaded, created or downloaded (exit 2)."""
+
+
+class BatchStateUnwritable(RunStopped):
+    """The batches' folder cannot be written (a full disk): the run stops (exit 2); what
+    was submitted is recorded, and the next run collects it."""
 
 
 class BatchRecord(BaseModel):
@@ -196,7 +202,13 @@ class BatchRun:
             deferred.drop_text()
             known.twins.append(deferred)
             return
-        atomic_write_text(self._paper_path(deferred.key), deferred.paper.model_dump_json())
+        try:
+            atomic_write_text(self._paper_path(deferred.key), deferred.paper.model_dump_json())
+        except OSError as error:
+            raise PaperFailed(
+                f"its text could not be kept for the batch: {_unwritable(error)}",
+                transient=True,
+            ) from None
         conversation = self.summarizer.begin(deferred.paper)
         deferred.drop_text()
         self.waiting[deferred.key] = _Paper(deferred, conversation, [])
@@ -208,6 +220,12 @@ class BatchRun:
         paper the moment it is (its summary, or why it failed)."""
         try:
             await self._rounds(settled)
+        except OSError as error:
+            raise BatchStateUnwritable(
+                f"{_unwritable(error)}; free space and run again: the batches submitted are "
+                f"recorded in {self.folder}, and the next run collects them and sends nothing "
+                "twice"
+            ) from None
         finally:
             self.records.release(self._failed)
             self._failed.clear()
@@ -767,6 +785,11 @@ class _Records:
                         continue
                     if isinstance(line, dict):
                         yield line
+
+
+def _unwritable(error: OSError) -> str:
+    where = error.filename or "the batch folder"
+    return f"cannot write {where}: {error.strerror or error} (disk full?)"
 
 
 def _request_line(custom_id: str, body: dict[str, Any]) -> bytes:

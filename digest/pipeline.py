@@ -300,6 +300,8 @@ class Pipeline:
                 return self._failed(ref, PaperStopped(_STOPPED, transient=True))
             except LLMConfigError:
                 raise
+            except PaperFailed as failure:  # said by whoever took the paper (a batch)
+                return self._failed(ref, failure)
             except Exception as error:
                 # Whatever went wrong with one paper (a bug, a full disk), the others go on and
                 # the day is still written. --debug shows the traceback.

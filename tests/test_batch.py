@@ -429,3 +429,47 @@ def test_ctrl_c_leaves_the_batch_running(standin: StandIn) -> None:
     assert job.batch["status"] == "validating"  # not cancelled
     assert not any("cancel" in path for _, path in standin.batch_api_calls)
     assert Path("outputs/.digest.lock").read_text() == ""  # released
+
+
+def test_a_full_disk_after_the_submission_stops_cleanly_and_loses_nothing(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from digest.batch import BatchRun
+
+    serve_days(standin)
+
+    async def full(self: BatchRun, file_id: str, path: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchRun, "_download", full)
+        code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 2
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: cannot write ") and "No space left on device" in message
+    assert "(disk full?); free space and run again" in message and "Traceback" not in err
+    assert len(created(standin)) == 1
+
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert len(created(standin)) == 1 and len(standin.batch_requests) == 6  # nothing again
+    assert all(post(day).exists() for day in DAYS)
+
+
+def test_a_full_disk_before_the_batch_fails_the_papers_with_the_reason(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_faults import full_disk_under
+
+    serve_days(standin)
+    with monkeypatch.context() as patch:
+        full_disk_under(patch, "cache/batches")
+        code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 1 and "Traceback" not in err
+    assert "its text could not be kept for the batch: cannot write " in err
+    assert "(disk full?)" in err and created(standin) == []
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert len(created(standin)) == 1 and all(len(day_file(d)["papers"]) == 2 for d in DAYS)
