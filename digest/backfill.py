@@ -36,15 +36,6 @@ class _OpenDay:
     waiting: int = 0
 
 
-@dataclass
-class BatchBackfill:
-    """What a batch backfill did, beyond the days it wrote."""
-
-    submitted: int = 0  # batches created by this run
-    resubmitted: int = 0  # requests sent again after they failed or expired
-    papers_to_batch: int = 0  # papers whose digest was asked of the batches
-
-
 async def backfill_batch(
     source: Source,
     days: list[dt.date],
@@ -56,14 +47,14 @@ async def backfill_batch(
     tell: Callable[[str], None],
     before_write: Callable[[], None] | None = None,
     sleep: AsyncSleep = asyncio.sleep,
-) -> BatchBackfill:
-    """Every day of ``days``; ``on_day`` is given each day as it is written. A configuration
-    error met in the answers (``LLMConfigError``) is raised once every day is written."""
+) -> int:
+    """Every day of ``days``; ``on_day`` is given each day as it is written. The requests
+    sent again after a batch failed or expired them are counted. A configuration error met in
+    the answers (``LLMConfigError``) is raised once every day is written."""
     from digest.pipeline import Deferred
 
     # --max-cost is the batch's to check, on the whole range's estimate, before it submits.
     pipeline = day_pipeline(setup, replace(run, max_cost=None), Silent(), sleep)
-    outcome = BatchBackfill()
     async with pipeline:
         assert pipeline.llm is not None
         batches = BatchRun(
@@ -110,7 +101,6 @@ async def backfill_batch(
                 f"{date}: {plan.total} paper{'' if plan.total == 1 else 's'}, "
                 f"{day.waiting} for the batch"
             )
-            outcome.papers_to_batch += day.waiting
             if day.waiting == 0:
                 finish(day)
 
@@ -122,11 +112,7 @@ async def backfill_batch(
             if day.waiting == 0:
                 finish(day)
 
-        try:
-            await batches.run(settled)
-        finally:
-            outcome.submitted = batches.submitted
-            outcome.resubmitted = batches.resubmitted
+        await batches.run(settled)
     if batches.stop is not None:
         raise batches.stop
-    return outcome
+    return batches.resubmitted

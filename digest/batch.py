@@ -170,7 +170,6 @@ class BatchRun:
         self.waiting: dict[str, _Paper] = {}  # by custom_id
         self.records = _Records(folder)
         self.stop: LLMConfigError | None = None  # a configuration error met in an answer
-        self.submitted = 0  # batches created by this run
         self.resubmitted = 0  # requests sent again after they failed or expired
         # Papers that failed: their requests are taken out of the saved batches at the end of
         # the round, so that the next run asks again rather than replays the same answers.
@@ -277,14 +276,13 @@ class BatchRun:
                 except SummaryFailed as failure:
                     self._settle(paper, failure, settled)
                     continue
-                paper.body_hash = _hash(body)
                 key = paper.deferred.key
+                line = _request_line(key, body)
+                paper.body_hash = hashlib.sha256(line).hexdigest()[:24]
                 saved = self.records.find(key, paper.body_hash, exclude=paper.tried)
                 if saved is not None:
-                    paper.batch_id = self.records.get(saved).batch_id
                     this_round.waiting_on.setdefault(saved, []).append(paper)
                     continue
-                line = _request_line(key, body)
                 spool.write(line)
                 this_round.new.append(paper)
                 this_round.sizes.append(len(line))
@@ -369,9 +367,6 @@ class BatchRun:
         record.batch_id, record.status = batch.id, batch.status
         self.records.save(record)
         path.unlink(missing_ok=True)  # uploaded; the record says what it held
-        self.submitted += 1
-        for paper in papers:
-            paper.batch_id = batch.id
         this_round.waiting_on.setdefault(file_id, []).extend(papers)
         self.tell(
             f"submitted batch {batch.id}: {len(papers)} request"
@@ -795,11 +790,6 @@ def _unwritable(error: OSError) -> str:
 def _request_line(custom_id: str, body: dict[str, Any]) -> bytes:
     line = {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-def _hash(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
 def _parts(sizes: list[int]) -> Iterator[tuple[int, int]]:

@@ -670,7 +670,7 @@ def _backfill_batch(
         stderr.print(redact(line), markup=False, highlight=False)
 
     try:
-        done = asyncio.run(
+        resubmitted = asyncio.run(
             backfill_batch(
                 source,
                 days,
@@ -692,8 +692,8 @@ def _backfill_batch(
             "shows them)"
         )
         raise typer.Exit(130) from None
-    if done.resubmitted:
-        stderr.print(f"{done.resubmitted} request(s) were sent again after a batch failed them")
+    if resubmitted:
+        stderr.print(f"{resubmitted} request(s) were sent again after a batch failed them")
     return outcome
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -84,11 +84,10 @@ class Deferred:
     paper: PaperText
     links: Links
     stages: dict[str, float]
-    input_chars: int = -1
+    input_chars: int = field(init=False)  # of the text, kept when the text is dropped
 
     def __post_init__(self) -> None:
-        if self.input_chars < 0:
-            self.input_chars = len(self.paper.content)
+        self.input_chars = len(self.paper.content)
 
     def drop_text(self) -> None:
         """Forget the text and the abstract (its holder keeps them elsewhere): what the entry
