@@ -10,6 +10,7 @@ import pytest
 
 from digest.init_blog import BLOG_FILES
 from tests import jekyll
+from tests.conftest import missing
 from tests.helpers import digest
 from tests.standins import StandIn, hf_item
 from tests.test_nightly import DATE, serve_papers
@@ -126,10 +127,10 @@ def test_jekyll_publishes_the_blog_without_its_private_files(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if jekyll.jekyll_available() is None:
-        reason = "jekyll is not installed (apt-get install jekyll ruby-jekyll-feed)"
-        if os.environ.get("DIGEST_REQUIRE_JEKYLL"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(
+            "jekyll is not installed (apt-get install jekyll ruby-jekyll-feed)",
+            "DIGEST_REQUIRE_JEKYLL",
+        )
     blog = daily_in_a_new_blog(standin, monkeypatch)
     # Debian's jekyll with its jekyll-feed, not the Gemfile's github-pages gem (for bundler).
     environment = {**os.environ, "JEKYLL_NO_BUNDLER_REQUIRE": "true", "LANG": "C.UTF-8"}

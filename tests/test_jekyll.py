@@ -8,7 +8,6 @@ installs it and sets ``DIGEST_REQUIRE_JEKYLL``, which turns that skip into a fai
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from digest.post_parser import parse_post_text
 from digest.render import render_day
 from digest.validation import line_problems
 from tests import jekyll
-from tests.conftest import REFERENCE_POST
+from tests.conftest import REFERENCE_POST, missing
 from tests.helpers import make_day, make_digest, make_entry
 
 # Every case found against a real build, as a line and as a title.
@@ -88,10 +87,10 @@ FORBIDDEN = {"script", "abbr", "dl", "dt", "dd", "img", "math", "#comment", "sup
 def jekyll_here() -> str:
     version = jekyll.jekyll_available()
     if version is None:
-        reason = "jekyll is not installed (apt-get install jekyll); the kramdown checks need it"
-        if os.environ.get("DIGEST_REQUIRE_JEKYLL"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(
+            "jekyll is not installed (apt-get install jekyll); the kramdown checks need it",
+            "DIGEST_REQUIRE_JEKYLL",
+        )
     return version
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from digest.grounding import copies_example
 from digest.models import PaperEntry
-from tests import realserver
+from tests import conftest, realserver
 from tests.conftest import PDFS, REPO
 
 pytestmark = pytest.mark.realserver
@@ -60,9 +60,7 @@ WHY_NO_POST = (
 
 def missing(reason: str) -> NoReturn:
     """Skip, saying why; in CI (DIGEST_REQUIRE_REAL_SERVERS) fail instead."""
-    if os.environ.get("DIGEST_REQUIRE_REAL_SERVERS"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    conftest.missing(reason, "DIGEST_REQUIRE_REAL_SERVERS")
 
 
 @pytest.fixture(scope="module")
