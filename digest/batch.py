@@ -43,6 +43,7 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
 from digest.errors import (
+    STOPPED_WITH_THE_RUN,
     LLMConfigError,
     MalformedAnswer,
     PaperFailed,
@@ -62,6 +63,7 @@ from digest.summarize import (
     Summarizer,
     Summary,
     chat_completion,
+    key_refused,
     prompt_tokens_of,
 )
 
@@ -188,11 +190,8 @@ class BatchRun:
                 f"{self.llm.where} has no Batch API (HTTP 404 on /v1/batches); run "
                 "'digest backfill' without --batch"
             ) from None
-        except openai.AuthenticationError as error:
-            raise LLMConfigError(
-                f"the LLM server refused the API key (HTTP {error.status_code}); "
-                "check OPENAI_API_KEY"
-            ) from None
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+            raise LLMConfigError(key_refused(error.status_code, one_line(error.message))) from None
 
     def add(self, deferred: Deferred) -> None:
         """A paper whose digest is to come from a batch; its text goes to the folder."""
@@ -598,7 +597,7 @@ class BatchRun:
             self._settle(paper, outcome, settled)
         elif isinstance(outcome, LLMConfigError):
             self.stop = self.stop or outcome
-            self._settle(paper, paper.conversation.state.fail(str(outcome)), settled)
+            self._settle(paper, paper.conversation.state.fail(STOPPED_WITH_THE_RUN), settled)
         # else: the request changed (a parameter dropped, JSON mode): sent again next round
 
     def _retry(self, paper: _Paper, why: str, settled: Settled) -> None:
@@ -635,7 +634,7 @@ class BatchRun:
                     return
                 except LLMConfigError as error:
                     self.stop = self.stop or error
-                    self._settle(paper, state.fail(str(error)), settled)
+                    self._settle(paper, state.fail(STOPPED_WITH_THE_RUN), settled)
                     return
                 batch_id = paper.batch_id or "interactive"
                 self._settle(paper, self._priced(paper, summary, batch_id), settled)

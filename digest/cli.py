@@ -1,7 +1,8 @@
 """The ``digest`` command line. Each command is a thin layer over plain functions.
 
 Exit codes: 0 done; 1 something failed or is out of date; 2 bad usage, input or configuration
-(one line naming the bad value, no traceback unless ``--debug``); 3 the output folder is locked.
+(one line naming the bad value, no traceback unless ``--debug``); 3 the output folder is locked;
+130 interrupted (Ctrl-C): one line saying what is kept, and that the same command resumes.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import signal
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -21,9 +24,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from digest import __version__, render, schemas
+from digest import DISTRIBUTION, __version__, render, schemas
 from digest.day import DayRun, DaySetup, plan_day, run_day
-from digest.errors import DigestError, RunStopped, UsageError
+from digest.errors import STOPPED_WITH_THE_RUN, DigestError, RunStopped, UsageError
 from digest.models import Day, RunReport
 from digest.options import LlmOptions, RunOptions
 from digest.post_parser import parse_post
@@ -56,8 +59,20 @@ from digest.store import (
 if TYPE_CHECKING:
     from digest.pipeline import Pipeline
 
+EXIT_CODES = (
+    "Exit codes: 0 done; 1 something failed or is out of date; 2 bad usage, input or "
+    "configuration; 3 another run holds the output folder; 130 interrupted (Ctrl-C)."
+)
+# The commands that digest papers: what their codes mean for the papers.
+RUN_EXIT_CODES = (
+    "Exit codes: 0 every paper done; 1 a paper failed (the others are written); 2 bad usage, "
+    "input or configuration; 3 another run holds the output folder; 130 interrupted (Ctrl-C): "
+    "what is done is kept, and the same command resumes."
+)
+
 app = typer.Typer(
-    help="Turn arXiv papers into Korean structured digests and Jekyll Daily Papers posts.",
+    help="Turn arXiv papers into Korean structured digests and Jekyll Daily Papers posts.\n\n"
+    + EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -95,6 +110,18 @@ def _log_to_console(debug: bool, verbose: bool = False) -> None:
 
 class _State:
     debug = False
+    interrupted = False  # the one line a Ctrl-C gets has been said
+    interrupt_line = ""  # what the running command says on a Ctrl-C (_reporting sets it)
+    late_interrupt = False  # a Ctrl-C after the command was done (see main)
+
+
+# A Ctrl-C's one line. Every file is written whole or not at all, and every digest goes to the
+# cache the moment it is made, so nothing finished is lost and nothing paid for is paid again.
+RUN_INTERRUPTED = (
+    "interrupted: the digests made so far are kept (in the digest cache, and in the day files "
+    "written); run the same command again to resume without paying for them again"
+)
+INTERRUPTED = "interrupted: every file is written whole or not at all; run the same command again"
 
 
 def _print_error(error: Exception) -> None:
@@ -102,8 +129,14 @@ def _print_error(error: Exception) -> None:
 
 
 @contextmanager
-def _reporting() -> Iterator[None]:
-    """Turn our errors into one line on stderr and their exit code."""
+def _reporting(interrupted: str = INTERRUPTED) -> Iterator[None]:
+    """Turn our errors into one line on stderr and their exit code, and a Ctrl-C into the
+    line ``interrupted`` and exit 130.
+
+    A Ctrl-C in ``asyncio.run`` cancels the run's task (its clients are closed, its workers
+    stopped on the way out) and comes out here as a KeyboardInterrupt; a CancelledError is
+    what is left of one when the task was also cancelled otherwise."""
+    _State.interrupt_line = interrupted
     try:
         yield
     except DigestError as error:
@@ -111,6 +144,16 @@ def _reporting() -> Iterator[None]:
             raise
         _print_error(error)
         raise typer.Exit(error.exit_code) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _say_interrupted(interrupted)
+        raise typer.Exit(130) from None
+
+
+def _say_interrupted(line: str) -> None:
+    """The one line a Ctrl-C gets, however many times it is pressed."""
+    if not _State.interrupted:
+        _State.interrupted = True
+        stderr.print(line)
 
 
 def parse_date(value: str, option: str = "--date") -> dt.date:
@@ -168,6 +211,7 @@ def _main(
     ] = False,
 ) -> None:
     _State.debug = debug
+    _State.interrupted = _State.late_interrupt = False  # one process may run several (tests)
     _log_to_console(debug, verbose)
 
 
@@ -309,7 +353,7 @@ def init_command(
     feed, .gitignore, a digest.toml without secrets and the nightly, Pages and pull-request
     workflows. A file that exists is kept and listed, unless --force.
     """
-    from digest.init_blog import init_blog
+    from digest.init_blog import init_blog, requirement
 
     with _reporting():
         report = init_blog(folder, title=title, force=force)
@@ -319,6 +363,11 @@ def init_command(
             stdout.print(f"replaced: {path}")
         for path in report.kept:
             stdout.print(f"kept: {path} (it exists; --force replaces it)")
+        if report.unpinned is not None:
+            stderr.print(
+                f"warning: {report.unpinned} does not name {DISTRIBUTION}, so the workflows "
+                f"will not install digest; add the line {requirement()}"
+            )
         where = "" if folder == Path(".") else f"cd {folder} && "
         stderr.print(
             f"Next: {where}OPENAI_API_KEY=sk-... digest daily --date yesterday, then jekyll serve "
@@ -356,7 +405,7 @@ class SourceName(StrEnum):
     ids = "ids"
 
 
-@app.command("daily")
+@app.command("daily", epilog=RUN_EXIT_CODES)
 def daily_command(
     source: Annotated[
         SourceName,
@@ -369,8 +418,11 @@ def daily_command(
     date: Annotated[
         str | None,
         typer.Option(
-            help="YYYY-MM-DD, today (the default) or yesterday, in the time zone "
-            "(env DIGEST_TIMEZONE; default Asia/Seoul)."
+            help=setting_help(
+                "timezone",
+                "YYYY-MM-DD, today (the default) or yesterday. With --source hf a UTC day, as "
+                "Hugging Face's days are; with arxiv or ids a day in the time zone",
+            )
         ),
     ] = None,
     limit: Annotated[
@@ -405,7 +457,7 @@ def daily_command(
     A paper that fails is left out of the post and listed at the end with its reason (exit 1);
     the others are still written. Re-running a finished day changes nothing and costs nothing.
     """
-    with _reporting():
+    with _reporting(RUN_INTERRUPTED):
         settings = load_settings(
             output_dir=output_dir, limit=limit, min_upvotes=min_upvotes, run_deadline=deadline
         )
@@ -434,6 +486,8 @@ def daily_command(
             if finished is not None and finished.did_work:
                 _write_report(setup.store.report_path(day), run_report(finished, source, setup.llm))
         if finished is None:
+            if stop is not None:
+                raise stop  # before any paper (the key check): its one line says it all
             return
         _show(finished)
         if stop is not None:
@@ -473,11 +527,22 @@ def _check_context(llm: LlmOptions) -> None:
     fitted_text_budget(llm, Summarizer(llm, None).fixed_prompt_tokens())
 
 
-@app.command("backfill")
+@app.command("backfill", epilog=RUN_EXIT_CODES)
 def backfill_command(
-    first: Annotated[str | None, typer.Option("--from", help="The first day, YYYY-MM-DD.")] = None,
+    first: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help=setting_help(
+                "timezone",
+                "The first day, YYYY-MM-DD. With --source hf a UTC day, as Hugging Face's days "
+                "are; with arxiv a day in the time zone",
+            ),
+        ),
+    ] = None,
     last: Annotated[
-        str | None, typer.Option("--to", help="The last day, YYYY-MM-DD (included).")
+        str | None,
+        typer.Option("--to", help="The last day, YYYY-MM-DD (included), a day as --from's is."),
     ] = None,
     source: Annotated[
         SourceName, typer.Option(help="hf: Hugging Face Daily Papers; arxiv: --query.")
@@ -530,7 +595,7 @@ def backfill_command(
     days are reused, finished digests come from the cache, batches are collected, never sent
     twice). --max-cost covers the range.
     """
-    with _reporting():
+    with _reporting(RUN_INTERRUPTED):
         settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
         if status:
             asyncio.run(_batch_status(settings))
@@ -657,18 +722,20 @@ def _backfill_batch(
 
     outcome = _Backfill()
     run = settings.run_options(max_cost=max_cost, limit=settings.limit)
+    written: list[DayRun] = []
 
     def on_day(finished: DayRun) -> None:
         report = None
         if finished.did_work:
             report = run_report(finished, source.name, setup.llm)
             _write_report(setup.store.report_path(finished.day.date), report)
-        _show(finished)
+        written.append(finished)
         outcome.add(finished, report)
 
     def tell(line: str) -> None:
         stderr.print(redact(line), markup=False, highlight=False)
 
+    resubmitted = 0
     try:
         resubmitted = asyncio.run(
             backfill_batch(
@@ -684,14 +751,17 @@ def _backfill_batch(
         )
     except RunStopped as stop:
         outcome.stop = stop
-        return outcome
-    except KeyboardInterrupt:
-        stderr.print(
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _say_interrupted(
             "interrupted: the batches submitted keep running on the server; run the same "
             "'digest backfill --batch' again to collect them ('digest backfill --status' "
             "shows them)"
         )
         raise typer.Exit(130) from None
+    # The days are written as their batches answer, in no order; they are shown in date
+    # order, once the batches are done, each table headed by its day.
+    for finished in sorted(written, key=lambda day_run: day_run.day.date):
+        _show(finished)
     if resubmitted:
         stderr.print(f"{resubmitted} request(s) were sent again after a batch failed them")
     return outcome
@@ -747,14 +817,16 @@ def _write_report(path: Path, report: RunReport) -> None:
 
 
 def _show(run: DayRun) -> None:
-    """The summary table, the post written, and each paper that was not digested."""
-    stderr.print(summary_table(run.results))
+    """The summary table, headed by the day, the post written, and each paper that was not
+    digested."""
+    stderr.print(summary_table(run.results, title=f"digest run {run.day.date}"))
     if run.post:
         verb = "wrote" if run.changed else "unchanged"
         count = len(run.day.papers)
         stdout.print(f"{verb}: {run.post} ({count} paper{'' if count == 1 else 's'})")
     for result in run.results:
-        if result.status in ("failed", "stopped"):
+        # A paper the run's stop left undone: the table lists it, the stop's one line says why.
+        if result.status in ("failed", "stopped") and result.error != STOPPED_WITH_THE_RUN:
             line = escape(redact(f"{result.label}: {result.error}"))
             stderr.print(f"[bold red]{result.status}:[/] {line}", markup=True)
 
@@ -863,7 +935,7 @@ def stats_command(
             show_stats(stdout, stats)
 
 
-@app.command("paper")
+@app.command("paper", epilog=RUN_EXIT_CODES)
 def paper_command(
     paper: Annotated[
         str, typer.Argument(metavar="ID|URL|FILE.pdf", help="An arXiv ID or URL, or a local PDF.")
@@ -878,7 +950,7 @@ def paper_command(
     ] = False,
 ) -> None:
     """Digest one paper and print its block in the post format."""
-    with _reporting():
+    with _reporting(RUN_INTERRUPTED):
         settings = load_settings()
         target = parse_paper_argument(paper)
         if out is not None and out.is_dir():
@@ -947,4 +1019,34 @@ async def _digest_one(settings: Settings, target: ArxivRef | LocalPdf) -> PaperR
 
 
 def main() -> None:
-    app(prog_name="digest")
+    """The ``digest`` command.
+
+    A Ctrl-C while a command runs ends it in ``_reporting``: one line, exit 130. Once the
+    command is done, until the process ends, a Ctrl-C is only noted, and it still ends the
+    process with that line and 130: raised there, in click's exit or the interpreter's, a
+    KeyboardInterrupt could only end in a traceback. (The workers and clients are closed by
+    then, so what is left takes no time.)"""
+    # Python's own handler, as asyncio.run expects it to find (it then turns a Ctrl-C into the
+    # cancellation of the run's task); ``python -m digest`` had one of its own while loading.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    code: str | int | None = 0
+    try:
+        app(prog_name="digest")
+    except SystemExit as leaving:  # click's standalone mode always leaves this way
+        code = leaving.code
+    except KeyboardInterrupt:  # after _reporting: typer turns most of these into 130 itself
+        code = 130
+    signal.signal(signal.SIGINT, _note_late_interrupt)
+    with suppress(OSError):  # a reader that is gone: nothing more to say to it
+        sys.stdout.flush()  # may wait on a reader: a pipe to a pager
+    # What is left is the interpreter's own exit, which waits on nothing now: a Ctrl-C in it
+    # comes after all is said, and changes nothing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == 130 or _State.late_interrupt:
+        _say_interrupted(_State.interrupt_line or INTERRUPTED)
+        code = 130
+    sys.exit(code)
+
+
+def _note_late_interrupt(signum: int, frame: object) -> None:
+    _State.late_interrupt = True

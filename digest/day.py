@@ -10,14 +10,14 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.errors import OutputWriteFailed, RunStopped
 from digest.models import Day, PaperEntry
 from digest.net import AsyncSleep
-from digest.options import ExtractOptions, FetchOptions, LlmOptions, RunOptions
+from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
 from digest.render import render_day
 from digest.results import PaperResult, Progress, Silent
 from digest.sources import ArxivRef, Candidate
@@ -37,6 +37,7 @@ class DaySetup:
     extract: ExtractOptions
     cache_dir: Path
     new_day: Callable[[dt.date], Day]  # an empty day with the front matter the settings ask
+    key_check: KeyCheck = field(default_factory=KeyCheck)  # one for all the days of a run
 
 
 @dataclass
@@ -179,7 +180,7 @@ async def run_day(
     Files are written only when their bytes change, so re-running a finished day changes
     nothing. With ``run.force``, no digest comes from the cache. A ``RunStopped`` met on the
     way (the LLM server refused the configuration) is raised once what was done is written,
-    with this ``DayRun`` attached.
+    with this ``DayRun`` attached; one met before any paper (the key check) at once, with none.
     """
     started_at = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
@@ -192,6 +193,8 @@ async def run_day(
         try:
             done = await _digest(plan.todo, setup, run, tell, sleep)
         except RunStopped as error:
+            if not error.results:
+                raise  # before any paper was begun (the key check): the day is as it was
             stopped, done = error, error.results
         for result in done:
             decided[str(result.arxiv_id)] = result
@@ -279,4 +282,5 @@ def day_pipeline(
         sleep=sleep,
         progress=progress,
         workers=workers,
+        key_check=setup.key_check,
     )

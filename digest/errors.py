@@ -96,6 +96,11 @@ class LLMConfigError(RunStopped):
     cannot give)."""
 
 
+# Why each paper a RunStopped left undone failed: the error itself is said once, at the end,
+# not again in every paper's progress line, "failed:" line and table row.
+STOPPED_WITH_THE_RUN = "not digested: the run stopped at a configuration error, said at its end"
+
+
 class PaperFailed(DigestError):
     """One paper could not be digested at ``stage``; the run goes on without it."""
 

@@ -22,9 +22,11 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import threading
 import time
 import unicodedata
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
@@ -561,18 +563,42 @@ def start_workers(extractor: Extractor = "pypdf") -> ProcessPoolExecutor:
         initializer=_start_worker,
         initargs=(os.getpid(), extractor),
     )
-    for _ in range(EXTRACT_WORKERS):
-        pool.submit(os.getpid)  # each submit to a pool with no idle worker starts one
+    # Each submit to a pool with no idle worker starts one. SIGINT is blocked while they are
+    # started: a worker inherits the mask, so a Ctrl-C that comes while it is still importing
+    # (before its initializer ignores the signal) cannot end it with a traceback either. This
+    # process gets the signal as soon as the mask is restored. Blocked after the pool is made,
+    # not before: making it may start multiprocessing's resource tracker, which unblocks SIGINT
+    # once it is started.
+    with _sigint_blocked():
+        for _ in range(EXTRACT_WORKERS):
+            pool.submit(os.getpid)
     return pool
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks, no SIGINT to block
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _start_worker(parent_pid: int, extractor: Extractor = "pypdf") -> None:
-    """Initializer of an extraction worker process: load the extractor, and end the worker when
-    its parent is gone.
+    """Initializer of an extraction worker process: ignore Ctrl-C, load the extractor, and end
+    the worker when its parent is gone.
+
+    A terminal sends Ctrl-C's SIGINT to every process of its foreground group, the workers
+    included. Left to Python's default, each would die with a KeyboardInterrupt traceback;
+    the parent is the one that stops the run, and it stops the workers itself.
 
     A process pool's workers wait on a queue whose write end they hold themselves, so a parent
     killed with SIGKILL (cron's timeout, an OOM kill) would leave them behind for good.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if extractor == "pypdfium2":
         with contextlib.suppress(ImportError):  # if missing, extract_pdf says what to install
             import pypdfium2  # noqa: F401  (loaded now, not on the first paper)

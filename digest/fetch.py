@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import re
 import socket
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -51,6 +52,8 @@ from digest.sources import ArxivRef, Candidate, PaperMetadata, parse_arxiv_ref
 from digest.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+A = TypeVar("A")
+T = TypeVar("T")
 
 _ATOM = {"atom": "http://www.w3.org/2005/Atom", "arxiv": "http://arxiv.org/schemas/atom"}
 _ENTRY_ID = re.compile(
@@ -189,6 +192,34 @@ class _ArxivSession(requests.Session):
         return response
 
 
+async def _in_daemon_thread(function: Callable[[A], T], argument: A) -> T:
+    """``function(argument)`` in a thread of its own, awaited.
+
+    The ``arxiv`` package blocks, so it runs in a thread; but not in ``asyncio.to_thread``'s:
+    a run stopped by Ctrl-C waits for those threads to end, here a request that may take
+    ``http_timeout`` and its retries. A daemon thread is left behind instead; its answer,
+    if it comes, is dropped."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not answer.done():  # cancelled: nobody waits for it any more
+            outcome()
+
+    def work() -> None:
+        try:
+            result = function(argument)
+        except BaseException as error:  # handed to the awaiting task, which raises it
+            report = functools.partial(answer.set_exception, error)
+        else:
+            report = functools.partial(answer.set_result, result)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run has ended
+            loop.call_soon_threadsafe(settle, report)
+
+    threading.Thread(target=work, name="arxiv-api", daemon=True).start()
+    return await answer
+
+
 @dataclass
 class ArxivLookup:
     """What the arXiv API said of the IDs asked: their metadata, or why there is none."""
@@ -238,7 +269,7 @@ class ArxivMetadata:
         if not refs:
             return ArxivLookup()
         async with self._lock:  # serialized: the client spaces its requests by arxiv_delay
-            return await asyncio.to_thread(self._lookup, refs)
+            return await _in_daemon_thread(self._lookup, refs)
 
     async def submitted_on(self, query: str, date: dt.date, limit: int) -> list[PaperMetadata]:
         """Papers matching ``query`` submitted on ``date`` (midnight to midnight in the
@@ -257,7 +288,7 @@ class ArxivMetadata:
             sort_order=arxiv.SortOrder.Descending,
         )
         async with self._lock:
-            lookup = await asyncio.to_thread(self._search, search)
+            lookup = await _in_daemon_thread(self._search, search)
         return list(lookup.found.values())
 
     def _lookup(self, refs: list[ArxivRef]) -> ArxivLookup:

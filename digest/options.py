@@ -44,6 +44,17 @@ class LlmOptions:
         return self.base_url or "the OpenAI API"
 
 
+@dataclass
+class KeyCheck:
+    """What a run knows of its API key, kept across the pipelines it opens (a backfill opens
+    one a day), so that the server is asked about it once a run (``summarize.check_key``)."""
+
+    asked: bool = False  # GET /models was sent
+    # No longer in question: the server listed its models, or answered a paper's request with
+    # something other than a refusal (or could not be reached: each paper then says so).
+    settled: bool = False
+
+
 @dataclass(frozen=True)
 class FetchOptions:
     """The arXiv API and the PDF host (see ``digest.fetch``)."""

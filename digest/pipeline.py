@@ -7,13 +7,15 @@ How the work overlaps (all in one event loop):
 - text extraction runs in worker processes, so it blocks neither the loop nor other papers;
 - up to ``concurrency`` papers are at the LLM at once, and their requests overlap.
 
-Each paper's failure is its own (a ``PaperFailed`` of the stage it stopped at): it is recorded
-with its reason and the others go on. Only an LLM configuration error (a refused key, an
-unknown model) stops the run: the papers that have not reached the LLM yet are failed with it,
-since none of them could succeed, and it is raised once the papers in flight are settled, with
-their results. Every finished entry is cached (see ``DigestCache``) the moment it is done, so a
-run killed half-way loses no paid-for digest. Which papers a day needs, and the files written
-from them, are ``digest.day``'s.
+Before the first paper, the LLM server is asked once whether it takes the API key
+(``summarize.check_key``): a refused key stops the run before anything is downloaded or paid
+for. Each paper's failure is its own (a ``PaperFailed`` of the stage it stopped at): it is
+recorded with its reason and the others go on. Only an LLM configuration error (a refused
+key, an unknown model) stops the run: the papers that have not reached the LLM yet are failed
+with it, since none of them could succeed, and it is raised once the papers in flight are
+settled, with their results. Every finished entry is cached (see ``DigestCache``) the moment it
+is done, so a run killed half-way loses no paid-for digest. Which papers a day needs, and the
+files written from them, are ``digest.day``'s.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import httpx2
 
 from digest import __version__
 from digest.errors import (
+    STOPPED_WITH_THE_RUN,
     DownloadFailed,
     ExtractionFailed,
     LLMConfigError,
@@ -45,7 +48,7 @@ from digest.fetch import ArxivLookup, ArxivMetadata, PdfDownloader
 from digest.identity import WRONG_DOCUMENT, identity
 from digest.models import Links, PaperEntry, Price, Provenance
 from digest.net import AsyncSleep
-from digest.options import ExtractOptions, FetchOptions, LlmOptions, RunOptions
+from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
 from digest.prompts import PROMPT_VERSION
 from digest.results import PaperResult, Progress, Silent
 from digest.sources import ArxivRef, Candidate, LocalPdf, PaperMetadata
@@ -54,6 +57,7 @@ from digest.summarize import (
     PaperText,
     Summarizer,
     Summary,
+    check_key,
     fitted_text_budget,
     make_client,
     prompt_tokens_of,
@@ -139,6 +143,7 @@ class Pipeline:
         progress: Progress | None = None,
         workers: ProcessPoolExecutor | None = None,
         uses_llm: bool = True,
+        key_check: KeyCheck | None = None,
     ) -> None:
         self.llm_options = llm
         self.fetch_options = fetch
@@ -153,6 +158,8 @@ class Pipeline:
         self.costs = CostGuard(llm.price, llm.max_output_tokens, self.run.max_cost)
         self.costs.committed = self.run.spent_before
         self._stop: LLMConfigError | None = None  # the configuration error that stops the run
+        self.key_check = key_check or KeyCheck()  # the run's, when it opens several pipelines
+        self._first_answer = asyncio.Lock()  # held by the one paper that asks first, see _ask
 
     async def __aenter__(self) -> Pipeline:
         self.llm = make_client(self.llm_options) if self.uses_llm else None
@@ -171,7 +178,19 @@ class Pipeline:
         self._download_slots = asyncio.Semaphore(self.fetch_options.download_concurrency)
         self._pool = self._extractor or start_workers(self.extract_options.extractor)
         self._killed: set[ProcessPoolExecutor] = set()  # pools killed for a slow PDF
+        try:
+            await self._check_key()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
+
+    async def _check_key(self) -> None:
+        """A refused key stops the run here, before any paper is fetched, once a run."""
+        if self.llm is None or self.key_check.asked:
+            return
+        self.key_check.asked = True
+        self.key_check.settled = await check_key(self.llm, self.llm_options)
 
     async def __aexit__(
         self,
@@ -182,7 +201,12 @@ class Pipeline:
         await self.http.aclose()
         if self.llm is not None:
             await self.llm.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Nothing waits for the workers once the run leaves, whether it is done, stopped or
+        # interrupted: they are killed rather than let finish a PDF nobody will read (one cut
+        # off by the deadline or a Ctrl-C could take extract_timeout), and waited for here.
+        # Left to the interpreter's exit, that wait is where a Ctrl-C could only end in a
+        # traceback.
+        _stop_workers(self._pool, kill=True, wait=True)
 
     async def _extract(self, data: bytes) -> ExtractedText:
         """Extract in a worker process: pypdf is pure Python, and in a thread it would hold the
@@ -227,10 +251,7 @@ class Pipeline:
             return  # already replaced
         if kill:
             self._killed.add(pool)
-            # ProcessPoolExecutor has no way to stop a running task; its processes are its own.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(pool, kill=kill, wait=False)
         self._pool = start_workers(self.extract_options.extractor)
 
     async def digest_papers(self, candidates: list[Candidate]) -> list[PaperResult]:
@@ -456,10 +477,10 @@ class Pipeline:
                 return self._failed(ref, PaperStopped(reason, transient=True))
             if self._stop is not None:
                 self.costs.settle(estimate, 0.0)
-                return self._failed(ref, SummaryFailed(str(self._stop)))
+                return self._failed(ref, SummaryFailed(STOPPED_WITH_THE_RUN))
             started = time.monotonic()
             try:
-                summary = await self.summarizer.summarize(paper)
+                summary = await self._ask(paper)
             except SummaryFailed as error:
                 # What the failed answers cost counts against --max-cost like any other spend.
                 price = self.llm_options.price
@@ -470,7 +491,7 @@ class Pipeline:
             except LLMConfigError as error:
                 self.costs.settle(estimate, 0.0)
                 self._stop = self._stop or error
-                return self._failed(ref, SummaryFailed(str(error)))
+                return self._failed(ref, SummaryFailed(STOPPED_WITH_THE_RUN))
             stages["summarize"] = time.monotonic() - started
         price = self.llm_options.price
         cost = price.cost(summary.usage) if price is not None else None
@@ -479,6 +500,25 @@ class Pipeline:
         key = self._key(ref, paper)
         entry = self._entry(paper, len(paper.content), ref, links, summary, cost, stages)
         return self._finish(self._cache_and_result(key, ref, entry, summary, stages))
+
+    async def _ask(self, paper: PaperText) -> Summary:
+        """The summarizer's digest of ``paper``. While the key is in question (the server
+        could not tell through GET /models), one paper asks first and the others wait for its
+        answer: a refused key then costs one request and is said once, not once for every
+        paper in flight."""
+        if not self.key_check.settled:
+            async with self._first_answer:
+                if not self.key_check.settled:
+                    if self._stop is not None:
+                        raise self._stop  # the first paper's request was refused
+                    try:
+                        summary = await self.summarizer.summarize(paper)
+                    except SummaryFailed:
+                        self.key_check.settled = True  # answered, or never reached
+                        raise
+                    self.key_check.settled = True
+                    return summary
+        return await self.summarizer.summarize(paper)
 
     def settle(self, deferred: Deferred, outcome: Summary | SummaryFailed) -> PaperResult:
         """A deferred paper's result, once its answers are in (``read_papers``): its entry,
@@ -562,6 +602,15 @@ class Pipeline:
     def _finish(self, result: PaperResult) -> PaperResult:
         self.progress.paper_done(result)
         return result
+
+
+def _stop_workers(pool: ProcessPoolExecutor, *, kill: bool, wait: bool) -> None:
+    """Shut ``pool`` down, its queued extractions cancelled; ``kill``: its running ones too
+    (ProcessPoolExecutor cannot stop a running task; its processes are its own)."""
+    if kill:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+    pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _merge(source: PaperMetadata | None, api: PaperMetadata | None) -> PaperMetadata | None:

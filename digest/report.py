@@ -91,9 +91,9 @@ def progress_for(console: Console, total: int) -> PlainProgress | BarProgress:
     return BarProgress(console, total) if console.is_terminal else PlainProgress(console, total)
 
 
-def summary_table(results: list[PaperResult]) -> Table:
+def summary_table(results: list[PaperResult], title: str = "digest run") -> Table:
     """Paper, status, input kind, tokens, cost and seconds, with totals."""
-    table = Table(title="digest run", title_justify="left", show_footer=True)
+    table = Table(title=title, title_justify="left", show_footer=True)
     rows = [_row(result) for result in results]
     tokens_in = sum(row.tokens_in for row in rows)
     tokens_out = sum(row.tokens_out for row in rows)

@@ -16,7 +16,7 @@ import os
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -558,11 +558,7 @@ def load_settings(**flags: object) -> Settings:
     try:
         settings = Settings(**given)  # type: ignore[arg-type]
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
-        message = first["msg"].removeprefix("Value error, ")
-        environment = name if name.startswith("OPENAI_") else f"DIGEST_{name.upper()}"
-        raise UsageError(f"setting {name} (environment {environment}): {message}") from None
+        raise UsageError(_invalid(error, given, Path(config or "digest.toml"))) from None
     except Exception as error:  # a malformed digest.toml
         raise UsageError(f"cannot read the settings file: {error}") from None
     if settings.api_key is not None:
@@ -576,3 +572,70 @@ def load_settings(**flags: object) -> Settings:
     if settings.base_url:
         redact.register(urlsplit(settings.base_url).password)
     return settings
+
+
+def _invalid(error: ValidationError, flags: dict[str, object], config: Path) -> str:
+    """The first problem of ``error`` in one line: where the value came from (the flag, the
+    environment variable or the settings file that won, by the precedence of
+    ``load_settings``), the setting, the value as given, and what is wrong with it."""
+    first = error.errors(include_url=False)[0]
+    message = first["msg"].removeprefix("Value error, ")
+    name = _field_of(str(first["loc"][0])) if first["loc"] else None
+    if name is None:
+        return f"settings: {message}"
+    where, value = _given(name, flags, config)
+    return f"{where}: setting {name} = {_shown(name, value)}: {message}"
+
+
+def _field_of(location: str) -> str | None:
+    """The setting an error's location names: its own name, or one of its aliases
+    (``OPENAI_API_KEY``)."""
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        aliases = alias.choices if isinstance(alias, AliasChoices) else []
+        if location == name or location in aliases:
+            return name
+    return None
+
+
+def _given(name: str, flags: dict[str, object], config: Path) -> tuple[str, object]:
+    """Where the value of setting ``name`` came from, and the value as it was given there."""
+    field = Settings.model_fields[name]
+    if name in flags:
+        extra = field.json_schema_extra
+        flag = extra.get("flag") if isinstance(extra, dict) else None
+        return str(flag or "--" + name.replace("_", "-")).split()[0], flags[name]
+    # Read as pydantic-settings reads it: the variable's name in any case.
+    environment = {key.lower(): (key, value) for key, value in os.environ.items()}
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [choice for choice in alias.choices if isinstance(choice, str)]
+    else:
+        names = [f"{Settings.model_config.get('env_prefix', '')}{name}"]
+    for variable in names:
+        if variable.lower() in environment:
+            key, value = environment[variable.lower()]
+            return f"environment variable {key}", value
+    try:
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}
+    if name in data:
+        return str(config), data[name]
+    return "default", field.get_default(call_default_factory=True)
+
+
+_SHOWN_CHARS = 60
+
+
+def _shown(name: str, value: object) -> str:
+    """``value`` as Python writes it, cut when long; an API key's never shown."""
+    shown = repr(value)
+    annotation = Settings.model_fields[name].annotation
+    if annotation is SecretStr or SecretStr in get_args(annotation):
+        redact.register(str(value))
+        masked = redact.redact(shown)
+        return masked if masked != shown else "'***'"
+    if len(shown) > _SHOWN_CHARS:
+        shown = shown[: _SHOWN_CHARS - 3] + "..."
+    return shown

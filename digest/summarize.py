@@ -52,7 +52,13 @@ if TYPE_CHECKING:
     from openai.types.shared_params import ResponseFormatJSONObject
 from pydantic import BaseModel, ValidationError
 
-from digest.errors import LLMConfigError, MalformedAnswer, SummaryFailed, UsageError
+from digest.errors import (
+    LLMConfigError,
+    MalformedAnswer,
+    SummaryFailed,
+    TransientAnswer,
+    UsageError,
+)
 from digest.grounding import (
     PaperNames,
     copies_example,
@@ -63,7 +69,15 @@ from digest.grounding import (
     too_many_ungrounded,
 )
 from digest.models import CallUsage, Digest, Extractor, InputKind, Usage
-from digest.net import AsyncSleep, Attempts, headers_of, one_line, server_wait
+from digest.net import (
+    AsyncSleep,
+    Attempts,
+    describe,
+    headers_of,
+    one_line,
+    server_wait,
+    within,
+)
 from digest.options import AnswerFormat, LlmOptions
 from digest.prompts import chars_for_tokens, estimate_tokens, prompt_text, render_prompt
 from digest.validation import describe_validation_error
@@ -156,6 +170,54 @@ def make_client(options: LlmOptions) -> AsyncOpenAI:
     return AsyncOpenAI(
         api_key=key, base_url=options.base_url, timeout=options.timeout, max_retries=0
     )
+
+
+# The key check's own bound: a server that does not answer this small request at once is
+# left to the papers' requests, whose timeout and retries are made for waiting.
+_KEY_CHECK_SECONDS = 15.0
+
+
+async def check_key(client: AsyncOpenAI, options: LlmOptions) -> bool:
+    """Whether the LLM server takes the API key, asked once before a run downloads or pays for
+    anything: ``GET {base_url}/models``, which the OpenAI API, vLLM, Ollama and llama-server
+    answer at no cost.
+
+    True when it lists its models; ``LLMConfigError`` when it refuses the key (401, 403).
+    False when the answer tells nothing, and the first paper's request is the check instead:
+
+    - no such route (404, 405, any other refusal that is not about the key), or an HTML page
+      where the list should be: a proxy or a server that does not have it;
+    - a connection error, a timeout, 429 or 5xx. These do not stop the run: a server that is
+      down or busy now may answer when the papers reach it, minutes later, and their requests
+      have the backoff and ``Retry-After`` this one lacks. Stopping here would turn one bad
+      moment into a lost night; if the server stays down, each paper says so, and its PDF
+      waits in the cache for the next run.
+    """
+    seconds = min(options.timeout, _KEY_CHECK_SECONDS)
+    try:
+        raw = await within(
+            seconds,
+            client.with_options(timeout=seconds).models.with_raw_response.list(),
+            "the key check (GET /models)",
+        )
+    except openai.APIStatusError as error:
+        if error.status_code in (401, 403):
+            raise LLMConfigError(key_refused(error.status_code, _error_detail(error))) from None
+        log.debug("key check: HTTP %d from %s/models", error.status_code, options.where)
+        return False
+    except (openai.APIConnectionError, TransientAnswer) as error:
+        log.debug("key check: %s", describe(error))
+        return False
+    try:
+        listed = raw.http_response.json()
+    except ValueError:
+        return False
+    return isinstance(listed, dict) and isinstance(listed.get("data"), list)
+
+
+def key_refused(status: int, detail: str) -> str:
+    """The one line that says the server refused the key, and what to do about it."""
+    return f"the LLM server refused the API key (HTTP {status}: {detail}); check OPENAI_API_KEY"
 
 
 # OpenAI's reasoning models: the o-series and gpt-5 (not gpt-5-chat, which does not reason).
@@ -752,10 +814,7 @@ class Summarizer:
         status = error.status_code
         detail = _error_detail(error)
         if status in (401, 403):
-            return LLMConfigError(
-                f"the LLM server refused the API key (HTTP {status}: {detail}); "
-                "check OPENAI_API_KEY"
-            )
+            return LLMConfigError(key_refused(status, detail))
         if status == 404:
             return LLMConfigError(
                 f"model {self.options.model!r} not found (HTTP 404: {detail}); "

@@ -5,6 +5,8 @@ One threaded server answers three kinds of request, so the real ``openai``, ``ar
 
 - ``POST /v1/chat/completions``: an OpenAI-compatible API. It answers from ``llm_script``
   (one scripted reply per request, then ``llm_default``) and records every request body.
+  ``GET /v1/models`` lists ``models`` as OpenAI does (``models_route=False``: a server
+  without it, 404). With ``api_key`` set, a request with another key gets OpenAI's 401.
 - OpenAI's Batch API, over its Files API: ``POST /v1/files`` (a multipart upload),
   ``GET /v1/files``, ``GET /v1/files/<id>``, ``GET /v1/files/<id>/content``,
   ``DELETE /v1/files/<id>``, ``POST /v1/batches``, ``GET /v1/batches``,
@@ -16,8 +18,10 @@ One threaded server answers three kinds of request, so the real ``openai``, ``ar
 - ``GET /pdf/<id>``: the PDF host, serving ``pdfs`` (ID with version → bytes).
 - ``GET /hf/daily_papers``: Hugging Face's Daily Papers API, paging ``hf_days`` (date → items).
 
-``faults`` injects a status for the next requests of a kind (``"arxiv"`` or ``"pdf"``); the
-status ``STALL`` instead holds the request for ``stall_seconds`` before answering normally.
+``faults`` injects a status for the next requests of a kind (``"arxiv"``, ``"pdf"`` or
+``"models"``); the status ``STALL`` instead holds the request for ``stall_seconds`` before
+answering normally.
+``holds`` keeps the requests of a kind waiting until the test releases them (see ``Hold``).
 """
 
 from __future__ import annotations
@@ -362,6 +366,53 @@ class BatchJob:
 
 
 @dataclass
+class Hold:
+    """Requests of one kind held until the test says: of those whose path holds ``match``,
+    the first ``after`` go through, the next wait for ``release()`` (at most ``limit``
+    seconds, so that a failing test never hangs the server). ``arrived`` is set when the
+    first one is held."""
+
+    after: int = 0
+    match: str = ""
+    limit: float = 60.0
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    seen: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def wait_if_held(self) -> None:
+        with self.lock:
+            self.seen += 1
+            held = self.seen > self.after
+        if held:
+            self.arrived.set()
+            self.released.wait(self.limit)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+# OpenAI's answers to a request without a key, and with one it does not know (the key shown
+# as OpenAI masks it).
+NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field "
+    "(with blank username) if you're accessing the API from your browser and are prompted for "
+    "a username and password. You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
+
+
+def wrong_key(key: str) -> str:
+    """OpenAI's message for a key it does not know, the key masked as it masks it."""
+    shown = key[:3] + "*" * max(0, len(key) - 7) + key[-4:] if len(key) > 8 else key
+    return (
+        f"Incorrect API key provided: {shown}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+
+
+@dataclass
 class StandIn:
     """The server's state; tests read its records and change its behaviour."""
 
@@ -369,10 +420,18 @@ class StandIn:
     pdfs: dict[str, bytes] = field(default_factory=dict)
     llm_script: list[Reply | Callable[[dict[str, Any]], Reply]] = field(default_factory=list)
     llm_default: Callable[[dict[str, Any]], Reply] | None = None
-    # Per kind ("arxiv", "pdf"): a status (with a plain-text body), STALL, or a whole Reply.
+    # Per kind ("arxiv", "pdf", "models"): a status (with a plain-text body), STALL, or a whole
+    # Reply.
     faults: dict[str, list[int | Reply]] = field(default_factory=dict)
     llm_requests: list[dict[str, Any]] = field(default_factory=list)
     llm_headers: list[dict[str, str]] = field(default_factory=list)
+    # The key the OpenAI-compatible API takes; None: any, as a local server takes any.
+    api_key: str | None = None
+    models: list[str] = field(default_factory=lambda: ["standin-model"])
+    models_route: bool = True  # False: GET /v1/models is 404, as on a server without it
+    models_requests: list[dict[str, str]] = field(default_factory=list)  # their headers
+    # Per kind ("llm", "models", "arxiv", "pdf", "hf"): requests held until released.
+    holds: dict[str, Hold] = field(default_factory=dict)
     prompt_tokens: list[int] = field(default_factory=list)  # reported, answer by answer
     arxiv_requests: list[dict[str, list[str]]] = field(default_factory=list)
     arxiv_times: list[float] = field(default_factory=list)  # ``clock()`` at each request
@@ -411,70 +470,108 @@ class StandIn:
 
     def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         parsed = urlparse(path)
+        hold = self.holds.get(_kind(path))
+        if hold is not None and hold.match in path:
+            hold.wait_if_held()
         if method == "POST" and parsed.path.endswith("/chat/completions"):
             return self._chat(json.loads(body), headers)
+        if method == "GET" and parsed.path.endswith("/v1/models"):
+            return self._models(headers)
         if _BATCH_API.fullmatch(parsed.path):
             return self._batch_api(method, parsed.path, parse_qs(parsed.query), body, headers)
         if method == "GET" and parsed.path == "/api/query":
-            query = parse_qs(parsed.query)
-            with self.lock:
-                self.arxiv_requests.append(query)
-                self.arxiv_times.append(self.clock())
-            fault = self._fault("arxiv")
-            if fault:
-                return fault if isinstance(fault, tuple) else self._plain(fault, b"arXiv is down")
-            if query.get("search_query", [""])[0]:
-                return 200, {"content-type": "application/atom+xml"}, atom_feed(self.search_results)
-            wanted = query.get("id_list", [""])[0].split(",")
-            for item in wanted:
-                if not _ARXIV_ACCEPTS.fullmatch(item):
-                    feed = arxiv_error_feed(f"incorrect id format for {item}")
-                    return 400, {"content-type": "application/atom+xml"}, feed
-            found = []
-            for item in wanted:
-                arxiv_id = item.rsplit("v", 1)[0] if "v" in item.split("/")[-1] else item
-                if arxiv_id in self.papers:
-                    found.append(self.papers[arxiv_id])
-            total = len(wanted) if self.arxiv_counts_unknown_ids else len(found)
-            start = int(query.get("start", ["0"])[0])
-            return 200, {"content-type": "application/atom+xml"}, atom_feed(found[start:], total)
+            return self._arxiv(parse_qs(parsed.query))
         if method == "GET" and parsed.path.startswith("/pdf/"):
-            name = parsed.path.removeprefix("/pdf/")
-            with self.lock:
-                self.pdf_requests.append(name)
-            fault = self._fault("pdf")
-            if fault:
-                return fault if isinstance(fault, tuple) else self._plain(fault, b"PDF host error")
-            with self.lock:
-                scripted = self.pdf_replies.pop(0) if self.pdf_replies else None
-            if scripted:
-                return scripted
-            if name not in self.pdfs:
-                return 404, {"content-type": "text/plain"}, b"not found"
-            return 200, {"content-type": "application/pdf"}, self.pdfs[name]
+            return self._pdf(parsed.path.removeprefix("/pdf/"))
         if method == "GET" and parsed.path == "/hf/daily_papers":
-            params = {key: values[0] for key, values in parse_qs(parsed.query).items()}
-            with self.lock:
-                self.hf_requests.append(params)
-                scripted = self.hf_replies.pop(0) if self.hf_replies else None
-            if scripted:
-                return scripted
-            date = params.get("date", "")
-            if date > dt.datetime.now(dt.UTC).date().isoformat():
-                # The Hub's answer to a day that has not begun in UTC: 400, not an empty list.
-                return json_reply(400, {"error": f"Invalid date: {date} is in the future"})
-            items = self.hf_days.get(date, [])
-            page, limit = int(params.get("p", "0")), int(params.get("limit", "50"))
-            return json_reply(200, items[page * limit : (page + 1) * limit])
+            return self._hf({key: values[0] for key, values in parse_qs(parsed.query).items()})
         return 404, {"content-type": "text/plain"}, b"unknown path"
+
+    def _models(self, headers: dict[str, str]) -> Reply:
+        with self.lock:
+            self.models_requests.append(headers)
+        fault = self._fault("models")
+        if fault:
+            return fault if isinstance(fault, tuple) else self._plain(fault, b"server error")
+        if not self.models_route:
+            return json_reply(404, {"detail": "Not Found"})  # as FastAPI answers one it lacks
+        return self._refused_key(headers) or self._model_list()
+
+    def _arxiv(self, query: dict[str, list[str]]) -> Reply:
+        with self.lock:
+            self.arxiv_requests.append(query)
+            self.arxiv_times.append(self.clock())
+        fault = self._fault("arxiv")
+        if fault:
+            return fault if isinstance(fault, tuple) else self._plain(fault, b"arXiv is down")
+        if query.get("search_query", [""])[0]:
+            return 200, {"content-type": "application/atom+xml"}, atom_feed(self.search_results)
+        wanted = query.get("id_list", [""])[0].split(",")
+        for item in wanted:
+            if not _ARXIV_ACCEPTS.fullmatch(item):
+                feed = arxiv_error_feed(f"incorrect id format for {item}")
+                return 400, {"content-type": "application/atom+xml"}, feed
+        found = []
+        for item in wanted:
+            arxiv_id = item.rsplit("v", 1)[0] if "v" in item.split("/")[-1] else item
+            if arxiv_id in self.papers:
+                found.append(self.papers[arxiv_id])
+        total = len(wanted) if self.arxiv_counts_unknown_ids else len(found)
+        start = int(query.get("start", ["0"])[0])
+        return 200, {"content-type": "application/atom+xml"}, atom_feed(found[start:], total)
+
+    def _pdf(self, name: str) -> Reply:
+        with self.lock:
+            self.pdf_requests.append(name)
+        fault = self._fault("pdf")
+        if fault:
+            return fault if isinstance(fault, tuple) else self._plain(fault, b"PDF host error")
+        with self.lock:
+            scripted = self.pdf_replies.pop(0) if self.pdf_replies else None
+        if scripted:
+            return scripted
+        if name not in self.pdfs:
+            return 404, {"content-type": "text/plain"}, b"not found"
+        return 200, {"content-type": "application/pdf"}, self.pdfs[name]
+
+    def _hf(self, params: dict[str, str]) -> Reply:
+        with self.lock:
+            self.hf_requests.append(params)
+            scripted = self.hf_replies.pop(0) if self.hf_replies else None
+        if scripted:
+            return scripted
+        date = params.get("date", "")
+        if date > dt.datetime.now(dt.UTC).date().isoformat():
+            # The Hub's answer to a day that has not begun in UTC: 400, not an empty list.
+            return json_reply(400, {"error": f"Invalid date: {date} is in the future"})
+        items = self.hf_days.get(date, [])
+        page, limit = int(params.get("p", "0")), int(params.get("limit", "50"))
+        return json_reply(200, items[page * limit : (page + 1) * limit])
 
     def trickle_for(self, path: str) -> float:
         """Seconds between the bytes of an answer to ``path`` (0: all at once)."""
-        kind = (
-            "llm" if "/chat/completions" in path else "arxiv" if path.startswith("/api/query")
-            else "pdf" if path.startswith("/pdf/") else "hf" if path.startswith("/hf/") else ""
-        )  # fmt: skip
-        return self.trickle.get(kind, 0.0)
+        return self.trickle.get(_kind(path), 0.0)
+
+    def _refused_key(self, headers: dict[str, str] | None) -> Reply | None:
+        """OpenAI's 401 for a request without the key ``api_key`` names; None when it has it
+        (or any key will do)."""
+        if self.api_key is None or headers is None:  # headers None: a batch's line
+            return None
+        given = headers.get("authorization", "")
+        if given == f"Bearer {self.api_key}":
+            return None
+        key = given.removeprefix("Bearer ").strip()
+        message = wrong_key(key) if key else NO_KEY
+        code = "invalid_api_key" if key else None
+        return invalid_request(401, message, code=code)
+
+    def _model_list(self) -> Reply:
+        """GET /v1/models, as OpenAI lists them."""
+        listed = [
+            {"id": name, "object": "model", "created": 1_686_935_002, "owned_by": "standin"}
+            for name in self.models
+        ]
+        return json_reply(200, {"object": "list", "data": listed})
 
     def _chat(self, request: dict[str, Any], headers: dict[str, str] | None) -> Reply:
         """A chat completion's answer, from ``llm_script`` and then ``llm_default``: for an
@@ -486,7 +583,11 @@ class StandIn:
             else:
                 self.llm_requests.append(request)
                 self.llm_headers.append(headers)
-            step = self.llm_script.pop(0) if self.llm_script else self.llm_default
+            refused = self._refused_key(headers)  # a refused request uses no scripted answer
+            if refused is None:
+                step = self.llm_script.pop(0) if self.llm_script else self.llm_default
+        if refused is not None:
+            return refused
         if step is None:
             return error_reply(500, "stand-in has no scripted answer")
         return self._count_prompt(request, step(request) if callable(step) else step)
@@ -501,6 +602,9 @@ class StandIn:
     ) -> Reply:
         with self.lock:
             self.batch_api_calls.append((method, path))
+        refused = self._refused_key(headers)
+        if refused is not None:
+            return refused
         if not self.batches_supported:
             # vLLM's OpenAI-compatible server has no Files or Batch API (only the offline
             # ``vllm run-batch``): FastAPI answers any method on a path it does not route so.
@@ -831,6 +935,15 @@ class StandIn:
     @staticmethod
     def _plain(status: int, body: bytes) -> Reply:
         return status, {"content-type": "text/plain"}, body
+
+
+def _kind(path: str) -> str:
+    """Which of the stand-in's services ``path`` asks: "llm", "models", "arxiv", "pdf", "hf"."""
+    return (
+        "llm" if "/chat/completions" in path else "models" if "/v1/models" in path
+        else "arxiv" if path.startswith("/api/query") else "pdf" if path.startswith("/pdf/")
+        else "hf" if path.startswith("/hf/") else ""
+    )  # fmt: skip
 
 
 def _page(items: list[dict[str, Any]], query: dict[str, list[str]], default_limit: int) -> Any:

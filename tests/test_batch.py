@@ -473,3 +473,15 @@ def test_a_full_disk_before_the_batch_fails_the_papers_with_the_reason(
     code, _, err = digest("backfill", *RANGE, "--batch")
     assert code == 0, err
     assert len(created(standin)) == 1 and all(len(day_file(d)["papers"]) == 2 for d in DAYS)
+
+
+def test_the_days_tables_are_headed_by_their_day_and_shown_in_date_order(
+    standin: StandIn,
+) -> None:
+    serve_days(standin)
+    # The batch answers in an order that settles 2025-12-15 first and 2025-12-14 last.
+    standin.batch_shuffle_seed = 1
+    code, out, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    assert re.findall(r"^digest run (\S+)$", err, re.MULTILINE) == DAYS
+    assert re.findall(r"^wrote: outputs/_posts/(\S+)-daily-papers.md", out, re.MULTILINE) == DAYS
