@@ -1,11 +1,11 @@
-"""The README's settings table and the command line's setting help, made from ``Settings``.
+"""The docs' settings table and the command line's setting help, made from ``Settings``.
 
 Each setting's default, meaning and reasons are written once, in its ``Field`` in
-``digest/settings.py``; the README's table between the markers below is generated from them,
-and ``tests/test_settings_doc.py`` fails when it is out of date::
+``digest/settings.py``; the table in ``docs/settings.md`` between the markers below is
+generated from them, and ``tests/test_settings_doc.py`` fails when it is out of date::
 
-    python -m digest.settings_doc --write   # update the table in README.md
-    python -m digest.settings_doc --check   # exit 1 when README.md is out of date
+    python -m digest.settings_doc --write   # update the table in docs/settings.md
+    python -m digest.settings_doc --check   # exit 1 when docs/settings.md is out of date
 
 A field may carry, in ``json_schema_extra``:
 
@@ -16,21 +16,18 @@ A field may carry, in ``json_schema_extra``:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import typing
 from collections.abc import Sequence
-from pathlib import Path
 
 from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 
+from digest.doc_pages import DOCS, Generated
 from digest.settings import Settings
 
 START_MARKER = "<!-- settings-table start -->"
 END_MARKER = "<!-- settings-table end -->"
-README = Path(__file__).resolve().parent.parent / "README.md"
-REGENERATE = "python -m digest.settings_doc --write"
 
 EXTRA_KEYS = frozenset({"shown_default", "flag"})
 
@@ -94,7 +91,7 @@ def _format_value(value: object) -> str:
 
 
 def shown_default(name: str) -> str:
-    """The default as the README shows it (markdown)."""
+    """The default as the docs show it (markdown)."""
     shown = _extra(name, "shown_default")
     if shown is not None:
         return shown
@@ -119,7 +116,7 @@ def environment_cell(name: str) -> str:
 
 
 def settings_table() -> str:
-    """The README's settings table, one row a setting in the order of ``Settings``."""
+    """The settings table, one row a setting in the order of ``Settings``."""
     lines = ["| setting | environment | default |", "| --- | --- | --- |"]
     for name in Settings.model_fields:
         default = f"{shown_default(name)}: {description(name)}"
@@ -134,57 +131,18 @@ def setting_help(name: str, lead: str) -> str:
     return f"{lead} (env {environment(name)}; default {plain})."
 
 
-def with_table(readme: str) -> str:
-    """``readme`` with the text between the markers replaced by the generated table."""
-    start = readme.find(START_MARKER)
-    end = readme.find(END_MARKER)
-    if start < 0 or end < start:
-        raise ValueError(f"no {START_MARKER} ... {END_MARKER} in the README")
-    # Blank lines around the table: a markdown table must not touch the HTML comments.
-    body = f"{START_MARKER}\n\n{settings_table()}\n"
-    return readme[:start] + body + readme[end:]
-
-
-def check(readme: str) -> str | None:
-    """Why ``readme``'s settings table is out of date, in one line; None when it is current."""
-    try:
-        current = with_table(readme) == readme
-    except ValueError as error:
-        return f"{error}; add the markers around the settings table, then run {REGENERATE}"
-    if current:
-        return None
-    return f"the settings table is out of date with digest/settings.py; run {REGENERATE}"
+PAGE = Generated(
+    what="the settings table",
+    page=DOCS / "settings.md",
+    start=START_MARKER,
+    end=END_MARKER,
+    module="digest.settings_doc",
+    generate=settings_table,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m digest.settings_doc",
-        description="Generate the README's settings table from digest/settings.py.",
-    )
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="Update the table in the README.")
-    mode.add_argument("--check", action="store_true", help="Exit 1 if the table is stale.")
-    parser.add_argument("--readme", type=Path, default=README, help="Default: the checkout's.")
-    args = parser.parse_args(argv)
-    path: Path = args.readme
-    text = path.read_text(encoding="utf-8")
-    if args.check:
-        problem = check(text)
-        if problem is not None:
-            print(f"{path}: {problem}", file=sys.stderr)
-            return 1
-        return 0
-    try:
-        updated = with_table(text)
-    except ValueError as error:
-        print(f"{path}: {error}; add the markers around the settings table", file=sys.stderr)
-        return 2
-    if updated != text:
-        from digest.store import atomic_write_text
-
-        atomic_write_text(path, updated)
-        print(f"updated: {path}")
-    return 0
+    return PAGE.main(argv)
 
 
 if __name__ == "__main__":

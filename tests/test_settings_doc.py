@@ -1,5 +1,5 @@
-"""The settings are documented once, in ``Settings``: the README's table and the options'
-``--help`` texts must say what the fields say."""
+"""The settings are documented once, in ``Settings``: the table in docs/settings.md and the
+options' ``--help`` texts must say what the fields say."""
 
 from __future__ import annotations
 
@@ -15,26 +15,25 @@ from digest.cli import app
 from digest.settings import DEFAULT_PRICES, Settings
 from digest.settings_doc import (
     END_MARKER,
-    README,
+    PAGE,
     START_MARKER,
-    check,
     description,
     environment,
     setting_help,
     settings_table,
     shown_default,
-    with_table,
 )
 
 
-def _readme() -> str:
-    return README.read_text(encoding="utf-8")
+def _page() -> str:
+    return PAGE.page.read_text(encoding="utf-8")
 
 
-def test_readme_table_is_generated_from_the_settings() -> None:
-    assert check(_readme()) is None, "run: python -m digest.settings_doc --write"
-    start = _readme().index(START_MARKER)
-    assert settings_table() in _readme()[start:]
+def test_the_docs_table_is_generated_from_the_settings() -> None:
+    assert PAGE.page.name == "settings.md" and PAGE.page.parent.name == "docs"
+    assert PAGE.problem(_page()) is None, "run: python -m digest.settings_doc --write"
+    start = _page().index(START_MARKER)
+    assert settings_table() in _page()[start:]
 
 
 @pytest.mark.parametrize("name", list(Settings.model_fields))
@@ -50,46 +49,46 @@ def test_every_setting_has_a_row() -> None:
 
 
 def test_a_drifted_table_is_detected() -> None:
-    readme = _readme()
+    page = _page()
     row = "| `limit` | `DIGEST_LIMIT` (`--limit`) | `10`: "
-    assert row in readme
+    assert row in page
     for drifted in (
-        readme.replace(row, row.replace("`10`", "`20`")),  # a default changed by hand
-        re.sub(r"\| `post_layout` .*\n", "", readme),  # a setting left out
-        readme.replace(END_MARKER, "| `extra` | `DIGEST_EXTRA` | `1`: gone |\n" + END_MARKER),
+        page.replace(row, row.replace("`10`", "`20`")),  # a default changed by hand
+        re.sub(r"\| `post_layout` .*\n", "", page),  # a setting left out
+        page.replace(END_MARKER, "| `extra` | `DIGEST_EXTRA` | `1`: gone |\n" + END_MARKER),
     ):
-        assert drifted != readme
-        problem = check(drifted)
+        assert drifted != page
+        problem = PAGE.problem(drifted)
         assert problem is not None
         assert "python -m digest.settings_doc --write" in problem
-        assert check(with_table(drifted)) is None
-    # Text outside the markers is the README's own.
-    assert check(readme.replace("## Settings", "## Settings and more")) is None
+        assert PAGE.problem(PAGE.filled(drifted)) is None
+    # Text outside the markers is the page's own.
+    assert PAGE.problem(page.replace("# Settings", "# Settings and more", 1)) is None
 
 
 def test_missing_markers_are_reported() -> None:
-    problem = check(_readme().replace(START_MARKER, ""))
+    problem = PAGE.problem(_page().replace(START_MARKER, ""))
     assert problem is not None
     assert START_MARKER in problem
 
 
 def test_write_and_check_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# T\n\n{START_MARKER}\n| old |\n{END_MARKER}\n\nAfter.\n", "utf-8")
+    page = tmp_path / "settings.md"
+    page.write_text(f"# T\n\n{START_MARKER}\n| old |\n{END_MARKER}\n\nAfter.\n", "utf-8")
 
-    assert settings_doc.main(["--check", "--readme", str(readme)]) == 1
+    assert settings_doc.main(["--check", "--page", str(page)]) == 1
     message = capsys.readouterr().err
     assert message.count("\n") == 1
     assert "out of date" in message and "--write" in message
 
-    assert settings_doc.main(["--write", "--readme", str(readme)]) == 0
-    text = readme.read_text("utf-8")
+    assert settings_doc.main(["--write", "--page", str(page)]) == 0
+    text = page.read_text("utf-8")
     assert text.startswith(f"# T\n\n{START_MARKER}\n\n| setting |")
     assert text.endswith(f"|\n\n{END_MARKER}\n\nAfter.\n")
-    assert settings_doc.main(["--check", "--readme", str(readme)]) == 0
+    assert settings_doc.main(["--check", "--page", str(page)]) == 0
 
-    readme.write_text("# No table\n", "utf-8")
-    assert settings_doc.main(["--write", "--readme", str(readme)]) == 2
+    page.write_text("# No table\n", "utf-8")
+    assert settings_doc.main(["--write", "--page", str(page)]) == 2
     assert START_MARKER in capsys.readouterr().err
 
 
@@ -174,5 +173,5 @@ def test_every_flag_of_a_setting_exists_with_its_help() -> None:
         for option in matching:
             assert option.help and f"(env {environment(name)}; default " in option.help
             metavar = flag.split()[1:]
-            if metavar:  # "--deadline MINUTES": the README shows the option's metavar
+            if metavar:  # "--deadline MINUTES": the table shows the option's metavar
                 assert option.metavar == metavar[0]
