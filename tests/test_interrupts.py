@@ -226,12 +226,16 @@ RANGE = ("backfill", "--from", DAYS[0], "--to", DAYS[-1])
 
 
 @pytest.mark.parametrize(
-    ("held", "paid_before"),
+    ("held", "paid_before", "days_written"),
     [
-        pytest.param(("hf", Hold(match=f"date={DAYS[1]}")), 2, id="just-after-a-day-is-written"),
-        pytest.param(("arxiv", Hold(after=1)), 2, id="while-asking-arxiv-for-the-second-day"),
-        pytest.param(("pdf", Hold(match="2512.10003")), 3, id="while-downloading-a-pdf"),
-        pytest.param(("llm", Hold(after=3)), 3, id="while-the-llm-answers"),
+        pytest.param(
+            ("hf", Hold(match=f"date={DAYS[0]}")), 0, 0, id="while-listing-the-first-days-papers"
+        ),
+        pytest.param(("llm", Hold(after=1)), 1, 0, id="while-the-llm-answers-on-the-first-day"),
+        pytest.param(("hf", Hold(match=f"date={DAYS[1]}")), 2, 1, id="just-after-a-day-is-written"),
+        pytest.param(("arxiv", Hold(after=1)), 2, 1, id="while-asking-arxiv-for-the-second-day"),
+        pytest.param(("pdf", Hold(match="2512.10003")), 3, 1, id="while-downloading-a-pdf"),
+        pytest.param(("llm", Hold(after=3)), 3, 1, id="while-the-llm-answers"),
     ],
 )
 def test_ctrl_c_during_backfill_is_one_line_and_the_next_run_pays_nothing_again(
@@ -240,6 +244,7 @@ def test_ctrl_c_during_backfill_is_one_line_and_the_next_run_pays_nothing_again(
     monkeypatch: pytest.MonkeyPatch,
     held: tuple[str, Hold],
     paid_before: int,
+    days_written: int,
 ) -> None:
     serve_days(standin)
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
@@ -250,7 +255,9 @@ def test_ctrl_c_during_backfill_is_one_line_and_the_next_run_pays_nothing_again(
     run.wait_until(answers_taken(run, standin), "took in the answers it got")
     code, err = run.interrupt()
     said_once(code, err)
-    assert post(DAYS[0]).exists() and not post(DAYS[1]).exists()
+    assert [post(day).exists() for day in DAYS] == [True] * days_written + [False] * (
+        len(DAYS) - days_written
+    )
 
     paid = then_nothing_is_paid_again(standin, RANGE)
     assert len(paid) == paid_before
