@@ -65,6 +65,7 @@ async def backfill_batch(
             setup.llm,
             max_cost=run.max_cost,
             spent_before=run.spent_before,
+            deadline=run.deadline,
             sleep=sleep,
             tell=tell,
         )

@@ -26,24 +26,33 @@ Answers are priced at the price table's batch share; what that saved is recorded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
+import re
+import secrets
+import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import IO, Any, Final, TypeVar
 
 import httpx2
 import openai
 from openai import AsyncOpenAI
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
+from digest import redact
 from digest.errors import (
     STOPPED_WITH_THE_RUN,
+    BatchesStillRunning,
+    DataFileError,
     LLMConfigError,
     MalformedAnswer,
     PaperFailed,
@@ -51,6 +60,7 @@ from digest.errors import (
     SummaryFailed,
     UsageError,
 )
+from digest.files import read_bounded
 from digest.models import Price, Usage
 from digest.net import AsyncSleep, Attempts, is_transient_status, one_line
 from digest.options import BatchOptions, LlmOptions
@@ -78,6 +88,22 @@ ENDPOINT: Final = "/v1/chat/completions"
 FINISHED = ("completed", "expired", "failed", "cancelled", "never created")
 Settled = Callable[[Deferred, "Summary | SummaryFailed"], None]
 
+# What a server hands back is untrusted: an id is printed, saved and sent back in a URL, so it
+# is bounded and printable (Gemini's ids hold "/", OpenAI's do not); it becomes part of a
+# local file's name only when it matches the strict pattern, else through its hash.
+_SERVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]{0,255}")
+_SAFE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_STATUS = re.compile(r"[a-z_ ]{1,40}")
+# No batch holds more requests than the API takes in one file.
+_COUNT_NAMES = ("total", "completed", "failed")
+# The longest output line read: a digest's answer is a few KB (32,000 output tokens would be
+# some 300 KB); a line past this is no answer of ours, and is skipped as malformed rather than
+# held in memory.
+MAX_ANSWER_LINE_BYTES = 8 * 1024 * 1024
+# An input file downloaded from the server to rebuild a lost record is one we sent: within
+# the API's limit.
+_RECENT_BATCHES = 100  # looked at for batches no record describes
+
 
 class BatchUnavailable(RunStopped):
     """The server has no Batch API (exit 2)."""
@@ -96,6 +122,53 @@ class BatchStateUnwritable(RunStopped):
     was submitted is recorded, and the next run collects it."""
 
 
+class _FileGone(Exception):
+    """A batch's output or error file the server answers 404 for."""
+
+
+class BadServerReply(BatchSubmitFailed):
+    """The server answered with something that is not what the API gives (an id that is
+    not an id): nothing is taken from it (exit 2)."""
+
+
+def server_id(value: object, what: str) -> str:
+    """``value`` when it is an id as a server gives one, else ``BadServerReply``."""
+    if isinstance(value, str) and _SERVER_ID.fullmatch(value) and ".." not in value:
+        return value
+    shown = redact.redact(repr(value)[:60])
+    raise BadServerReply(
+        f"the server gave a {what} id that is not an id ({shown}); nothing was taken from "
+        "it: check OPENAI_BASE_URL, or run again later"
+    )
+
+
+def file_stem(server_given: str) -> str:
+    """A local file name's stem for a server's id: the id itself when it is plainly safe
+    (OpenAI's "batch_abc"), else a hash of it: no id becomes a path."""
+    if _SAFE_STEM.fullmatch(server_given):
+        return server_given
+    return "h-" + hashlib.sha256(server_given.encode()).hexdigest()[:32]
+
+
+def sane_status(value: object) -> str:
+    return value if isinstance(value, str) and _STATUS.fullmatch(value) else "unknown"
+
+
+def sane_counts(counts: object) -> dict[str, int]:
+    """A batch's ``request_counts`` when they are counts (whole, not negative, no more than
+    one file's requests, the parts within the total); else none at all: a count the server
+    made up is neither saved nor shown."""
+    values = {}
+    for name in _COUNT_NAMES:
+        value = counts.get(name) if isinstance(counts, dict) else getattr(counts, name, None)
+        if type(value) is not int or not 0 <= value <= MAX_REQUESTS:
+            return {}
+        values[name] = value
+    if values["completed"] + values["failed"] > values["total"]:
+        return {}
+    return values
+
+
 class BatchRecord(BaseModel):
     """What one batch covers, saved in the cache folder before the batch is created."""
 
@@ -112,9 +185,37 @@ class BatchRecord(BaseModel):
     errors: list[str] = []  # why the batch as a whole failed
     collected: bool = False  # its output and error files are saved next to this record
 
+    @field_validator("input_file_id")
+    @classmethod
+    def _an_input_id(cls, value: str) -> str:
+        return _valid_id(value)
+
+    @field_validator("batch_id", "output_file_id", "error_file_id")
+    @classmethod
+    def _an_id(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_id(value)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _a_status(cls, value: object) -> str:
+        return sane_status(value)
+
+    @field_validator("counts", mode="before")
+    @classmethod
+    def _counts(cls, value: object) -> dict[str, int]:
+        # A record saved with counts a server made up (an older digest kept them) still reads.
+        return sane_counts(value)
+
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+
+def _valid_id(value: str) -> str:
+    try:
+        return server_id(value, "saved")
+    except BadServerReply as error:
+        raise ValueError(str(error)) from None
 
 
 @dataclasses.dataclass
@@ -156,6 +257,7 @@ class BatchRun:
         *,
         max_cost: float | None = None,
         spent_before: float = 0.0,
+        deadline: float | None = None,
         sleep: AsyncSleep = asyncio.sleep,
         tell: Callable[[str], None] = lambda line: None,
     ) -> None:
@@ -176,7 +278,14 @@ class BatchRun:
         # Papers that failed: their requests are taken out of the saved batches at the end of
         # the round, so that the next run asks again rather than replays the same answers.
         self._failed: set[str] = set()
-        (folder / "papers").mkdir(parents=True, exist_ok=True)
+        self.deadline = deadline  # time.monotonic() past which no batch is waited on
+        # This run's own names in the folder, which other backfills (another blog's, with the
+        # same cache folder) may be using at the same time: its spool and input files, and
+        # the texts of its papers.
+        self.run_token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.texts = folder / "papers" / self.run_token
+        self.texts.mkdir(parents=True, exist_ok=True)
+        self._recovered = False  # the server's batches that no record describes looked up
 
     # -- Before the batches ---------------------------------------------------------------
 
@@ -225,8 +334,47 @@ class BatchRun:
                 "twice"
             ) from None
         finally:
-            self.records.release(self._failed)
+            with contextlib.suppress(OSError), self._exclusive_now():
+                self.records.release(self._failed)
             self._failed.clear()
+            shutil.rmtree(self.texts, ignore_errors=True)
+            self._spool_path().unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _exclusive_now(self) -> Iterator[None]:
+        """The folder's lock, waited for without an event loop (at the end of a run)."""
+        with (self.folder / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.records.reload()
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """The batches folder to this run alone, with the records as they are on disk now.
+
+        Two backfills (two blogs) may share a cache folder. Whatever reads the records and
+        then submits, or changes a record, holds this lock, so that the second run finds the
+        first's batches by their requests and waits on them rather than paying for them
+        again. Waiting on a batch holds no lock."""
+        with (self.folder / ".lock").open("a") as lock:
+            told = False
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        self.tell(
+                            f"waiting for another backfill that is submitting or collecting "
+                            f"batches in {self.folder}"
+                        )
+                        told = True
+                    await asyncio.sleep(0.2)
+            try:
+                self.records.reload()
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def _rounds(self, settled: Settled) -> None:
         number = 0
@@ -246,29 +394,33 @@ class BatchRun:
                 await self._reask_interactively(answered, settled)
                 if not self.waiting:
                     return
-            this_round = self._plan_round(number, settled)
-            if this_round.new:
-                self._check_cost(this_round, settled)
-                await self._submit(this_round)
+            async with self._exclusive():
+                if not self._recovered:
+                    await self._recover()
+                this_round = self._plan_round(number, settled)
+                if this_round.new:
+                    self._check_cost(this_round, settled)
+                    await self._submit(this_round)
             await self._wait(list(this_round.waiting_on))
-            for key, papers in this_round.waiting_on.items():
-                record = self.records.maybe(key)
-                if record is None or record.batch_id is None:
-                    # Saved, then never created (a kill between the two): nothing was sent.
-                    for paper in papers:
-                        paper.tried.add(key)
-                    continue
-                await self._collect(record)
-                self._read_answers(record, papers, settled)
-            self.records.release(self._failed)
-            self._failed.clear()
+            async with self._exclusive():
+                for key, papers in this_round.waiting_on.items():
+                    record = self.records.maybe(key)
+                    if record is None or record.batch_id is None:
+                        # Saved, then never created (a kill between the two): nothing was sent.
+                        for paper in papers:
+                            paper.tried.add(key)
+                        continue
+                    await self._collect(record)
+                    self._read_answers(record, papers, settled)
+                self.records.release(self._failed)
+                self._failed.clear()
 
     def _plan_round(self, number: int, settled: Settled) -> _Round:
         """Each waiting paper's next request: found in a saved batch (a run before this one
         sent it), else new. New requests go to the round's spool file, one line each, so that
         no request's text stays in memory."""
         this_round = _Round(number)
-        with self._spool_path(number).open("wb") as spool:
+        with self._spool_path().open("wb") as spool:
             for paper in list(self.waiting.values()):
                 try:
                     body = self._next_body(paper)
@@ -297,7 +449,8 @@ class BatchRun:
     def _check_cost(self, this_round: _Round, settled: Settled) -> None:
         """--max-cost, against the estimate of the round at batch prices, before anything is
         sent. The first round is refused whole; a later round (re-asks of papers already
-        paid for) leaves out the papers that would pass the cap."""
+        paid for) leaves out the papers that would pass the cap, and the spool keeps only the
+        requests allowed: what is uploaded is what was checked."""
         if self.max_cost is None or self.price is None:
             return
         price = self.price.for_batch()
@@ -314,7 +467,23 @@ class BatchRun:
                 + f", would pass --max-cost {self.max_cost:g} USD; nothing was submitted. "
                 "Raise --max-cost, or backfill a shorter range"
             )
-        this_round.new = self._affordable(this_round.new, price, settled)
+        kept = self._affordable(this_round.new, price, settled)
+        self._keep_in_spool(this_round, {id(paper) for paper in kept})
+
+    def _keep_in_spool(self, this_round: _Round, kept: set[int]) -> None:
+        """The round's spool with only the lines of the papers ``kept`` (by ``id``)."""
+        spool = self._spool_path()
+        shorter = spool.with_name(spool.name + ".kept")
+        papers, sizes = [], []
+        with spool.open("rb") as lines, shorter.open("wb") as target:
+            for paper, size in zip(this_round.new, this_round.sizes, strict=True):
+                line = lines.read(size)
+                if id(paper) in kept:
+                    target.write(line)
+                    papers.append(paper)
+                    sizes.append(size)
+        shorter.replace(spool)
+        this_round.new, this_round.sizes = papers, sizes
 
     def _affordable(self, papers: list[_Paper], price: Price, settled: Settled) -> list[_Paper]:
         """The papers whose next request (``sent`` tokens) fits what --max-cost leaves, at
@@ -339,11 +508,11 @@ class BatchRun:
     async def _submit(self, this_round: _Round) -> None:
         """The round's new requests, in files within the API's limits, each uploaded and made
         a batch, with its record saved before the batch is created."""
-        spool = self._spool_path(this_round.number)
+        spool = self._spool_path()
         with spool.open("rb") as lines:
             for part, (start, end) in enumerate(_parts(this_round.sizes), start=1):
                 papers = this_round.new[start:end]
-                path = self.folder / f"input-round{this_round.number}-{part}.jsonl"
+                path = self.folder / f"input-{self.run_token}-round{this_round.number}-{part}.jsonl"
                 with path.open("wb") as file:
                     for size in this_round.sizes[start:end]:
                         file.write(lines.read(size))
@@ -363,7 +532,7 @@ class BatchRun:
         )
         self.records.save(record)  # before the batch exists: a kill now loses nothing
         batch = await self._create(file_id)
-        record.batch_id, record.status = batch.id, batch.status
+        record.batch_id, record.status = batch.id, sane_status(batch.status)
         self.records.save(record)
         path.unlink(missing_ok=True)  # uploaded; the record says what it held
         this_round.waiting_on.setdefault(file_id, []).extend(papers)
@@ -378,7 +547,7 @@ class BatchRun:
             with path.open("rb") as file:
                 # An open file streams: the SDK would read a path whole into memory.
                 uploaded = await self.client.files.create(file=(path.name, file), purpose="batch")
-            return uploaded.id
+            return server_id(uploaded.id, "file")
 
         try:
             return await self._call(upload)
@@ -395,14 +564,18 @@ class BatchRun:
 
     async def _create(self, file_id: str) -> openai.types.Batch:
         try:
-            return await self._call(
+            batch = await self._call(
                 lambda: self.client.batches.create(
                     input_file_id=file_id,
                     endpoint=ENDPOINT,
                     completion_window="24h",
+                    # What marks a batch as digest's when no record describes it (see
+                    # _recover): its input file is then read back to know its requests.
                     metadata={"digest_input_file": file_id},
                 )
             )
+            server_id(batch.id, "batch")
+            return batch
         except openai.NotFoundError:
             raise BatchUnavailable(
                 f"{self.llm.where} has no Batch API (HTTP 404 on /v1/batches); run "
@@ -414,23 +587,146 @@ class BatchRun:
                 "later (the next run looks for it before it submits anything)"
             ) from None
 
+    # -- Batches no record describes ------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Before this run submits anything: the server's latest batches that digest made
+        (their metadata names their input file) and that no record here describes, because a
+        record was deleted or cannot be read, are read back from their input files and
+        recorded again, so that their requests are waited on, not paid for twice. Also the
+        files of runs that are gone are removed."""
+        self._recovered = True
+        self._remove_leftovers()
+        try:
+            page = await self._call(lambda: self.client.batches.list(limit=_RECENT_BATCHES))
+        except openai.APIError as error:
+            if self.records.unreadable:
+                names = ", ".join(sorted(path.name for path in self.records.unreadable))
+                self.tell(
+                    f"cannot look for the batches of unreadable records ({names}) on the "
+                    f"server ({one_line(str(error))}): the requests they covered are sent "
+                    "again, and paid for again"
+                )
+            return
+        found = 0
+        for batch in page.data:
+            if await self._recovered_record(batch):
+                found += 1
+        if found:
+            self.tell(
+                f"{found} batch{'' if found == 1 else 'es'} on the server had no readable "
+                f"record in {self.folder}; read back from {'its' if found == 1 else 'their'} "
+                "input file, so that no request in it is paid for again"
+            )
+
+    async def _recovered_record(self, batch: openai.types.Batch) -> bool:
+        metadata = batch.metadata or {}
+        if "digest_input_file" not in metadata:
+            return False
+        try:
+            batch_id = server_id(batch.id, "batch")
+            input_file = server_id(batch.input_file_id, "file")
+        except BadServerReply:
+            return False
+        status = sane_status(batch.status)
+        if self.records.maybe(input_file) is not None or status in ("failed", "cancelled"):
+            return False
+        requests = await self._requests_in(input_file)
+        if not requests:
+            return False
+        record = BatchRecord(
+            input_file_id=input_file,
+            batch_id=batch_id,
+            round=0,
+            model=self.llm.model,
+            submitted_at=dt.datetime.fromtimestamp(_timestamp(batch.created_at), dt.UTC),
+            requests=requests,
+        )
+        self._take_batch(record, batch)
+        self.records.save(record)
+        return True
+
+    async def _requests_in(self, file_id: str) -> dict[str, str]:
+        """custom_id → body hash of each request line of an input file we uploaded, read
+        back from the server (at most one file's worth, a line at a time)."""
+        path = self.folder / f"recovered-{self.run_token}.jsonl"
+        requests: dict[str, str] = {}
+        try:
+            response = self.client.files.with_streaming_response.content(file_id)
+            async with response as streamed:
+                with path.open("wb") as file:
+                    async for chunk in streamed.iter_bytes():
+                        if file.tell() + len(chunk) > MAX_FILE_BYTES:
+                            return {}
+                        file.write(chunk)
+            with path.open("rb") as file:
+                for raw in bounded_lines(file, MAX_FILE_BYTES):
+                    line = _json_object(raw) if raw else None
+                    custom_id = line.get("custom_id") if line else None
+                    if isinstance(custom_id, str) and raw is not None:
+                        # The hash of the line as written, as _plan_round takes it.
+                        requests[custom_id] = hashlib.sha256(raw).hexdigest()[:24]
+        except openai.APIError as error:
+            log.warning("could not read back %s: %s", file_id, one_line(str(error)))
+            return {}
+        finally:
+            path.unlink(missing_ok=True)
+        return requests
+
+    def _remove_leftovers(self) -> None:
+        """The spool, input and text files of runs that are gone (killed): each run's own
+        carry its process id, and a live run's are left alone."""
+        for path in [*self.folder.glob("spool-*"), *self.folder.glob("input-*")]:
+            if _left_behind(path.name.split("-")[1]):
+                path.unlink(missing_ok=True)
+        for path in [*self.folder.glob("*.partial"), *self.folder.glob("*.redacted")]:
+            owner = re.search(r"\.(\d+)-[0-9a-f]{8}\.", path.name)
+            if owner is None or _left_behind(owner[1]):
+                path.unlink(missing_ok=True)
+        for path in (self.folder / "papers").iterdir():
+            if path.is_file():  # an older digest's layout: texts straight in papers/
+                path.unlink(missing_ok=True)
+            elif path.is_dir() and _left_behind(path.name.split("-")[0]):
+                shutil.rmtree(path, ignore_errors=True)
+
     # -- Waiting --------------------------------------------------------------------------
 
     async def _wait(self, keys: list[str]) -> None:
         """Look at every open batch, then again after a wait that grows by half each time,
-        until all are finished. ``keys`` are the records' (their input files)."""
-        open_keys = [key for key in keys if not self.records.get(key).finished]
+        until all are finished, or the run's deadline: ``BatchesStillRunning`` then, the
+        batches saved for the next run. A status the API does not have counts as unfinished.
+        ``keys`` are the records' (their input files)."""
+        open_keys = [key for key in keys if not self._finished(key)]
         delay = self.options.poll_first
         while open_keys:
-            still: list[str] = []
-            for key in open_keys:
-                record = await self._look(key)
-                if not record.finished:
-                    still.append(key)
-            open_keys = still
-            if open_keys:
-                await self.sleep(delay)
-                delay = min(delay * 1.5, self.options.poll_max)
+            async with self._exclusive():
+                for key in open_keys:
+                    if not self._finished(key):
+                        await self._look(key)
+            open_keys = [key for key in open_keys if not self._finished(key)]
+            if not open_keys:
+                return
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise self._still_running(open_keys)
+            await self.sleep(delay if left is None else min(delay, left))
+            delay = min(delay * 1.5, self.options.poll_max)
+
+    def _finished(self, key: str) -> bool:
+        record = self.records.maybe(key)
+        return record is None or record.finished  # None: forgotten, never created
+
+    def _still_running(self, keys: list[str]) -> BatchesStillRunning:
+        running = [self.records.get(key) for key in keys]
+        shown = ", ".join(f"{r.batch_id or r.input_file_id} {r.status}" for r in running[:3])
+        more = f" and {len(running) - 3} more" if len(running) > 3 else ""
+        return BatchesStillRunning(
+            f"the run's deadline passed with {len(running)} batch"
+            f"{'' if len(running) == 1 else 'es'} still running ({shown}{more}); "
+            "they are saved and keep running on the server: run the same "
+            "'digest backfill --batch' again to collect them ('digest backfill --status' "
+            "shows them)"
+        )
 
     async def look_once(self, record: BatchRecord) -> BatchRecord:
         """``record``'s batch as the server has it now (``digest backfill --status``)."""
@@ -452,28 +748,43 @@ class BatchRun:
         except openai.APIError as error:
             log.warning("could not look at batch %s: %s", batch_id, one_line(str(error)))
             return record
-        counts = batch.request_counts
-        record.status = batch.status
-        record.counts = counts.model_dump() if counts else {}
-        record.output_file_id = batch.output_file_id
-        record.error_file_id = batch.error_file_id
-        if batch.errors and batch.errors.data:
-            record.errors = [
-                one_line(
-                    f"{e.code or 'error'}: {e.message or ''}"
-                    + (f" (line {e.line})" if e.line else "")
-                )
-                for e in batch.errors.data
-            ]
+        self._take_batch(record, batch)
         self.records.save(record)
+        counts = record.counts
         if counts:
             self.tell(
-                f"batch {batch_id}: {batch.status}, {counts.completed} of {counts.total} "
-                f"answered, {counts.failed} failed"
+                f"batch {batch_id}: {record.status}, {counts['completed']} of {counts['total']} "
+                f"answered, {counts['failed']} failed"
             )
         else:
-            self.tell(f"batch {batch_id}: {batch.status}")
+            self.tell(f"batch {batch_id}: {record.status}")
         return record
+
+    @staticmethod
+    def _take_batch(record: BatchRecord, batch: openai.types.Batch) -> None:
+        """What the server says of ``record``'s batch, each field checked: a status it made
+        up is "unknown" (unfinished, looked at again within the run's bounds), counts that
+        are not counts are dropped, a file id that is not an id is no file."""
+        record.status = sane_status(batch.status)
+        record.counts = sane_counts(batch.request_counts)
+        for field in ("output_file_id", "error_file_id"):
+            given = getattr(batch, field)
+            try:
+                setattr(record, field, None if given is None else server_id(given, "file"))
+            except BadServerReply as error:
+                setattr(record, field, None)
+                record.errors = [*record.errors, str(error)][-5:]
+        if batch.errors and batch.errors.data:
+            # Saved and shown: a server may echo the key or a URL's password in a message.
+            record.errors = [
+                redact.redact(
+                    one_line(
+                        f"{e.code or 'error'}: {e.message or ''}"
+                        + (f" (line {e.line})" if e.line else "")
+                    )[:500]
+                )
+                for e in batch.errors.data[:5]
+            ]
 
     async def _adopt(self, record: BatchRecord) -> None:
         """A record whose create request was sent but whose answer was never seen (a kill at
@@ -485,7 +796,11 @@ class BatchRun:
             return
         for batch in page.data:
             if batch.input_file_id == record.input_file_id:
-                record.batch_id, record.status = batch.id, batch.status
+                try:
+                    record.batch_id = server_id(batch.id, "batch")
+                except BadServerReply:
+                    continue
+                record.status = sane_status(batch.status)
                 self.records.save(record)
                 return
         record.status = "never created"
@@ -494,33 +809,62 @@ class BatchRun:
     # -- Collecting -----------------------------------------------------------------------
 
     async def _collect(self, record: BatchRecord) -> None:
-        """Save a finished batch's output and error files next to its record, once."""
+        """Save a finished batch's output and error files next to its record, once.
+
+        A file the server no longer has (404) is not asked for forever: the batch is looked
+        at once more (its file ids may have changed), and a file still missing is noted on
+        the record, which is then collected as it is: the papers whose answers were in it are
+        sent again."""
         if record.collected or record.batch_id is None:
             return
-        for file_id, path in (
-            (record.output_file_id, self.records.output_path(record.batch_id)),
-            (record.error_file_id, self.records.errors_path(record.batch_id)),
-        ):
-            if file_id is None:
-                continue
-            await self._download(file_id, path)
+        for kind in ("output_file_id", "error_file_id"):
+            await self._collect_file(record, kind)
         record.collected = True
         self.records.save(record)
 
+    async def _collect_file(self, record: BatchRecord, kind: str) -> None:
+        assert record.batch_id is not None
+        path = (
+            self.records.output_path(record.batch_id)
+            if kind == "output_file_id"
+            else self.records.errors_path(record.batch_id)
+        )
+        for look_again in (True, False):
+            file_id = getattr(record, kind)
+            if file_id is None:
+                return
+            try:
+                await self._download(file_id, path)
+                return
+            except _FileGone:
+                if look_again:
+                    await self._look(self.records.key_of(record))
+        record.errors = [
+            *record.errors,
+            f"its {kind.removesuffix('_id').replace('_', ' ')} {getattr(record, kind)} is gone "
+            "from the server (HTTP 404); the requests it answered are sent again",
+        ][-5:]
+        setattr(record, kind, None)
+
     async def _download(self, file_id: str, path: Path) -> None:
         async def download() -> None:
-            partial = path.with_suffix(".partial")
-            response = self.client.files.with_streaming_response.content(file_id)
-            async with response as streamed:
-                with partial.open("wb") as file:
-                    async for chunk in streamed.iter_bytes():
-                        file.write(chunk)
-                    file.flush()
-                    os.fsync(file.fileno())
-            partial.replace(path)
+            # A name of this run's own: another backfill sharing the folder may be saving the
+            # same file.
+            partial = path.with_name(f"{path.name}.{self.run_token}.partial")
+            try:
+                response = self.client.files.with_streaming_response.content(file_id)
+                async with response as streamed:
+                    with partial.open("wb") as file:
+                        async for chunk in streamed.iter_bytes():
+                            file.write(chunk)
+                _save_redacted(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
 
         try:
             await self._call(download)
+        except openai.NotFoundError:
+            raise _FileGone() from None
         except openai.APIError as error:
             raise BatchSubmitFailed(
                 f"could not download {file_id}: {one_line(str(error))}; run again later "
@@ -677,14 +1021,15 @@ class BatchRun:
 
     # -- Helpers --------------------------------------------------------------------------
 
-    def _spool_path(self, number: int) -> Path:
-        return self.folder / f"spool-round{number}.jsonl"
+    def _spool_path(self) -> Path:
+        return self.folder / f"spool-{self.run_token}.jsonl"
 
     def _paper_path(self, key: str) -> Path:
-        return self.folder / "papers" / f"{key}.json"
+        return self.texts / f"{key}.json"
 
     def _load_paper(self, paper: _Paper) -> PaperText:
-        return PaperText.model_validate_json(self._paper_path(paper.deferred.key).read_bytes())
+        path = self._paper_path(paper.deferred.key)
+        return PaperText.model_validate_json(read_bounded(path, folder=self.texts))
 
     async def _call(self, function: Callable[[], Awaitable[T]]) -> T:
         """A Batch or Files API request, retried as the LLM's are (429, 5xx, connections)."""
@@ -699,12 +1044,26 @@ class _Records:
         self.folder = folder
         self._records: dict[str, BatchRecord] = {}  # by batch id, or input file id
         self._index: dict[str, list[tuple[str, str]]] = {}  # custom_id → [(hash, record key)]
-        for path in sorted(folder.glob("*.record.json")):
-            try:
-                record = BatchRecord.model_validate_json(path.read_bytes())
-            except (OSError, ValidationError):
-                log.warning("%s cannot be read; the requests it covered may be sent again", path)
+        self.unreadable: set[Path] = set()  # record files that could not be read
+        self.reload()
+
+    def reload(self) -> None:
+        """The records as they are on disk now: another backfill sharing the folder may
+        have saved some since."""
+        self._records.clear()
+        self._index.clear()
+        for path in sorted(self.folder.glob("*.record.json")):
+            record = _read_record(path)
+            if record is None:
+                if path not in self.unreadable:
+                    log.warning(
+                        "%s cannot be read; its batch is looked for on the server before "
+                        "anything is sent",
+                        path,
+                    )
+                self.unreadable.add(path)
                 continue
+            self.unreadable.discard(path)
             self._remember(record)
 
     @staticmethod
@@ -740,7 +1099,11 @@ class _Records:
         if key not in self._records:
             self._remember(record)
         self._records[key] = record
-        atomic_write_text(self.folder / f"{key}.record.json", record.model_dump_json() + "\n")
+        # Every string in it masked: a server's message may echo the key or a URL's password.
+        atomic_write_text(self.record_path(key), redact.redact(record.model_dump_json()) + "\n")
+
+    def record_path(self, key: str) -> Path:
+        return self.folder / f"{file_stem(key)}.record.json"
 
     def release(self, custom_ids: set[str]) -> None:
         """Take ``custom_ids`` out of every saved batch, so that no later run finds them."""
@@ -755,30 +1118,114 @@ class _Records:
     def forget(self, record: BatchRecord) -> None:
         key = self.key_of(record)
         self._records.pop(key, None)
-        (self.folder / f"{key}.record.json").unlink(missing_ok=True)
+        self.record_path(key).unlink(missing_ok=True)
 
     def output_path(self, batch_id: str) -> Path:
-        return self.folder / f"{batch_id}.output.jsonl"
+        return self.folder / f"{file_stem(batch_id)}.output.jsonl"
 
     def errors_path(self, batch_id: str) -> Path:
-        return self.folder / f"{batch_id}.errors.jsonl"
+        return self.folder / f"{file_stem(batch_id)}.errors.jsonl"
 
     def answers(self, batch_id: str) -> Iterator[dict[str, Any]]:
-        """The lines of a collected batch's output and error files, one at a time."""
+        """The lines of a collected batch's output and error files, one at a time. A line
+        that is not a JSON object (too long, nested past what a parser can follow, cut off)
+        is skipped, saying so: its paper is asked again, and no saved file can block a run."""
         for path in (self.output_path(batch_id), self.errors_path(batch_id)):
-            if not path.exists():
+            if not path.is_file():
                 continue
+            skipped = 0
             with path.open("rb") as file:
-                for raw in file:
-                    if not raw.strip():
+                for raw in bounded_lines(file, MAX_ANSWER_LINE_BYTES):
+                    line = _json_object(raw) if raw is not None else None
+                    if line is None:
+                        skipped += raw is None or bool(raw.strip())
                         continue
-                    try:
-                        line = json.loads(raw)
-                    except ValueError:
-                        log.warning("%s: a line that is not JSON is skipped", path.name)
-                        continue
-                    if isinstance(line, dict):
-                        yield line
+                    yield line
+            if skipped:
+                log.warning(
+                    "%s: %d line%s that %s no answer (too long, or not JSON) skipped; their "
+                    "papers are asked again",
+                    path.name,
+                    skipped,
+                    "" if skipped == 1 else "s",
+                    "is" if skipped == 1 else "are",
+                )
+
+
+# A record lists its requests' ids and hashes (some 80 bytes each): a file's worth of them
+# is some 4 MB. A record file larger than this is no record of ours.
+_MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+def _read_record(path: Path) -> BatchRecord | None:
+    """The record in ``path``, or None: not a regular file in the folder (a link out of it, a
+    FIFO), too large, or not a record (the JSON parser bounds its own nesting)."""
+    try:
+        raw = read_bounded(path, folder=path.parent, max_bytes=_MAX_RECORD_BYTES)
+        return BatchRecord.model_validate_json(raw)
+    except (OSError, DataFileError, ValidationError, ValueError):
+        return None
+
+
+def _save_redacted(downloaded: Path, path: Path) -> None:
+    """``downloaded`` saved as ``path`` a line at a time with every secret masked: a server
+    may echo the key or a URL's password in an error line, and these files are kept."""
+    temporary = path.with_name(f"{downloaded.name}.redacted")
+    try:
+        with downloaded.open("rb") as source, temporary.open("wb") as target:
+            for raw in bounded_lines(source, MAX_ANSWER_LINE_BYTES):
+                if raw is None:
+                    target.write(b"\n")  # too long to be an answer: read as a skipped line
+                    continue
+                text = raw.decode("utf-8", "replace")
+                target.write(redact.redact(text).encode())
+            target.flush()
+            os.fsync(target.fileno())
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def bounded_lines(file: IO[bytes], cap: int) -> Iterator[bytes | None]:
+    """The lines of ``file``; None for each one longer than ``cap`` bytes, which is read past
+    in pieces of ``cap``, never held whole."""
+    while raw := file.readline(cap + 1):
+        if len(raw) <= cap or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := file.readline(cap + 1)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as a JSON object, or None: not JSON, not an object, or nested deeper than the
+    parser can follow (RecursionError: a hostile line of a thousand "[" is malformed, not a
+    crash)."""
+    try:
+        line = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return line if isinstance(line, dict) else None
+
+
+def _timestamp(value: object) -> float:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    return float(number) if math.isfinite(number) and 0 <= number < 2**33 else 0.0
+
+
+def _left_behind(pid_text: str) -> bool:
+    """Whether the run whose files carry ``pid_text`` is gone: no such process here. An
+    older digest's names ("round1") carry none, and are left behind too."""
+    if not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # someone else's process: alive
+    return False
 
 
 def _unwritable(error: OSError) -> str:
@@ -786,9 +1233,16 @@ def _unwritable(error: OSError) -> str:
     return f"cannot write {where}: {error.strerror or error} (disk full?)"
 
 
+# Line breaks to Unicode that JSON leaves raw inside strings: a JSONL reader that splits on
+# every line break (Python's str.splitlines, for one) would cut the line in two there. JSON's
+# own escapes say the same characters.
+_RAW_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 def _request_line(custom_id: str, body: dict[str, Any]) -> bytes:
     line = {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_RAW_BREAKS).encode() + b"\n"
 
 
 def _parts(sizes: list[int]) -> Iterator[tuple[int, int]]:

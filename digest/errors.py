@@ -91,6 +91,11 @@ class RunStopped(DigestError):
         self.run: Any = None  # the DayRun written before it was raised
 
 
+class BatchesStillRunning(DigestError):
+    """The run's deadline passed while batches were still running (exit 1): they are saved,
+    and the next run collects them."""
+
+
 class LLMConfigError(RunStopped):
     """The LLM server refuses every request (bad key, unknown model, a response format it
     cannot give)."""

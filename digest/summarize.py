@@ -220,6 +220,10 @@ def key_refused(status: int, detail: str) -> str:
     return f"the LLM server refused the API key (HTTP {status}: {detail}); check OPENAI_API_KEY"
 
 
+# Characters of an earlier answer sent back with a re-ask, per token of its limit: far more
+# than any tokenizer packs into a token, so only what no model could have written is cut.
+_REASK_CHARS_PER_TOKEN = 16
+
 # OpenAI's reasoning models: the o-series and gpt-5 (not gpt-5-chat, which does not reason).
 _REASONING_MODEL = re.compile(r"(?:^|/)(?:o\d+(?:-|$)|gpt-5(?!(?:\.\d+)?-chat))", re.IGNORECASE)
 # Output tokens a reasoning model may think with, on top of the answer's max_output_tokens, by
@@ -444,8 +448,18 @@ class Summarizer:
         """The next question: the paper (in the mode now in use), with the latest answer and
         its problems when it is a re-ask."""
         question = self.messages_for(paper)
-        last = conversation.state.last
-        return reask_messages(question, last.content or "", last.problems) if last else question
+        state = conversation.state
+        last = state.last
+        if last is None:
+            return question
+        # The answer goes back with the re-ask, so it is bounded: an honest answer is within
+        # its token limit; a server's 50 MB "answer" must not become a 50 MB request (paid
+        # for as prompt tokens, and past --max-cost's estimate of a digest).
+        cap = _REASK_CHARS_PER_TOKEN * state.max_tokens
+        answer = last.content or ""
+        if len(answer) > cap:
+            answer = answer[:cap]
+        return reask_messages(question, answer, last.problems)
 
     def judge(
         self, answer: _Answer, paper: PaperText, conversation: Conversation

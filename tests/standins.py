@@ -467,6 +467,9 @@ class StandIn:
     # Held through each Files or Batch API request, which changes files and batches and may
     # answer a batch's lines (whose answers take ``lock``).
     batch_lock: threading.Lock = field(default_factory=threading.Lock)
+    # A hostile or broken server: each Files or Batch API answer, as (method, path, reply),
+    # may be rewritten before it is sent.
+    batch_tamper: Callable[[str, str, Reply], Reply] | None = None
 
     def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         parsed = urlparse(path)
@@ -593,6 +596,17 @@ class StandIn:
         return self._count_prompt(request, step(request) if callable(step) else step)
 
     def _batch_api(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> Reply:
+        reply = self._batch_api_reply(method, path, query, body, headers)
+        return reply if self.batch_tamper is None else self.batch_tamper(method, path, reply)
+
+    def _batch_api_reply(
         self,
         method: str,
         path: str,
@@ -938,11 +952,12 @@ class StandIn:
 
 
 def _kind(path: str) -> str:
-    """Which of the stand-in's services ``path`` asks: "llm", "models", "arxiv", "pdf", "hf"."""
+    """Which of the stand-in's services ``path`` asks: "llm", "models", "arxiv", "pdf", "hf",
+    "batches" (the Batch API; the Files API is "")."""
     return (
         "llm" if "/chat/completions" in path else "models" if "/v1/models" in path
         else "arxiv" if path.startswith("/api/query") else "pdf" if path.startswith("/pdf/")
-        else "hf" if path.startswith("/hf/") else ""
+        else "hf" if path.startswith("/hf/") else "batches" if "/v1/batches" in path else ""
     )  # fmt: skip
 
 
