@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from digest.errors import PostFormatError
+from digest.files import read_bounded
 from digest.models import ARXIV_ID, Day, PaperEntry
 from digest.render import HARD_BREAK, unescape_text, unguard_liquid
 from digest.validation import field_path
@@ -79,13 +80,19 @@ class _PaperDraft:
 def parse_post(path: Path) -> Day:
     """Read and parse one post file."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from an editor goes
+        # Within bounds (a regular file, of a day file's size at most); the user named it, so a
+        # link is followed wherever it goes.
+        raw = read_bounded(path)
+    except FileNotFoundError as error:
+        raise PostFormatError(path, 1, "a readable file", error.strerror or str(error)) from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark from an editor goes
     except UnicodeDecodeError as error:
         raise PostFormatError(
             path, 1, "a UTF-8 text file", f"undecodable byte at {error.start}"
         ) from None
-    except OSError as error:
-        raise PostFormatError(path, 1, "a readable file", error.strerror or str(error)) from None
+    # Line ends as a file read in text mode has them (universal newlines).
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return parse_post_text(text, path)
 
 

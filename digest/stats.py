@@ -13,6 +13,7 @@ cost figure (and are counted, so the reader knows how many were left out).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,15 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
 
 from digest.errors import DataFileError
 from digest.models import Day, RunReport, Stage
-from digest.store import DAY_FILE_MAX_BYTES, OutputStore
-from digest.validation import describe_validation_error
+from digest.store import OutputStore
 
 # Failures are grouped by the run report's ``failed_at``; reports written before that field
 # existed have null there, counted as "unknown" rather than guessed.
@@ -296,32 +296,15 @@ def select_dates(
     ]
 
 
-def read_report(store: OutputStore, date: dt.date) -> tuple[RunReport | None, str | None]:
+def read_report(store: OutputStore, date: dt.date, warnings: list[str]) -> RunReport | None:
     """The day's run report, or None with no warning when there is none (a day imported or
-    made before run reports existed); a report that cannot be read is None with a warning."""
-    path = store.report_path(date)
+    made before run reports existed). A report that cannot be read is None with a warning in
+    ``warnings``, as is each read report's figures out of range (read as unknown)."""
     try:
-        if path.stat().st_size > DAY_FILE_MAX_BYTES:
-            return None, f"{path}: larger than {DAY_FILE_MAX_BYTES // 1_000_000} MB; not read"
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    except OSError as error:
-        return None, f"{path}: cannot be read ({error.strerror}); its failures are not counted"
-    try:
-        report = RunReport.model_validate_json(raw)
-    except ValidationError as error:
-        problems = describe_validation_error(error)
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return None, (
-            f"{path}: invalid run report: {problems[0]}{more}; its failures are not counted"
-        )
-    if report.date != date:
-        return (
-            None,
-            f"{path}: holds the date {report.date}, not {date}; its failures are not counted",
-        )
-    return report, None
+        return store.load_report(date, warnings.append)
+    except DataFileError as error:
+        warnings.append(f"{error}; its failures are not counted")
+        return None
 
 
 def collect(
@@ -335,15 +318,13 @@ def collect(
     total = _Tally()
     for date in select_dates(store, since, until):
         try:
-            day = store.load_day(date)
+            day = store.load_day(date, warnings.append)
         except DataFileError as error:
             warnings.append(f"{error}; skipped")
             continue
         tally = _Tally()
         tally.add_day(day)
-        report, problem = read_report(store, date)
-        if problem:
-            warnings.append(problem)
+        report = read_report(store, date, warnings)
         if report is not None:
             tally.add_report(report)
         total.add(tally)
@@ -515,8 +496,9 @@ def notes(stats: Stats) -> list[str]:
         if total.failed_unpriced:
             parts.append(_count(total.failed_unpriced, "failed paper", "failed papers"))
         lines.append(
-            f"?: {' and '.join(parts)} used a model with no price; the costs shown leave "
-            "them out, and $/paper is over the digests whose cost is known."
+            f"?: {' and '.join(parts)} used a model with no price (or had a bad cost, read "
+            "as unknown); the costs shown leave them out, and $/paper is over the digests "
+            "whose cost is known."
         )
     if total.batch:
         lines.append(
@@ -555,15 +537,18 @@ def trend(stats: Stats) -> list[str]:
 
 def sparkline(values: Iterable[float | None], unknown: Iterable[bool] = ()) -> str:
     """One block a value, scaled from the smallest to the largest; ``·`` for a day with no
-    value, ``?`` for one whose value is unknown (``unknown``, by position)."""
-    values = list(values)
-    marks = [*unknown, *([False] * len(values))]
+    value, ``?`` for one whose value is unknown (``unknown``, by position) or not finite (the
+    models read such figures from files as unknown already: this keeps the trend from ever
+    failing on one)."""
+    given = list(values)
+    marks = [*unknown, *([False] * len(given))]
+    values = [value if value is None or math.isfinite(value) else None for value in given]
     known = [value for value in values if value is not None]
     low, high = (min(known), max(known)) if known else (0.0, 0.0)
     line = []
-    for value, is_unknown in zip(values, marks, strict=False):
+    for value, original, is_unknown in zip(values, given, marks, strict=False):
         if value is None:
-            line.append("?" if is_unknown else "·")
+            line.append("?" if is_unknown or original is not None else "·")
         elif high == low:
             line.append(SPARKS[len(SPARKS) // 2 - 1])  # no change: a level line, mid-height
         else:

@@ -16,18 +16,18 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
 from digest.errors import DataFileError, DigestError, UsageError
-from digest.models import Day, Digest, PaperEntry
+from digest.files import dropped_figures, parse_json, parse_model, read_bounded, same_content
+from digest.models import Day, Digest, PaperEntry, RunReport
 from digest.prompts import PROMPT_VERSION, fingerprint
-from digest.validation import describe_validation_error
 
 if TYPE_CHECKING:
     from digest.settings import Settings
@@ -64,11 +64,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _mode_for(path: Path) -> int:
     """The permissions of the file being replaced, or those a new file gets (0o666 less the
-    umask)."""
+    umask). Only a regular file's are kept: a link's target or a FIFO in the file's place (a
+    link to /dev/zero is 0o666) says nothing about what the file should be."""
     try:
-        return path.stat().st_mode & 0o7777
+        status = path.lstat()
     except OSError:
-        return 0o666 & ~_umask()
+        status = None
+    if status is not None and stat.S_ISREG(status.st_mode):
+        return status.st_mode & 0o7777
+    return 0o666 & ~_umask()
 
 
 @cache
@@ -172,27 +176,40 @@ class OutputStore:
                     continue
         return sorted(found)
 
-    def load_day(self, date: dt.date) -> Day:
+    def load_day(self, date: dt.date, warn: Callable[[str], None] = log.warning) -> Day:
+        """The day file of ``date``, read within bounds (``digest.files``); DataFileError says
+        what is wrong with it. Figures out of range are read as unknown, and ``warn`` gets one
+        line naming them."""
         path = self.data_path(date)
         try:
-            raw = path.read_bytes()
+            raw = read_bounded(path, folder=self.data_dir)
         except FileNotFoundError:
             raise DataFileError(
                 path, "no such day file; run 'digest daily' or 'digest import' for that date"
             ) from None
-        except OSError as error:
-            raise DataFileError(path, f"cannot be read ({error.strerror})") from None
-        try:
-            day = Day.model_validate_json(raw)
-        except ValidationError as error:
-            problems = describe_validation_error(error)
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise DataFileError(path, f"invalid day file: {problems[0]}{more}") from None
+        day, dropped = parse_model(Day, path, raw, "day file")
         if day.date != date:
             raise DataFileError(
                 path, f"holds the date {day.date}, not {date}; rename the file or fix its date"
             )
+        _warn_dropped(path, dropped, warn)
         return day
+
+    def load_report(
+        self, date: dt.date, warn: Callable[[str], None] = log.warning
+    ) -> RunReport | None:
+        """The day's run report, or None when there is none (a day imported, or made before
+        run reports existed); read and checked as ``load_day`` reads a day file."""
+        path = self.report_path(date)
+        try:
+            raw = read_bounded(path, folder=self.data_dir)
+        except FileNotFoundError:
+            return None
+        report, dropped = parse_model(RunReport, path, raw, "run report")
+        if report.date != date:
+            raise DataFileError(path, f"holds the date {report.date}, not {date}")
+        _warn_dropped(path, dropped, warn)
+        return report
 
     def published_before(self, date: dt.date) -> dict[str, dt.date]:
         """arXiv ID → the earliest earlier day whose file has it.
@@ -205,11 +222,11 @@ class OutputStore:
             if day >= date:
                 break
             try:
-                ids = _arxiv_ids(self.data_path(day))
-            except BrokenDayFile as error:
+                ids = self._arxiv_ids(day)
+            except DataFileError as error:
                 # One broken earlier day must not stop every later night: it publishes
                 # nothing, is named once, and is left as it is ('digest render' reports it).
-                log.warning("%s: %s; ignored for papers published earlier", error.path, error)
+                log.warning("%s; ignored for papers published earlier", error)
                 continue
             for arxiv_id in ids:
                 if isinstance(arxiv_id, str):
@@ -221,34 +238,24 @@ class OutputStore:
         atomic_write_text(path, dump_day(day))
         return path
 
+    def _arxiv_ids(self, date: dt.date) -> list[object]:
+        """The ``arxiv_id`` of every paper of a day file, read as plain JSON (no validation),
+        within the bounds of every read; DataFileError says what is wrong."""
+        path = self.data_path(date)
+        try:
+            data = parse_json(path, read_bounded(path, folder=self.data_dir), "day file")
+        except FileNotFoundError:
+            raise DataFileError(path, "no longer there") from None
+        papers = data.get("papers") if isinstance(data, dict) else None
+        if not isinstance(papers, list):
+            raise DataFileError(path, "not a day file: it has no list of papers")
+        return [paper.get("arxiv_id") for paper in papers if isinstance(paper, dict)]
 
-# A day file is a few hundred kilobytes; one far larger is not one (and is not read whole).
-DAY_FILE_MAX_BYTES = 20_000_000
 
-
-class BrokenDayFile(Exception):
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(problem)
-        self.path = path
-
-
-def _arxiv_ids(path: Path) -> list[object]:
-    """The ``arxiv_id`` of every paper of a day file, read as plain JSON (no validation), with
-    a size limit and Python's JSON depth limit; BrokenDayFile says what is wrong."""
-    try:
-        if path.stat().st_size > DAY_FILE_MAX_BYTES:
-            raise BrokenDayFile(path, f"larger than {DAY_FILE_MAX_BYTES // 1_000_000} MB")
-        data = json.loads(path.read_bytes())
-    except OSError as error:
-        raise BrokenDayFile(path, f"cannot be read ({error.strerror})") from None
-    except RecursionError:
-        raise BrokenDayFile(path, "nested too deeply to be a day file") from None
-    except ValueError as error:
-        raise BrokenDayFile(path, f"not valid JSON ({error})") from None
-    papers = data.get("papers") if isinstance(data, dict) else None
-    if not isinstance(papers, list):
-        raise BrokenDayFile(path, "not a day file: it has no list of papers")
-    return [paper.get("arxiv_id") for paper in papers if isinstance(paper, dict)]
+def _warn_dropped(path: Path, dropped: list[str], warn: Callable[[str], None]) -> None:
+    line = dropped_figures(path, dropped)
+    if line is not None:
+        warn(line)
 
 
 def dump_day(day: Day) -> str:
@@ -259,11 +266,10 @@ def dump_day(day: Day) -> str:
 def write_if_changed(path: Path, text: str) -> bool:
     """Write ``text`` atomically unless the file already holds exactly it. True if written."""
     data = text.encode("utf-8")
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+    # Read within bounds: a FIFO or a link to /dev/zero where the post goes is replaced, not
+    # read.
+    if same_content(path, data):
+        return False
     atomic_write_bytes(path, data)
     return True
 
@@ -401,9 +407,19 @@ class DigestCache:
     def get(self, key: str) -> PaperEntry | None:
         path = self.folder / f"{key}.json"
         try:
-            return PaperEntry.model_validate_json(path.read_bytes())
-        except (OSError, ValidationError):
-            return None  # missing, or written by an older digest: digest again
+            raw = read_bounded(path, folder=self.folder)
+        except FileNotFoundError:
+            return None
+        except DataFileError as error:  # a FIFO, a link out, a file too large: never waited on
+            log.warning("%s; the paper is digested again", error)
+            return None
+        try:
+            entry, dropped = parse_model(PaperEntry, path, raw, "cached digest")
+        except DataFileError:
+            return None  # written by an older digest: digest again
+        # The digest itself is good, and paid for: kept, with the bad figure unknown.
+        _warn_dropped(path, dropped, log.warning)
+        return entry
 
     def put(self, key: str, entry: PaperEntry) -> bool:
         """Cache a finished digest. A cache that cannot be written (a full disk) costs only the
