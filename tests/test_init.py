@@ -59,11 +59,18 @@ def test_init_never_overwrites_an_existing_site_unless_forced() -> None:
     assert code == 0, err
     kept = sorted(line for line in out.splitlines() if line.startswith("kept: "))
     assert kept == [
-        "kept: site/_config.yml (it exists; --force replaces it)",
         "kept: site/_layouts/post.html (it exists; --force replaces it)",
         "kept: site/index.html (it exists; --force replaces it)",
     ]
-    assert (site / "_config.yml").read_text(encoding="utf-8") == "title: My old blog\n"
+    # The site's own settings stay; what keeps digest's files off the site is added to them
+    # (tests/test_init_hostile.py has the rest).
+    assert (
+        "updated: site/_config.yml (exclude: digest.toml, _digest/, .digest.lock, .digest-cache/,"
+        " .venv/, requirements.txt, Gemfile, Gemfile.lock, node_modules/, vendor/bundle/,"
+        " vendor/cache/, vendor/gems/, vendor/ruby/; plugins: jekyll-feed)"
+    ) in out.splitlines()
+    config = (site / "_config.yml").read_text(encoding="utf-8")
+    assert config.startswith("title: My old blog\n") and "lang: ko" not in config
     assert (site / "digest.toml").is_file() and (site / ".github/workflows/pages.yml").is_file()
 
     code, out, _ = digest("init", "site", "--force")
