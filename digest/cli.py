@@ -26,12 +26,19 @@ from rich.markup import escape
 
 from digest import DISTRIBUTION, __version__, render, schemas
 from digest.day import DayRun, DaySetup, plan_day, run_day
-from digest.errors import STOPPED_WITH_THE_RUN, DigestError, RunStopped, UsageError
+from digest.errors import (
+    STOPPED_WITH_THE_RUN,
+    BatchesStillRunning,
+    DigestError,
+    RunStopped,
+    UsageError,
+)
+from digest.files import same_content
 from digest.models import Day, RunReport
 from digest.options import LlmOptions, RunOptions
 from digest.post_parser import parse_post
 from digest.prompts import estimate_tokens
-from digest.redact import redact
+from digest.redact import format_traceback, protect_std_streams, redact, redacting_stream
 from digest.report import dump_report, progress_for, run_report, summary_table
 from digest.results import PaperResult
 from digest.settings import Settings, load_settings
@@ -78,9 +85,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # No markup by default: paths, titles and error messages carry brackets ("digest[fast]") that
-# rich would take for style tags and drop. Only our own "error:" prefixes are styled.
-stdout = Console(highlight=False, soft_wrap=True, markup=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+# rich would take for style tags and drop. Only our own "error:" prefixes are styled. Both
+# write through a redacting stream, so that no line they print can show a secret (servers
+# echo keys and URLs into the messages digest passes on); the stream of the moment is looked
+# up at each write, as rich's own default does.
+stdout = Console(
+    file=redacting_stream(lambda: sys.stdout), highlight=False, soft_wrap=True, markup=False
+)
+stderr = Console(
+    file=redacting_stream(lambda: sys.stderr),
+    stderr=True,
+    highlight=False,
+    soft_wrap=True,
+    markup=False,
+)
 
 
 OutputDirOption = Annotated[
@@ -90,10 +108,11 @@ OutputDirOption = Annotated[
 
 
 class _ConsoleLog(logging.Handler):
-    """digest's warnings (retries, fallbacks, repairs) as plain lines on stderr."""
+    """digest's warnings (retries, fallbacks, repairs) as plain lines on stderr, which
+    redacts them, traceback included."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = f"{record.levelname.lower()}: {redact(record.getMessage())}"
+        message = f"{record.levelname.lower()}: {record.getMessage()}"
         if record.exc_info:  # only with --debug: the rest logs no traceback
             message += "\n" + logging.Formatter().formatException(record.exc_info)
         stderr.print(message, markup=False)
@@ -125,7 +144,7 @@ INTERRUPTED = "interrupted: every file is written whole or not at all; run the s
 
 
 def _print_error(error: Exception) -> None:
-    stderr.print(f"[bold red]error:[/] {escape(redact(str(error)))}", markup=True)
+    stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)
 
 
 @contextmanager
@@ -141,8 +160,11 @@ def _reporting(interrupted: str = INTERRUPTED) -> Iterator[None]:
         yield
     except DigestError as error:
         if _State.debug:
-            raise
-        _print_error(error)
+            # Printed here rather than left to Python: redacted (a server's message may echo
+            # the key), and with the exit code the error has without --debug.
+            stderr.out(format_traceback(error), end="", highlight=False)
+        else:
+            _print_error(error)
         raise typer.Exit(error.exit_code) from None
     except (KeyboardInterrupt, asyncio.CancelledError):
         _say_interrupted(interrupted)
@@ -271,15 +293,15 @@ def _render_days(
             stderr.print(f"{store.data_path(date)}: no papers, so no post")
             continue
         text = render.render_day(day).encode("utf-8")
-        current = path.read_bytes() if path.exists() else None
-        if current == text:
+        same = same_content(path, text)  # None: no post; a FIFO or a link out is no post
+        if same:
             continue
         stale.append(path)
         if check:
-            stdout.print(f"{'missing' if current is None else 'out of date'}: {path}")
+            stdout.print(f"{'missing' if same is None else 'out of date'}: {path}")
         else:
             atomic_write_text(path, text.decode("utf-8"))
-            stdout.print(f"{'wrote' if current is None else 'updated'}: {path}")
+            stdout.print(f"{'wrote' if same is None else 'updated'}: {path}")
     return stale, broken
 
 
@@ -351,7 +373,10 @@ def init_command(
 
     Writes _config.yml, a Gemfile, an index page, layouts with a Korean font stack, an RSS
     feed, .gitignore, a digest.toml without secrets and the nightly, Pages and pull-request
-    workflows. A file that exists is kept and listed, unless --force.
+    workflows. A file that exists is kept and listed, unless --force. A site's own
+    _config.yml is kept too, with digest's private files added to its exclude: list and
+    jekyll-feed to its plugins (listed as updated). Nothing is written through a link that
+    leads out of the folder.
     """
     from digest.init_blog import init_blog, requirement
 
@@ -361,6 +386,8 @@ def init_command(
             stdout.print(f"wrote: {path}")
         for path in report.replaced:
             stdout.print(f"replaced: {path}")
+        for path, added in report.updated:
+            stdout.print(f"updated: {path} ({added})")
         for path in report.kept:
             stdout.print(f"kept: {path} (it exists; --force replaces it)")
         if report.unpinned is not None:
@@ -586,6 +613,17 @@ def backfill_command(
             help="Show the saved batches and what became of them; wait on nothing, submit nothing.",
         ),
     ] = False,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            metavar="MINUTES",
+            help=setting_help(
+                "run_deadline",
+                "Start no day or paper past these minutes, and wait on no batch: what is done "
+                "is written, batches are saved for the next run",
+            ),
+        ),
+    ] = None,
     output_dir: OutputDirOption = None,
 ) -> None:
     """Digest every day of a range, oldest first, as 'daily' would for each.
@@ -596,7 +634,9 @@ def backfill_command(
     twice). --max-cost covers the range.
     """
     with _reporting(RUN_INTERRUPTED):
-        settings = load_settings(output_dir=output_dir, limit=limit, min_upvotes=min_upvotes)
+        settings = load_settings(
+            output_dir=output_dir, limit=limit, min_upvotes=min_upvotes, run_deadline=deadline
+        )
         if status:
             asyncio.run(_batch_status(settings))
             return
@@ -639,7 +679,14 @@ def backfill_command(
         )
         if outcome.stop is not None:
             raise outcome.stop
-        if outcome.unfinished:
+        if outcome.still_running is not None:
+            raise outcome.still_running
+        if outcome.left:
+            stderr.print(
+                f"the run's deadline passed: {outcome.left} day{'' if outcome.left == 1 else 's'}"
+                " left for the next run (the same command does them)"
+            )
+        if outcome.unfinished or outcome.left:
             raise typer.Exit(1)
 
 
@@ -651,6 +698,8 @@ class _Backfill:
     cost: float = 0.0
     saved: float = 0.0  # by the batch price, against interactive prices
     stop: RunStopped | None = None
+    left: int = 0  # days not begun: the run's deadline passed
+    still_running: BatchesStillRunning | None = None  # at the deadline, saved for the next run
 
     @property
     def did_anything(self) -> bool:
@@ -682,11 +731,13 @@ def _backfill(
     # The papers of the days before, read once and kept up to date, rather than every earlier
     # day file read again for each day.
     published = setup.store.published_before(days[0])
+    # One run's options for the range: its deadline counts from the start of the range.
+    options = settings.run_options(max_cost=max_cost, limit=settings.limit)
     for number, day in enumerate(days, start=1):
-        run = replace(
-            settings.run_options(max_cost=max_cost, limit=settings.limit),
-            spent_before=outcome.cost,
-        )
+        if options.past_deadline():
+            outcome.left = len(days) - number + 1
+            break
+        run = replace(options, spent_before=outcome.cost)
         stderr.print(f"[bold]{day}[/] (day {number} of {len(days)})", markup=True)
         try:
             finished = asyncio.run(_daily(source, day, setup, run, before_write, published))
@@ -751,6 +802,8 @@ def _backfill_batch(
         )
     except RunStopped as stop:
         outcome.stop = stop
+    except BatchesStillRunning as running:
+        outcome.still_running = running
     except (KeyboardInterrupt, asyncio.CancelledError):
         _say_interrupted(
             "interrupted: the batches submitted keep running on the server; run the same "
@@ -1029,6 +1082,9 @@ def main() -> None:
     # Python's own handler, as asyncio.run expects it to find (it then turns a Ctrl-C into the
     # cancellation of the run's task); ``python -m digest`` had one of its own while loading.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # What digest does not print through its consoles (a crash's traceback, another library's
+    # warning) is redacted too.
+    protect_std_streams()
     code: str | int | None = 0
     try:
         app(prog_name="digest")

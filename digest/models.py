@@ -11,6 +11,7 @@ validators after parsing instead, with messages that can be sent back to the mod
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import unicodedata
 from typing import Annotated, Any, Literal, NamedTuple
@@ -22,10 +23,13 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_serializer,
 )
 
+from digest.redact import redact
 from digest.validation import check_line, check_line_count
 
 DigestLine = Annotated[str, AfterValidator(check_line)]
@@ -38,6 +42,51 @@ NEW_STYLE_ID = r"\d{4}\.\d{4,5}"
 OLD_STYLE_ID = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
 ARXIV_ID = re.compile(rf"(?:{NEW_STYLE_ID}|{OLD_STYLE_ID})")
 _URL = re.compile(r"https?://[^\s()<>\[\]{}\"'`\\]+")
+
+# The figures of the files (costs, token counts, durations) are summed over months by
+# 'digest stats'. Files come from older versions and from hand edits, and JSON can say NaN and
+# Infinity: a NaN or infinite figure crashed the trend and turned totals into null, a negative
+# one was summed as it stood. Each figure a file holds is checked finite and between 0 and a
+# bound far above any real one (a digest costs cents and some 10^4 tokens), which also keeps a
+# sum of years of them finite.
+MAX_USD = 1_000_000.0
+MAX_TOKENS = 10**12
+MAX_SECONDS = 10**8  # three years
+
+
+def figure(top: float, unknown: float | None = None, where: str = "") -> WrapValidator:
+    """A figure read from a file: one that is not finite, or outside 0 to ``top``, is read as
+    ``unknown`` (what the field already writes for a figure not known) instead of failing the
+    whole file, whose digests and post are still good. It is added to the validation
+    context's ``dropped`` list, for the reader to name the file once
+    (``digest.files.parse_model``), after ``where`` (what holds the field). A value of the
+    wrong type still fails as usual."""
+
+    def check(value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> object:
+        # NaN and Infinity are checked before the type: an integer field cannot hold them,
+        # and they would fail the file instead of the figure.
+        if not (isinstance(value, float) and not math.isfinite(value)):
+            value = handler(value)
+            if not isinstance(value, int | float) or _in_range(value, top):
+                return value
+        dropped = info.context.get("dropped") if isinstance(info.context, dict) else None
+        if isinstance(dropped, list):
+            shown = repr(value) if len(repr(value)) <= 20 else repr(value)[:17] + "..."
+            dropped.append(f"{where}{info.field_name} {shown}")
+        return unknown
+
+    return WrapValidator(check)
+
+
+def _in_range(value: float, top: float) -> bool:
+    # An int as large as 10**400 is no float: math.isfinite would raise on it.
+    return (isinstance(value, int) or math.isfinite(value)) and 0 <= value <= top
+
+
+# Optional figures: null is "not known" already (a model without a price has a null cost).
+Usd = Annotated[float | None, figure(MAX_USD)]
+Count = Annotated[int | None, figure(MAX_TOKENS)]  # tokens, characters, attempts
+Seconds = Annotated[float | None, figure(MAX_SECONDS)]
 
 
 class Introduction(BaseModel):
@@ -108,15 +157,20 @@ class Links(BaseModel):
         )
 
 
+# A call's tokens: a server that reports none counts as 0 (``summarize.call_usage``), so a bad
+# figure reads as 0 too. Versions before that check stored what the server said, negative or not.
+CallTokens = Annotated[int, figure(MAX_TOKENS, unknown=0, where="calls: ")]
+
+
 class CallUsage(BaseModel):
     """One LLM answer: its tokens, and what became of it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    tokens_in: int
-    tokens_out: int  # reasoning tokens included, as OpenAI counts them
-    tokens_cached: int = 0
-    tokens_reasoning: int = 0  # of tokens_out, what a reasoning model spent thinking
+    tokens_in: CallTokens
+    tokens_out: CallTokens  # reasoning tokens included, as OpenAI counts them
+    tokens_cached: CallTokens = 0
+    tokens_reasoning: CallTokens = 0  # of tokens_out, what a reasoning model spent thinking
     # ungrounded: numbers or names the paper does not have; copied: the prompt's worked example
     outcome: Literal["ok", "invalid", "ungrounded", "copied", "cut off", "refused", "looped"] = "ok"
 
@@ -163,7 +217,9 @@ class Price(NamedTuple):
     def cost(self, usage: Usage) -> float:
         """What ``usage`` costs. Reasoning tokens are part of ``tokens_out`` (OpenAI counts them
         in ``completion_tokens``), so they are priced as output."""
-        uncached = usage.tokens_in - usage.tokens_cached
+        # A server that counts more cached tokens than prompt tokens must not make a cost
+        # negative.
+        uncached = max(0, usage.tokens_in - usage.tokens_cached)
         total = (
             uncached * self.input
             + usage.tokens_cached * self.cached_input
@@ -177,6 +233,9 @@ class Price(NamedTuple):
 
 
 _BATCH_ONLY = ("mode", "batch_id", "saved_usd")
+# Provenance strings made of what a server said (a PDF host's error, the model a server names):
+# masked in every file they are written to (day files, the digest cache, ``paper --json``).
+_SERVER_TEXT = ("input_reason", "answered_by")
 
 
 class Provenance(BaseModel):
@@ -194,17 +253,20 @@ class Provenance(BaseModel):
     # Made from the abstract because the PDF could not be had for a reason that may pass (5xx,
     # a timeout): the next run of the day tries the PDF again.
     full_text_pending: bool = False
-    input_chars: int | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    tokens_cached: int | None = None
-    tokens_reasoning: int | None = None  # part of tokens_out, and priced as output
+    # The figures below are read as unknown (null) when out of range, with the file named (see
+    # ``figure``): a day file must still render, and 'digest stats' counts a null cost as
+    # unknown, never as free.
+    input_chars: Count = None
+    tokens_in: Count = None
+    tokens_out: Count = None
+    tokens_cached: Count = None
+    tokens_reasoning: Count = None  # part of tokens_out, and priced as output
     # The model the server said answered, when it is not the one asked for (a local server
     # answers with the model it has loaded, whatever the request names).
     answered_by: str | None = None
-    attempts: int | None = None
-    seconds: float | None = None
-    cost_usd: float | None = None
+    attempts: Count = None
+    seconds: Seconds = None
+    cost_usd: Usd = None
     calls: list[CallUsage] = Field(default_factory=list)
     # Numbers the paper does not state that survived the re-asks, and what was done to each.
     grounding_repairs: list[str] = Field(default_factory=list)
@@ -212,12 +274,12 @@ class Provenance(BaseModel):
     # published, since a name may be a fair paraphrase, but listed and warned about.
     ungrounded_names: list[str] = Field(default_factory=list)
     # How much of the title and abstract the PDF's text has (0 to 1); None when not checked.
-    identity_score: float | None = None
+    identity_score: Annotated[float | None, figure(1.0)] = None
     # Answered through the Batch API (digest backfill --batch): which batch, and what the
     # batch price saved against the interactive one. Left out of the file when not.
     mode: Literal["batch"] | None = None
     batch_id: str | None = None
-    saved_usd: float | None = None
+    saved_usd: Usd = None
 
     @model_serializer(mode="wrap")
     def _leave_out_interactive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -226,6 +288,9 @@ class Provenance(BaseModel):
         for name in _BATCH_ONLY:
             if data.get(name) is None:
                 data.pop(name, None)
+        for name in _SERVER_TEXT:
+            if isinstance(data.get(name), str):
+                data[name] = redact(data[name])
         return data
 
 
@@ -324,6 +389,12 @@ Status = Literal["done", "cached", "reused", "failed", "skipped", "stopped"]
 Stage = Literal["metadata", "download", "extract", "summarize", "run", "other"]
 
 
+# Required figures of a run report that nothing sums: checked strictly, since digest writes
+# them from counts, clocks and prices, none of which is negative.
+_StrictCount = Annotated[int, Field(ge=0)]
+_StrictFigure = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class PaperReport(BaseModel):
     """One paper of a run report: what became of it and what this run paid for it."""
 
@@ -336,27 +407,36 @@ class PaperReport(BaseModel):
         default=None, description="The stage a failed or stopped paper stopped at."
     )
     input: InputKind | None
-    tokens_in: int | None = Field(description="Tokens this run paid for; null: none.")
-    tokens_out: int | None
-    cost_usd: float | None = Field(
+    # Summed by 'digest stats': out of range, they are read as unknown with the file named,
+    # and the report's failures are still counted.
+    tokens_in: Count = Field(description="Tokens this run paid for; null: none.")
+    tokens_out: Count
+    cost_usd: Usd = Field(
         description="USD this run paid; null: nothing, or the model's price is unknown."
     )
-    stage_seconds: dict[str, float]
+    # Read by nothing: a report with an impossible one is not digest's, and is refused whole.
+    stage_seconds: dict[str, _StrictFigure]
 
 
+# 'digest stats' counts the papers' own figures, never these sums: a report with an impossible
+# one (NaN, below zero) was not written by digest, and is refused whole with a warning.
 class RunTotals(BaseModel):
+    """What the run did to its papers, and what it paid, in sums."""
+
     model_config = ConfigDict(extra="forbid")
 
-    papers: int
-    done: int
-    cached: int
-    reused: int
-    failed: int
-    skipped: int
-    stopped: int
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float = Field(description="What the run paid, failed papers' answers included.")
+    papers: _StrictCount
+    done: _StrictCount
+    cached: _StrictCount
+    reused: _StrictCount
+    failed: _StrictCount
+    skipped: _StrictCount
+    stopped: _StrictCount
+    tokens_in: _StrictCount
+    tokens_out: _StrictCount
+    cost_usd: _StrictFigure = Field(
+        description="What the run paid, failed papers' answers included."
+    )
 
 
 class RunReport(BaseModel):
@@ -367,10 +447,10 @@ class RunReport(BaseModel):
     date: dt.date
     source: str = Field(description="hf, arxiv or ids.")
     started_at: dt.datetime
-    seconds: float
+    seconds: _StrictFigure
     model: str
     base_url: str | None = Field(description="The LLM server; credentials in it are masked.")
-    concurrency: int
+    concurrency: _StrictCount
     post: str | None = Field(description="The post's path; null when the day has no paper.")
     papers: list[PaperReport]
     totals: RunTotals

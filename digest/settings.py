@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from digest import redact
 from digest.errors import UsageError
+from digest.files import read_bounded
 from digest.models import Day, Extractor, Price
 from digest.net import RetryPolicy
 from digest.options import (
@@ -50,7 +51,13 @@ CONFIG_FILE_ENV = "DIGEST_CONFIG"
 
 # USD per million tokens: input, cached input, output. OpenAI's list prices; set
 # DIGEST_PRICES (JSON, same shape) for other models or when prices change.
-ModelPrice = tuple[float, float, float] | tuple[float, float, float, float]
+# A price is finite and not negative: a NaN or negative one would be written into every day
+# file's costs and summed by 'digest stats'.
+_PriceFigure = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+ModelPrice = (
+    tuple[_PriceFigure, _PriceFigure, _PriceFigure]
+    | tuple[_PriceFigure, _PriceFigure, _PriceFigure, _PriceFigure]
+)
 DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4.1-mini": Price(0.40, 0.10, 1.60),
     "gpt-4.1-nano": Price(0.10, 0.025, 0.40),
@@ -531,15 +538,29 @@ def default_cache_dir() -> Path:
     return Path(base) / "digest"
 
 
+# A settings file is a few hundred bytes.
+SETTINGS_MAX_BYTES = 1_000_000
+
+
+def _read_settings_file(path: Path) -> dict[str, object] | None:
+    """The settings file as TOML, None when there is none. Read within bounds (a FIFO or a
+    device in its place is an error, not a wait); DataFileError or UsageError name it."""
+    try:
+        raw = read_bounded(path, max_bytes=SETTINGS_MAX_BYTES)
+    except FileNotFoundError:
+        return None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"{path}: not a valid settings file ({error}); fix or remove it") from None
+
+
 def check_settings_file(path: Path) -> None:
     """A settings file that is not TOML, or names a setting that does not exist, is an error
     naming the file (and the closest setting): a typo must not be ignored without a word."""
-    if not path.is_file():
+    data = _read_settings_file(path)
+    if data is None:
         return
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"{path}: not a valid settings file ({error}); fix or remove it") from None
     known = set(Settings.model_fields)
     for key in data:
         if key not in known:
@@ -552,7 +573,7 @@ def load_settings(**flags: object) -> Settings:
     """Settings with ``flags`` (the command line's non-None options) taking precedence."""
     given = {name: value for name, value in flags.items() if value is not None}
     config = os.environ.get(CONFIG_FILE_ENV)
-    if config and not Path(config).is_file():
+    if config and not Path(config).exists():
         raise UsageError(f"{CONFIG_FILE_ENV}={config}: no such file")
     check_settings_file(Path(config or "digest.toml"))
     try:
@@ -569,9 +590,21 @@ def load_settings(**flags: object) -> Settings:
             redact.register(key.strip())
             log.warning("OPENAI_API_KEY has spaces or a line break around it; removed them")
             settings.api_key = SecretStr(key.strip())
-    if settings.base_url:
-        redact.register(urlsplit(settings.base_url).password)
+    # Credentials in any of the URLs: a server may echo its password without the URL around
+    # it, where the "user:password@" pattern alone would not find it. A user name alone
+    # ("https://TOKEN@host") is the credential.
+    urls = (settings.base_url, settings.hf_api_url, settings.arxiv_api_url, settings.arxiv_pdf_url)
+    for url in filter(None, urls):
+        redact.register(_url_credential(url))
     return settings
+
+
+def _url_credential(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": no URL, and its request will say so
+        return None
+    return parts.password or parts.username
 
 
 def _invalid(error: ValidationError, flags: dict[str, object], config: Path) -> str:
@@ -617,8 +650,8 @@ def _given(name: str, flags: dict[str, object], config: Path) -> tuple[str, obje
             key, value = environment[variable.lower()]
             return f"environment variable {key}", value
     try:
-        data = tomllib.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = _read_settings_file(config) or {}
+    except UsageError:
         data = {}
     if name in data:
         return str(config), data[name]

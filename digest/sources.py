@@ -2,7 +2,10 @@
 
 Accepted forms of an arXiv paper: ``2512.13604``, ``2512.13604v2``, ``arXiv:2512.13604``,
 ``https://arxiv.org/abs/…``, ``https://arxiv.org/pdf/…v2`` (with or without ``.pdf``), and
-old-style IDs such as ``hep-th/9901001``. ``digest paper`` also takes a local ``FILE.pdf``.
+old-style IDs such as ``hep-th/9901001``. Nothing may follow the ID but its version (and
+``.pdf`` in a PDF link): a query, a fragment or more path is refused, not dropped, since what
+was pasted is then not the link arXiv gives for a paper. ``digest paper`` also takes a local
+``FILE.pdf``.
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ from digest.options import HfOptions
 
 _ID = rf"(?P<id>{NEW_STYLE_ID}|{OLD_STYLE_ID})(?:v(?P<version>[1-9]\d{{0,2}}))?"
 _BARE = re.compile(rf"(?:arxiv:)?{_ID}", re.IGNORECASE)
-_URL = re.compile(
-    rf"https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/{_ID}(?:\.pdf)?/?(?:[?#].*)?",
-    re.IGNORECASE,
+# An arXiv link up to the end of the ID and its version; what may follow is decided apart, so
+# that a link with more after it is told so (``_not_a_paper``).
+_URL_START = re.compile(
+    rf"https?://(?:www\.|export\.)?arxiv\.org/(?P<page>abs|pdf)/{_ID}", re.IGNORECASE
 )
+# An ID as Hugging Face lists it: the ID alone, maybe with its version; no prefix, no link.
+_LISTED = re.compile(_ID)
 EXAMPLES = "e.g. 2512.13604, arXiv:2512.13604v2, https://arxiv.org/abs/2512.13604 or hep-th/9901001"
+_SHOWN_CHARS = 120  # of a value in a message: a pasted page stays one readable line
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,22 @@ class LocalPdf:
 def parse_arxiv_ref(value: str) -> ArxivRef | None:
     """The arXiv paper ``value`` names, or None if it names none."""
     text = value.strip()
-    match = _BARE.fullmatch(text) or _URL.fullmatch(text)
-    if not match:
+    match = _BARE.fullmatch(text) or _url_match(text)
+    return _ref(match) if match else None
+
+
+def _url_match(text: str) -> re.Match[str] | None:
+    """An arXiv link with nothing after the ID but its version, and ``.pdf`` in a PDF link."""
+    match = _URL_START.match(text)
+    if match is None:
         return None
+    rest = text[match.end() :]
+    if rest == "" or (rest.lower() == ".pdf" and match.group("page").lower() == "pdf"):
+        return match
+    return None
+
+
+def _ref(match: re.Match[str]) -> ArxivRef:
     arxiv_id = match.group("id")
     # Old-style archive names are lower case ("hep-th"). A subject class ("math.GT/0309136") is
     # not part of the identifier: arXiv knows that paper as "math/0309136", and answers so.
@@ -74,17 +94,47 @@ def parse_arxiv_ref(value: str) -> ArxivRef | None:
     return ArxivRef(arxiv_id, int(version) if version else None)
 
 
+def parse_listed_id(value: str) -> ArxivRef | None:
+    """The paper a server's list names by its bare ID (Hugging Face's ``paper.id``), or None:
+    a link or anything around the ID is no ID."""
+    match = _LISTED.fullmatch(value)
+    return _ref(match) if match else None
+
+
 def parse_paper_argument(value: str) -> ArxivRef | LocalPdf:
     """What ``digest paper`` was given: an arXiv paper or an existing local PDF."""
     ref = parse_arxiv_ref(value)
     if ref:
         return ref
     path = Path(value)
-    if path.suffix.lower() == ".pdf":
+    if path.suffix.lower() == ".pdf" and not _URL_START.match(value.strip()):
         if not path.is_file():
             raise UsageError(f"{value}: no such PDF file")
         return LocalPdf(path)
-    raise UsageError(f"{value!r} is not an arXiv ID, arXiv URL or PDF file; use {EXAMPLES}")
+    raise UsageError(_not_a_paper(value, "an arXiv ID, arXiv URL or PDF file"))
+
+
+def _not_a_paper(value: str, expected: str) -> str:
+    """The one line for a value that names no paper: an arXiv link with something after its
+    ID says what, and that only a version may follow."""
+    text = value.strip()
+    link = _URL_START.match(text)
+    rest = text[link.end() :] if link else ""
+    # A letter or digit after it makes another, malformed ID ("2512.136045"), not a link
+    # with more after it.
+    if link is not None and rest and not rest[0].isalnum():
+        return (
+            f"{_shown(value)} has {_shown(rest)} after its arXiv ID; nothing but "
+            f"a version may follow it, e.g. https://arxiv.org/abs/{link.group('id')}v2 or "
+            f"https://arxiv.org/pdf/{link.group('id')}v2.pdf"
+        )
+    return f"{_shown(value)} is not {expected}; use {EXAMPLES}"
+
+
+def _shown(value: str) -> str:
+    """``value`` as Python writes it (control characters escaped), cut when long."""
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
 
 
 def parse_id_list(value: str) -> list[ArxivRef]:
@@ -96,7 +146,7 @@ def parse_id_list(value: str) -> list[ArxivRef]:
             continue
         ref = parse_arxiv_ref(item)
         if ref is None:
-            raise UsageError(f"--ids: {item.strip()!r} is not an arXiv ID or URL; use {EXAMPLES}")
+            raise UsageError(f"--ids: {_not_a_paper(item.strip(), 'an arXiv ID or URL')}")
         if ref.arxiv_id not in seen:
             seen.add(ref.arxiv_id)
             refs.append(ref)
@@ -245,14 +295,13 @@ def utc_today() -> dt.date:
 def _hf_failure(error: httpx2.HTTPStatusError, date: dt.date, attempts: Attempts) -> DigestError:
     status = error.response.status_code
     today = utc_today()
-    if status == 400 and date >= today:
-        # Hugging Face answers 400, not an empty list, for a day that has not begun in UTC
-        # (this machine's clock may be a little behind Hugging Face's).
-        return UsageError(
-            f"Hugging Face has no Daily Papers list for {date} yet: its days are UTC days, and "
-            f"in UTC it is {today}; use --date yesterday or an earlier date"
-        )
     detail = _hf_error_text(error.response)
+    # Hugging Face answers 400, not an empty list, for a day that has not begun in UTC. This
+    # machine's clock may be a little behind Hugging Face's, or ahead of it: its answer that
+    # the day is in the future is believed whatever this clock says. Either way the date is
+    # what is wrong, as with a --date in the future.
+    if status == 400 and (date >= today or "future" in detail.lower()):
+        return UsageError(_not_begun_on_hf(date, today))
     if attempts.stopped == "server-wait":
         return SourceError(
             f"Hugging Face Daily Papers is rate limited (HTTP {status}) and asks to wait "
@@ -262,6 +311,21 @@ def _hf_failure(error: httpx2.HTTPStatusError, date: dt.date, attempts: Attempts
     return SourceError(
         f"Hugging Face Daily Papers answered HTTP {status} for {date}{tries}"
         + (f": {detail}" if detail else "")
+    )
+
+
+def _not_begun_on_hf(date: dt.date, today: dt.date) -> str:
+    """The one line for a day Hugging Face has no list for yet. ``today`` is this machine's
+    UTC day: when it is past ``date``, this clock is ahead of Hugging Face's."""
+    if date >= today:
+        return (
+            f"Hugging Face has no Daily Papers list for {date} yet: its days are UTC days, and "
+            f"in UTC it is {today}; use --date yesterday or an earlier date"
+        )
+    return (
+        f"Hugging Face has no Daily Papers list for {date} yet: its days are UTC days, and it "
+        f"says {date} has not begun (this machine's clock says {today} in UTC); use an "
+        "earlier date"
     )
 
 
@@ -278,9 +342,10 @@ def _hf_candidate(item: object) -> Candidate | None:
     paper = item.get("paper") if isinstance(item, dict) else None
     if not isinstance(paper, dict):
         return None
-    ref = parse_arxiv_ref(str(paper.get("id", "")))
+    paper_id = paper.get("id")
+    ref = parse_listed_id(paper_id) if isinstance(paper_id, str) else None
     if ref is None:
-        return None  # Daily Papers lists arXiv papers; anything else cannot be fetched
+        return None  # Daily Papers lists arXiv papers by ID; anything else cannot be fetched
     upvotes = paper.get("upvotes")
     title = " ".join(str(paper.get("title") or "").split())
     abstract = " ".join(str(paper.get("summary") or "").split())
