@@ -38,6 +38,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -103,6 +104,13 @@ MAX_ANSWER_LINE_BYTES = 8 * 1024 * 1024
 # An input file downloaded from the server to rebuild a lost record is one we sent: within
 # the API's limit.
 _RECENT_BATCHES = 100  # looked at for batches no record describes
+# The input files read back and found to hold none of this folder's requests, kept so that
+# they are not downloaded again.
+_SEEN_INPUTS = "server-inputs-seen.json"
+_SEEN_KEPT = 1000
+# A run's own files carry its owner: "<pid>-<random>-<machine>".
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_OWNER = re.compile(r"(?P<pid>\d+)-[0-9a-f]{8}-(?P<host>[0-9a-f]{6})")
 
 
 class BatchUnavailable(RunStopped):
@@ -282,10 +290,11 @@ class BatchRun:
         # This run's own names in the folder, which other backfills (another blog's, with the
         # same cache folder) may be using at the same time: its spool and input files, and
         # the texts of its papers.
-        self.run_token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.run_token = f"{os.getpid()}-{secrets.token_hex(4)}-{_HOST}"
         self.texts = folder / "papers" / self.run_token
         self.texts.mkdir(parents=True, exist_ok=True)
         self._recovered = False  # the server's batches that no record describes looked up
+        self._tidied = False  # the files of runs that are gone removed
 
     # -- Before the batches ---------------------------------------------------------------
 
@@ -395,9 +404,13 @@ class BatchRun:
                 if not self.waiting:
                     return
             async with self._exclusive():
-                if not self._recovered:
-                    await self._recover()
+                if not self._tidied:
+                    self._remove_leftovers()
+                    self._tidied = True
                 this_round = self._plan_round(number, settled)
+                # Before paying for requests, once: are some in a batch whose record is lost?
+                if this_round.new and not self._recovered and await self._recover():
+                    this_round = self._plan_round(number, settled)
                 if this_round.new:
                     self._check_cost(this_round, settled)
                     await self._submit(this_round)
@@ -589,14 +602,14 @@ class BatchRun:
 
     # -- Batches no record describes ------------------------------------------------------
 
-    async def _recover(self) -> None:
-        """Before this run submits anything: the server's latest batches that digest made
-        (their metadata names their input file) and that no record here describes, because a
-        record was deleted or cannot be read, are read back from their input files and
-        recorded again, so that their requests are waited on, not paid for twice. Also the
-        files of runs that are gone are removed."""
+    async def _recover(self) -> bool:
+        """Before this run first pays for requests: the server's latest batches that digest
+        made (their metadata names their input file) and that no record here describes,
+        because a record was deleted or cannot be read, are read back from their input files
+        and recorded again, so that their requests are waited on, not paid for twice. Whether
+        any was. An input file read back and found to be another folder's (another blog's,
+        with the same key) is noted, and not read again."""
         self._recovered = True
-        self._remove_leftovers()
         try:
             page = await self._call(lambda: self.client.batches.list(limit=_RECENT_BATCHES))
         except openai.APIError as error:
@@ -607,19 +620,21 @@ class BatchRun:
                     f"server ({one_line(str(error))}): the requests they covered are sent "
                     "again, and paid for again"
                 )
-            return
+            return False
+        seen = self._seen_inputs()
         found = 0
         for batch in page.data:
-            if await self._recovered_record(batch):
-                found += 1
+            found += await self._recovered_record(batch, seen)
+        self._save_seen_inputs(seen)
         if found:
             self.tell(
                 f"{found} batch{'' if found == 1 else 'es'} on the server had no readable "
                 f"record in {self.folder}; read back from {'its' if found == 1 else 'their'} "
                 "input file, so that no request in it is paid for again"
             )
+        return found > 0
 
-    async def _recovered_record(self, batch: openai.types.Batch) -> bool:
+    async def _recovered_record(self, batch: openai.types.Batch, seen: list[str]) -> bool:
         metadata = batch.metadata or {}
         if "digest_input_file" not in metadata:
             return False
@@ -629,10 +644,13 @@ class BatchRun:
         except BadServerReply:
             return False
         status = sane_status(batch.status)
-        if self.records.maybe(input_file) is not None or status in ("failed", "cancelled"):
+        known = self.records.maybe(input_file) is not None or input_file in seen
+        if known or status in ("failed", "cancelled"):
             return False
         requests = await self._requests_in(input_file)
-        if not requests:
+        wanted = {key for key in requests if key in self.waiting}
+        if not wanted:
+            seen.append(input_file)  # none of ours: not read again
             return False
         record = BatchRecord(
             input_file_id=input_file,
@@ -673,21 +691,38 @@ class BatchRun:
             path.unlink(missing_ok=True)
         return requests
 
+    def _seen_inputs(self) -> list[str]:
+        path = self.folder / _SEEN_INPUTS
+        try:
+            seen = json.loads(read_bounded(path, folder=self.folder, max_bytes=1_000_000))
+        except (OSError, DataFileError, ValueError, RecursionError):
+            return []
+        if not isinstance(seen, list):
+            return []
+        return [item for item in seen if isinstance(item, str)][-_SEEN_KEPT:]
+
+    def _save_seen_inputs(self, seen: list[str]) -> None:
+        atomic_write_text(self.folder / _SEEN_INPUTS, json.dumps(seen[-_SEEN_KEPT:]) + "\n")
+
     def _remove_leftovers(self) -> None:
-        """The spool, input and text files of runs that are gone (killed): each run's own
-        carry its process id, and a live run's are left alone."""
-        for path in [*self.folder.glob("spool-*"), *self.folder.glob("input-*")]:
-            if _left_behind(path.name.split("-")[1]):
-                path.unlink(missing_ok=True)
-        for path in [*self.folder.glob("*.partial"), *self.folder.glob("*.redacted")]:
-            owner = re.search(r"\.(\d+)-[0-9a-f]{8}\.", path.name)
-            if owner is None or _left_behind(owner[1]):
-                path.unlink(missing_ok=True)
-        for path in (self.folder / "papers").iterdir():
-            if path.is_file():  # an older digest's layout: texts straight in papers/
-                path.unlink(missing_ok=True)
-            elif path.is_dir() and _left_behind(path.name.split("-")[0]):
+        """The spool, input, download and text files of runs on this machine that are gone
+        (killed). Each run's own names carry its process id and its machine; a live run's,
+        and another machine's sharing the folder, are left alone."""
+        candidates = [
+            *self.folder.glob("spool-*"),
+            *self.folder.glob("input-*"),
+            *self.folder.glob("recovered-*"),
+            *self.folder.glob("*.partial"),
+            *self.folder.glob("*.redacted"),
+            *(self.folder / "papers").iterdir(),
+        ]
+        for path in candidates:
+            if not _left_behind(path):
+                continue
+            if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     # -- Waiting --------------------------------------------------------------------------
 
@@ -1214,13 +1249,16 @@ def _timestamp(value: object) -> float:
     return float(number) if math.isfinite(number) and 0 <= number < 2**33 else 0.0
 
 
-def _left_behind(pid_text: str) -> bool:
-    """Whether the run whose files carry ``pid_text`` is gone: no such process here. An
-    older digest's names ("round1") carry none, and are left behind too."""
-    if not pid_text.isdigit():
+def _left_behind(path: Path) -> bool:
+    """Whether ``path`` belongs to a run that is gone: one of this machine whose process is
+    no more, or an older digest's (whose names, "spool-round1", carry no owner)."""
+    owner = _OWNER.search(path.name)
+    if owner is None:
         return True
+    if owner["host"] != _HOST:
+        return False  # another machine's, sharing the folder: its runs tidy their own
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(int(owner["pid"]), 0)
     except ProcessLookupError:
         return True
     except OSError:

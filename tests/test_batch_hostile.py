@@ -505,3 +505,31 @@ def test_a_saved_record_keeps_no_secret(tmp_path: Path, monkeypatch: pytest.Monk
     saved = "".join(path.read_text() for path in tmp_path.glob("*.record.json"))
     assert SECRET_KEY not in saved and "hunter2" not in saved
     assert json.loads(saved)["errors"] == ["key ***6789 at http://***@host/v1"]
+
+
+def test_another_folder_s_batch_is_read_back_once_and_never_again(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two blogs with one key and their own cache folders: each finds the other's batches on
+    # the server, with no record here. One is read back once, found to hold none of this
+    # folder's requests, and noted, so that it is not downloaded again.
+    from tests.standins import hf_item
+    from tests.test_nightly import paper, serve_papers
+
+    serve_days(standin)
+    code, _, err = digest("backfill", "--from", DAYS[0], "--to", DAYS[1], "--batch")
+    assert code == 0, err
+    (theirs,) = standin.batches.values()
+    input_file = theirs.batch["input_file_id"]
+
+    monkeypatch.setenv("DIGEST_CACHE_DIR", "other-cache")
+    code, _, err = digest("backfill", "--from", DAYS[2], "--to", DAYS[2], "--batch")
+    assert code == 0, err
+    extra = "2025-12-17"
+    serve_papers(standin, 8)
+    standin.hf_days[extra] = [hf_item(paper(number), 5) for number in (7, 8)]
+    code, _, err = digest("backfill", "--from", extra, "--to", extra, "--batch")
+    assert code == 0, err
+    reads = [path for _, path in standin.batch_api_calls if path.endswith(f"{input_file}/content")]
+    assert len(reads) == 1
+    assert len(standin.batch_requests) == 8 and answered_twice(standin) == []
