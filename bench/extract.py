@@ -11,7 +11,7 @@ it is not installed.
 
     python bench/extract.py [--corpus /work/shared/corpus/papers] [--budget 40000 ...] [--repeat 3]
 
-``--identity`` prints instead the identity check's scores (digest/identity.py): every paper's
+``--identity`` prints instead the identity check's scores (digest/text/identity.py): every paper's
 text against every paper's title and abstract (tests/data/corpus_metadata.json) and against the
 Zen of Python printout, with the lowest right pairing, the highest wrong one and the margin.
 
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from digest.errors import ExtractionFailed, ExtractionUnavailable  # noqa: E402
-from digest.extract import (  # noqa: E402
+from digest.text.extract import (  # noqa: E402
     EXTRACTORS,
     FRONT_MATTER,
     ExtractedText,
@@ -39,7 +39,7 @@ from digest.extract import (  # noqa: E402
     _split_sections,
     extract_pdf,
 )
-from digest.identity import MATCH_THRESHOLD, identity  # noqa: E402
+from digest.text.identity import MATCH_THRESHOLD, identity  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus/papers")
 WHOLE = 10**9  # a budget that keeps every section

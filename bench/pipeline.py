@@ -143,7 +143,7 @@ def one_run(papers: int, latency: float, concurrency: int) -> dict[str, float]:
         # pipeline, with openai, arxiv and pypdf, only when a day has papers to digest).
         started = time.monotonic()
         subprocess.run(
-            [sys.executable, "-c", "import digest.cli, digest.pipeline"],
+            [sys.executable, "-c", "import digest.cli, digest.runs.pipeline"],
             env=environment,
             capture_output=True,
             check=True,

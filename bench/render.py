@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from digest.post_parser import parse_post  # noqa: E402
-from digest.render import render_day  # noqa: E402
-from digest.store import OutputStore, atomic_write_text  # noqa: E402
+from digest.blog.post_parser import parse_post  # noqa: E402
+from digest.blog.render import render_day  # noqa: E402
+from digest.blog.store import OutputStore, atomic_write_text  # noqa: E402
 
 REFERENCE = REPO / "tests" / "data" / "2025-12-16-daily-papers.md"
 

@@ -24,8 +24,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from digest import DISTRIBUTION, __version__, render, schemas
-from digest.day import DayRun, DaySetup, plan_day, run_day
+from digest import DISTRIBUTION, __version__
+from digest.blog import render, schemas
+from digest.blog.post_parser import parse_post
+from digest.blog.store import OutputLock, OutputStore, dump_day, remove_stale_temporaries
 from digest.errors import (
     STOPPED_WITH_THE_RUN,
     BatchesStillRunning,
@@ -33,17 +35,18 @@ from digest.errors import (
     RunStopped,
     UsageError,
 )
-from digest.files import same_content
+from digest.files import atomic_write_text, same_content
+from digest.llm.prompts import estimate_tokens
 from digest.models import Day, RunReport
 from digest.options import LlmOptions, RunOptions
-from digest.post_parser import parse_post
-from digest.prompts import estimate_tokens
 from digest.redact import format_traceback, protect_std_streams, redact, redacting_stream
-from digest.report import dump_report, progress_for, run_report, summary_table
-from digest.results import PaperResult
+from digest.runs.day import DayRun, DaySetup, plan_day, run_day
+from digest.runs.report import dump_report, progress_for, run_report, summary_table
+from digest.runs.results import PaperResult
+from digest.runs.stats import collect, dump_stats, nothing_found, show_stats
 from digest.settings import Settings, load_settings
 from digest.settings_doc import setting_help
-from digest.sources import (
+from digest.sources.papers import (
     ArxivRef,
     Candidate,
     HfSource,
@@ -54,17 +57,9 @@ from digest.sources import (
     parse_paper_argument,
     utc_today,
 )
-from digest.stats import collect, dump_stats, nothing_found, show_stats
-from digest.store import (
-    OutputLock,
-    OutputStore,
-    atomic_write_text,
-    dump_day,
-    remove_stale_temporaries,
-)
 
 if TYPE_CHECKING:
-    from digest.pipeline import Pipeline
+    from digest.runs.pipeline import Pipeline
 
 EXIT_CODES = (
     "Exit codes: 0 done; 1 something failed or is out of date; 2 bad usage, input or "
@@ -251,7 +246,7 @@ def render_command(
     """Render posts from the day files in outputs/data, with no network and no LLM."""
     with _reporting():
         settings = load_settings(output_dir=output_dir)
-        store = OutputStore.of(settings)
+        store = settings.output_store()
         wanted = [parse_date(value) for value in dates] if dates else store.dates()
         if not wanted:
             # A blog with no day files yet has nothing out of date (CI on a new blog passes).
@@ -317,7 +312,7 @@ def import_command(
 ) -> None:
     """Parse existing Daily Papers posts into day files (outputs/data/YYYY-MM-DD.json)."""
     with _reporting():
-        store = OutputStore.of(load_settings(output_dir=output_dir))
+        store = load_settings(output_dir=output_dir).output_store()
         with OutputLock(store.root):
             failed = _import_posts(store, posts, force=force)
         if failed:
@@ -378,7 +373,7 @@ def init_command(
     jekyll-feed to its plugins (listed as updated). Nothing is written through a link that
     leads out of the folder.
     """
-    from digest.init_blog import init_blog, requirement
+    from digest.blog.init_blog import init_blog, requirement
 
     with _reporting():
         report = init_blog(folder, title=title, force=force)
@@ -529,7 +524,7 @@ def _day_setup(settings: Settings, max_cost: float | None) -> DaySetup:
     """The settings split into what a day's run uses, then checked before any request or
     token: what would fail after the money is spent."""
     setup = DaySetup(
-        store=OutputStore.of(settings),
+        store=settings.output_store(),
         llm=settings.llm_options(),
         fetch=settings.fetch_options(),
         extract=settings.extract_options(),
@@ -549,7 +544,7 @@ def _check_context(llm: LlmOptions) -> None:
     """A DIGEST_CONTEXT_TOKENS that leaves no room for a paper: said before any request."""
     if llm.context_tokens is None:
         return
-    from digest.summarize import Summarizer, fitted_text_budget  # see _pipeline
+    from digest.llm.summarize import Summarizer, fitted_text_budget  # see _pipeline
 
     fitted_text_budget(llm, Summarizer(llm, None).fixed_prompt_tokens())
 
@@ -769,7 +764,7 @@ def _backfill_batch(
     before_write: Callable[[], None],
 ) -> _Backfill:
     """Every day read first, the LLM work as batches, each day written once it is settled."""
-    from digest.backfill import backfill_batch  # the LLM and PDF clients: see _source
+    from digest.runs.backfill import backfill_batch  # the LLM and PDF clients: see _source
 
     outcome = _Backfill()
     run = settings.run_options(max_cost=max_cost, limit=settings.limit)
@@ -822,7 +817,7 @@ def _backfill_batch(
 
 async def _batch_status(settings: Settings) -> None:
     """The saved batches, each open one looked at once."""
-    from digest.batch import BatchRun, describe_records
+    from digest.llm.batch import BatchRun, describe_records
 
     folder = settings.cache_dir / "batches"
     records = describe_records(folder)
@@ -830,7 +825,7 @@ async def _batch_status(settings: Settings) -> None:
         stdout.print(f"No batches saved in {folder}.")
         return
     if settings.api_key or settings.base_url:
-        from digest.summarize import Summarizer, make_client
+        from digest.llm.summarize import Summarizer, make_client
 
         llm = settings.llm_options()
         client = make_client(llm)
@@ -893,7 +888,7 @@ def _source(
         return HfSource(settings.hf_options(), settings.min_upvotes, asyncio.sleep)
     # The pipeline's clients (openai, arxiv, the PDF readers) take most of a second to import;
     # render, import, schema and a re-run of a finished day need none of them.
-    from digest.fetch import ArxivMetadata, ArxivQuery
+    from digest.sources.fetch import ArxivMetadata, ArxivQuery
 
     return ArxivQuery(ArxivMetadata(settings.fetch_options()), query or "", settings.limit)
 
@@ -976,7 +971,7 @@ def stats_command(
         last = parse_date(until, "--to") if until is not None else None
         if first is not None and last is not None and first > last:
             raise UsageError(f"--from {first} is after --to {last}; give the earlier day first")
-        store = OutputStore.of(load_settings(output_dir=output_dir))
+        store = load_settings(output_dir=output_dir).output_store()
         stats = collect(store, first, last)
         for warning in stats.warnings:
             stderr.print(f"warning: {redact(warning)}")
@@ -1032,8 +1027,8 @@ def paper_command(
 def _pipeline(settings: Settings, *, uses_llm: bool = True) -> Pipeline:
     # The pipeline's clients (openai, arxiv, the PDF readers) take most of a second to import;
     # render, import, schema and a re-run of a finished day need none of them.
-    from digest.pipeline import Pipeline
-    from digest.store import DigestCache
+    from digest.llm.cache import DigestCache
+    from digest.runs.pipeline import Pipeline
 
     return Pipeline(
         settings.llm_options(),

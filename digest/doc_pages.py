@@ -81,7 +81,7 @@ class Generated:
             print(f"{path}: {error}; add the markers around {self.what}", file=sys.stderr)
             return 2
         if updated != text:
-            from digest.store import atomic_write_text
+            from digest.files import atomic_write_text
 
             atomic_write_text(path, updated)
             print(f"updated: {path}")

@@ -15,12 +15,18 @@ pull request in the blog's CI, so every read here is bounded:
 
 Every problem is a ``DataFileError`` (exit 2) naming the file; a file that does not exist
 raises ``FileNotFoundError``, since what that means is the caller's to say.
+
+Writing is the other half: ``atomic_write_bytes`` and ``atomic_write_text`` replace a file
+through a temporary one and a rename, so that a crash never leaves half a file.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -177,3 +183,79 @@ def dropped_figures(path: Path, dropped: list[str]) -> str | None:
         f"{path}: {shown} are not finite, non-negative figures in range; read as unknown: "
         "correct them in the file or set them to null"
     )
+
+
+# Temporary files of atomic writes carry this prefix: a run that finds one a crashed run left
+# behind removes it (``digest.blog.store.remove_stale_temporaries``).
+TEMPORARY_PREFIX = ".digest-tmp."
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Readers see either the old file or the new one, never a mix: the rename is atomic on
+    POSIX and Windows, and the data is flushed to disk before it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=".tmp"
+    )
+    try:
+        # mkstemp makes the file readable by its owner only; a post must stay readable by the
+        # web server or the site build, as any file written the ordinary way would be.
+        os.chmod(temporary, _mode_for(path))
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions of the file being replaced, or those a new file gets (0o666 less the
+    umask). Only a regular file's are kept: a link's target or a FIFO in the file's place (a
+    link to /dev/zero is 0o666) says nothing about what the file should be."""
+    try:
+        status = path.lstat()
+    except OSError:
+        status = None
+    if status is not None and stat.S_ISREG(status.st_mode):
+        return status.st_mode & 0o7777
+    return 0o666 & ~_umask()
+
+
+@cache
+def _umask() -> int:
+    # The only way to read the umask is to set it; done once, and set straight back.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not possible (nor needed) on every platform.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def warn_dropped(path: Path, dropped: list[str], warn: Callable[[str], None]) -> None:
+    """Name ``path`` once, through ``warn``, when figures of it were read as unknown."""
+    line = dropped_figures(path, dropped)
+    if line is not None:
+        warn(line)

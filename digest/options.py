@@ -22,7 +22,7 @@ ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 @dataclass(frozen=True)
 class LlmOptions:
-    """The LLM server and how to ask it (see ``digest.summarize``)."""
+    """The LLM server and how to ask it (see ``digest.llm.summarize``)."""
 
     model: str
     api_key: str | None
@@ -57,7 +57,7 @@ class KeyCheck:
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """The arXiv API and the PDF host (see ``digest.fetch``)."""
+    """The arXiv API and the PDF host (see ``digest.sources.fetch``)."""
 
     arxiv_api_url: str
     arxiv_pdf_url: str
@@ -75,7 +75,7 @@ class FetchOptions:
 
 @dataclass(frozen=True)
 class HfOptions:
-    """Hugging Face Daily Papers (see ``digest.sources``)."""
+    """Hugging Face Daily Papers (see ``digest.sources.papers``)."""
 
     api_url: str
     http_timeout: float
@@ -84,7 +84,7 @@ class HfOptions:
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    """How a PDF's text is read (see ``digest.extract``)."""
+    """How a PDF's text is read (see ``digest.text.extract``)."""
 
     extractor: Extractor
     timeout: float  # seconds one PDF may take
@@ -93,7 +93,7 @@ class ExtractOptions:
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """How the Batch API is used (see ``digest.batch``)."""
+    """How the Batch API is used (see ``digest.llm.batch``)."""
 
     poll_first: float  # seconds before the second look at a batch; the wait grows by half
     poll_max: float  # the longest wait between two looks

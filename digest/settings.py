@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from digest import redact
+from digest.blog.store import OutputStore
 from digest.errors import UsageError
 from digest.files import read_bounded
 from digest.models import Day, Extractor, Price
@@ -503,6 +504,10 @@ class Settings(BaseSettings):
             limit=limit,
             skip_published=self.skip_published,
         )
+
+    def output_store(self) -> OutputStore:
+        """The output folder with the posts' and day files' folders these settings name."""
+        return OutputStore(self.output_dir, posts_dir=self.posts_dir, data_dir=self.data_dir)
 
     def today(self) -> dt.date:
         """Today's date where the blog is written (the ``timezone`` setting)."""

@@ -63,8 +63,8 @@ def run(*command: str, cwd: Path, **env: str) -> None:
 
 def write_other_days(blog: Path) -> None:
     """Day files for OTHER_DAYS, as 'digest daily' would leave them (less the run's report)."""
+    from digest.blog.store import dump_day
     from digest.models import Day, Digest, Links, PaperEntry, Provenance
-    from digest.store import dump_day
 
     corpus = json.loads((DATA / "corpus_metadata.json").read_text(encoding="utf-8"))
     metadata = {entry["arxiv_id"]: entry for entry in corpus.values()}

@@ -16,8 +16,8 @@ from tests.standins import StandIn, serve
 if TYPE_CHECKING:
     # The rest is imported where it is used: a subprocess of a test that imports a test module
     # (and so this one) for its constants needs none of it.
-    from digest.extract import ExtractedText
     from digest.models import Extractor
+    from digest.text.extract import ExtractedText
     from tests.helpers import FakeClock
 
 DATA = Path(__file__).parent / "data"
@@ -26,7 +26,7 @@ REPO = Path(__file__).parent.parent
 PDFS = DATA / "pdfs"
 # The abstract printed in tests/data/pdfs/0908.0054v1.pdf, which the stand-ins serve as the PDF
 # of most papers: a paper's metadata must carry it, or the PDF is not that paper's (see
-# digest.identity) and the paper is digested from its abstract.
+# digest.text.identity) and the paper is digested from its abstract.
 PDF_ABSTRACT = (
     "In this work we report the cosmological effects that a species of Ultra Light Bosonic "
     "Dark Matter imprints in the Acoustic Peaks of the CMB, and some of its thermic features."
@@ -91,7 +91,7 @@ class InProcessWorkers(ThreadPoolExecutor):
     """
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        from digest import extract
+        from digest.text import extract
 
         if fn is extract.extract_pdf:
             fn = _remembered_extraction
@@ -105,7 +105,7 @@ _extractions_lock = threading.Lock()
 def _remembered_extraction(
     data: bytes, budget: int, extractor: Extractor = "pypdf"
 ) -> ExtractedText:
-    from digest import extract
+    from digest.text import extract
 
     key = (hashlib.sha256(data).digest(), budget, extractor)
     with _extractions_lock:
@@ -124,7 +124,7 @@ def _remembered_extraction(
 
 
 def in_process_workers(extractor: Extractor = "pypdf") -> InProcessWorkers:
-    from digest import extract
+    from digest.text import extract
 
     return InProcessWorkers(max_workers=extract.EXTRACT_WORKERS, thread_name_prefix="extract")
 
@@ -134,12 +134,12 @@ def extraction_workers(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     """Extraction in threads (see ``InProcessWorkers``) but for tests marked real_workers."""
     if request.node.get_closest_marker("real_workers"):
         return
-    from digest import extract
+    from digest.text import extract
 
-    # run_day imports start_workers from digest.extract when it runs; the pipeline imported
+    # run_day imports start_workers from digest.text.extract when it runs; the pipeline imported
     # its own name when it was loaded.
     monkeypatch.setattr(extract, "start_workers", in_process_workers)
-    monkeypatch.setattr("digest.pipeline.start_workers", in_process_workers)
+    monkeypatch.setattr("digest.runs.pipeline.start_workers", in_process_workers)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -223,7 +223,8 @@ def fake_time(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The run's waits on a ``FakeClock``: retries, Retry-After, the arXiv API's spacing and
     the download rate sleep on it and return at once, and the stand-in stamps its arXiv
     requests with it. A test measures a wait as the time that passed on it."""
-    from digest import fetch, pipeline
+    from digest.runs import pipeline
+    from digest.sources import fetch
     from tests.helpers import FakeClock
 
     clock = FakeClock()

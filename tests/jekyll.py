@@ -1,6 +1,6 @@
 """Build posts with a real Jekyll and read back what kramdown and Liquid made of them.
 
-The renderer's escaping (digest/render.py) is only right if the blog's real pipeline, Liquid
+The renderer's escaping (digest/blog/render.py) is only right if the blog's real pipeline, Liquid
 then kramdown with GFM input, shows every character of a line as text and creates no element.
 Python Markdown parsers disagree with kramdown on exactly the corner cases that matter (IALs,
 ``{::comment}``, ``$$`` math, abbreviations, definition lists), so the ground truth is a real

@@ -181,7 +181,7 @@ def test_a_kill_during_the_re_ask_round_resubmits_nothing(standin: StandIn) -> N
 def test_a_kill_between_saving_and_creating_loses_nothing_and_sends_nothing_twice(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch, created_on_the_server: bool
 ) -> None:
-    from digest.batch import BatchRun
+    from digest.llm.batch import BatchRun
 
     serve_days(standin)
     create = BatchRun._create
@@ -358,7 +358,7 @@ def test_reask_interactive_needs_batch(standin: StandIn) -> None:
 def test_requests_are_split_at_the_api_limits(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digest import batch
+    from digest.llm import batch
 
     serve_days(standin)
     monkeypatch.setattr(batch, "MAX_REQUESTS", 4)  # 50,000 for the real API
@@ -385,7 +385,7 @@ def test_requests_are_split_at_the_api_limits(
 def test_polls_back_off_and_show_the_counts(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digest.batch import BatchRun
+    from digest.llm.batch import BatchRun
 
     waits: list[float] = []
 
@@ -438,7 +438,7 @@ def test_a_full_disk_after_the_submission_stops_cleanly_and_loses_nothing(
 ) -> None:
     import errno
 
-    from digest.batch import BatchRun
+    from digest.llm.batch import BatchRun
 
     serve_days(standin)
 

@@ -419,7 +419,7 @@ def test_kills_at_random_moments_pay_for_nothing_twice_and_lose_nothing(
 
 
 def test_unicode_line_breaks_inside_a_request_are_escaped() -> None:
-    from digest.batch import _request_line
+    from digest.llm.batch import _request_line
 
     text = "A\u2028B\u2029C\x85D, and an ordinary\nline break"
     line = _request_line("key", {"messages": [{"role": "user", "content": text}]})
@@ -489,7 +489,7 @@ def test_a_saved_record_keeps_no_secret(tmp_path: Path, monkeypatch: pytest.Monk
     import datetime as dt
 
     from digest import redact
-    from digest.batch import BatchRecord, _Records
+    from digest.llm.batch import BatchRecord, _Records
 
     monkeypatch.setattr(redact, "_SECRETS", set())
     redact.register(SECRET_KEY)

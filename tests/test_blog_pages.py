@@ -31,9 +31,9 @@ import pytest
 import yaml
 from lxml import html as lxml_html
 
-from digest.init_blog import init_blog
-from digest.post_parser import parse_post_text
-from digest.render import render_day
+from digest.blog.init_blog import init_blog
+from digest.blog.post_parser import parse_post_text
+from digest.blog.render import render_day
 from tests import jekyll
 from tests.conftest import REFERENCE_POST, missing
 from tests.helpers import make_day, make_entry

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from digest import store
-from digest.schemas import llm_schema, strict_problems
-from digest.store import OutputLock, OutputStore, atomic_write_text
+from digest.blog import store
+from digest.blog.schemas import llm_schema, strict_problems
+from digest.blog.store import OutputLock, OutputStore
+from digest.files import atomic_write_text
 from tests.conftest import REFERENCE_POST, REPO
 from tests.helpers import digest, make_day, make_entry
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from digest import extract
 from digest.errors import ExtractionFailed, ExtractionUnavailable
-from digest.extract import (
+from digest.text import extract
+from digest.text.extract import (
     CUT_MARK,
     EXTRACTORS,
     ExtractedText,
@@ -335,7 +335,7 @@ def test_pdfium_is_unavailable_without_the_fast_extra() -> None:
         """
         import sys
         sys.modules["pypdfium2"] = None  # makes "import pypdfium2" raise ImportError
-        from digest.extract import ExtractionFailed, ExtractionUnavailable, extract_pdf
+        from digest.text.extract import ExtractionFailed, ExtractionUnavailable, extract_pdf
 
         data = open(sys.argv[1], "rb").read()
         print(extract_pdf(data, 3_000).extractor)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.extract import extract_pdf
-from digest.grounding import (
+from digest.llm.grounding import (
     PaperNames,
     Ungrounded,
     copies_example,
@@ -21,9 +20,10 @@ from digest.grounding import (
     repair,
     too_many_ungrounded,
 )
-from digest.identity import MATCH_THRESHOLD, identity
+from digest.llm.prompts import PROMPTS_DIR
 from digest.models import Digest
-from digest.prompts import PROMPTS_DIR
+from digest.text.extract import extract_pdf
+from digest.text.identity import MATCH_THRESHOLD, identity
 from tests.conftest import DATA, PDFS
 from tests.helpers import digest, good
 from tests.standins import ArxivPaper, Reply, StandIn, completion

@@ -272,16 +272,18 @@ def full_disk_under(monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
     """Writes under ``folder`` fail as on a full disk (ENOSPC), the others go through."""
     import errno
 
-    from digest import store
+    from digest import files
+    from digest.blog import store
 
-    real = store.atomic_write_bytes
+    real = files.atomic_write_bytes
 
     def write(path: Path, data: bytes) -> None:
         if Path(path).resolve().is_relative_to(Path(folder).resolve()):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(store, "atomic_write_bytes", write)
+    for module in (files, store):  # the writer, and the store that calls it by its name
+        monkeypatch.setattr(module, "atomic_write_bytes", write)
 
 
 def test_a_full_cache_loses_no_paid_answer_and_the_rerun_pays_nothing(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.grounding import Ungrounded, find_ungrounded, numbers_in, numbers_of_source, repair
+from digest.llm.grounding import Ungrounded, find_ungrounded, numbers_in, numbers_of_source, repair
 from digest.models import Digest
 from tests.helpers import make_digest
 

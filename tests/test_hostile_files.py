@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from digest.llm.cache import DigestCache
 from digest.models import PaperEntry
-from digest.stats import sparkline
-from digest.store import DigestCache
+from digest.runs.stats import sparkline
 from tests.conftest import DATA
 from tests.helpers import digest, make_entry
 
@@ -318,7 +318,7 @@ def test_a_fifo_in_the_digest_cache_is_a_miss(isolated: Path) -> None:
     folder.mkdir(parents=True)
     os.mkfifo(folder / "k.json")
     script = (
-        "from pathlib import Path; from digest.store import DigestCache; "
+        "from pathlib import Path; from digest.llm.cache import DigestCache; "
         f"print(DigestCache(Path({str(isolated / 'cache')!r})).get('k'))"
     )
     done = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.init_blog import BLOG_FILES
+from digest.blog.init_blog import BLOG_FILES
 from tests import jekyll
 from tests.conftest import missing
 from tests.helpers import digest

@@ -96,7 +96,7 @@ plugins:
 def test_init_on_an_existing_site_publishes_no_private_file_and_keeps_its_settings(
     config: str,
 ) -> None:
-    from digest.site_config import JEKYLL_DEFAULT_EXCLUDE
+    from digest.blog.site_config import JEKYLL_DEFAULT_EXCLUDE
 
     site = Path("site")
     (site / "drafts").mkdir(parents=True)
@@ -345,7 +345,7 @@ def test_files_that_are_not_files_are_never_read_whole_or_waited_on() -> None:
 def test_a_link_put_in_while_init_runs_is_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The check and the writes are apart in time: the writes walk the folders without
     following links, so one swapped in after the check is refused, not written through."""
-    import digest.init_blog as init_blog
+    import digest.blog.init_blog as init_blog
 
     site, outside = Path("site"), Path("elsewhere")
     site.mkdir()
@@ -371,8 +371,8 @@ def test_a_link_put_in_while_init_runs_is_not_followed(monkeypatch: pytest.Monke
 def test_the_template_is_the_one_list_of_private_files() -> None:
     """What an existing site gets comes from the template's exclude: list; the few entries
     that are a new blog's own choices are named, and must be on it."""
-    from digest.init_blog import template_text
-    from digest.site_config import SITE_CHOICES, Needs
+    from digest.blog.init_blog import template_text
+    from digest.blog.site_config import SITE_CHOICES, Needs
 
     template = yaml.safe_load(template_text("_config.yml", "x"))
     assert SITE_CHOICES.issubset(template["exclude"])

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from digest.blog.post_parser import parse_post_text
+from digest.blog.render import render_day
 from digest.models import Digest, Introduction, PaperEntry
-from digest.post_parser import parse_post_text
-from digest.render import render_day
 from digest.validation import line_problems
 from tests import jekyll
 from tests.conftest import REFERENCE_POST, missing

@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import pytest
 
-from digest.grounding import copies_example
+from digest.llm.grounding import copies_example
 from digest.models import PaperEntry
 from tests import conftest, realserver
 from tests.conftest import PDFS, REPO

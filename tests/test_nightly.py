@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from digest.blog.store import OutputLock
 from digest.errors import PaperFailed
-from digest.report import BarProgress
-from digest.results import PaperResult
-from digest.sources import ArxivRef
-from digest.store import OutputLock
+from digest.runs.report import BarProgress
+from digest.runs.results import PaperResult
+from digest.sources.papers import ArxivRef
 from tests.conftest import PDF_ABSTRACT, PDFS, REPO
 from tests.helpers import digest, good, make_digest
 from tests.standins import ArxivPaper, StandIn, completion, error_reply, hf_item

@@ -88,10 +88,10 @@ def test_the_distribution_is_named_and_versioned_as_its_own(dists: tuple[Path, P
     # What digest needs at run time is inside; the tests are not.
     for name in (
         "digest/prompt_templates/v2/system.md",
-        "digest/blog_template/requirements.txt",
-        "digest/blog_template/dependabot.yml",
-        "digest/blog_template/workflows/nightly.yml",
-        "digest/blog_template/_layouts/post.html",
+        "digest/blog/template/requirements.txt",
+        "digest/blog/template/dependabot.yml",
+        "digest/blog/template/workflows/nightly.yml",
+        "digest/blog/template/_layouts/post.html",
     ):
         assert name in names, name
     assert not any(name.startswith("tests/") for name in names)

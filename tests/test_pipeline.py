@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from digest.fetch import _WITHDRAWN, PdfDownloader
+from digest.blog.render import render_day
 from digest.models import Day, Links, PaperEntry, Provenance
-from digest.render import render_day
-from digest.sources import ArxivRef
+from digest.sources.fetch import _WITHDRAWN, PdfDownloader
+from digest.sources.papers import ArxivRef
 from tests.conftest import PDF_ABSTRACT, PDFS, REPO, SECRET_KEY
 from tests.helpers import FakeClock, digest, good, make_digest, with_digest
 from tests.standins import STALL, ArxivPaper, StandIn, completion, error_reply
@@ -58,7 +58,7 @@ def test_paper_prints_the_block_and_sends_the_text_with_a_strict_schema(standin:
         digest=make_digest(),
         provenance=Provenance(source="llm"),
     )
-    from digest.render import render_paper
+    from digest.blog.render import render_paper
 
     assert out == "\n".join(render_paper(entry, 1)) + "\n"
 

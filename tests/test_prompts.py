@@ -6,11 +6,17 @@ import json
 
 import pytest
 
-from digest.grounding import find_ungrounded, numbers_of_source
+from digest.llm.grounding import find_ungrounded, numbers_of_source
+from digest.llm.prompts import (
+    PROMPT_VERSION,
+    PROMPTS_DIR,
+    estimate_tokens,
+    fingerprint,
+    prompt_text,
+)
+from digest.llm.summarize import PaperText, Summarizer
 from digest.models import Digest
-from digest.prompts import PROMPT_VERSION, PROMPTS_DIR, estimate_tokens, fingerprint, prompt_text
 from digest.settings import load_settings
-from digest.summarize import PaperText, Summarizer
 
 # The fingerprint of every file of each released version. Editing a prompt fails this test:
 # copy the folder to a new version instead, point PROMPT_VERSION at it and add its line here.

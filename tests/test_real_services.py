@@ -16,10 +16,10 @@ import httpx2
 import pytest
 
 from digest.errors import UsageError
-from digest.fetch import _DownloadRate
+from digest.llm.summarize import parse_digest, repeats_itself
 from digest.settings import load_settings
-from digest.sources import hf_daily_papers
-from digest.summarize import parse_digest, repeats_itself
+from digest.sources.fetch import _DownloadRate
+from digest.sources.papers import hf_daily_papers
 from tests.conftest import PDF_ABSTRACT, PDFS
 from tests.helpers import DIGEST_JSON, FakeClock, digest, good, make_digest
 from tests.standins import (

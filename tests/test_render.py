@@ -8,8 +8,8 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
+from digest.blog.render import guard_liquid, render_day, unguard_liquid
 from digest.models import Day
-from digest.render import guard_liquid, render_day, unguard_liquid
 from tests import liquid
 from tests.conftest import DATA, REPO
 from tests.helpers import make_day, make_digest, make_entry
@@ -56,7 +56,7 @@ def test_a_local_pdf_without_links_renders_a_plain_heading() -> None:
 def test_rendering_is_the_same_on_every_run_and_machine(tmp_path: object) -> None:
     # A fresh interpreter with another hash seed, time zone and locale gives the same bytes.
     code = (
-        "import sys; from tests.test_render import two_paper_day; from digest.render import "
+        "import sys; from tests.test_render import two_paper_day; from digest.blog.render import "
         "render_day; sys.stdout.buffer.write(render_day(two_paper_day()).encode('utf-8'))"
     )
     environment = {

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import UsageError
-from digest.sources import (
+from digest.sources.papers import (
     ArxivRef,
     LocalPdf,
     parse_id_list,

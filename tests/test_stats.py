@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.models import Day
-from digest.stats import reason_kind, sparkline
+from digest.runs.stats import reason_kind, sparkline
 from tests.conftest import DATA
 
 STATS_DATA = DATA / "stats"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from digest import DISTRIBUTION, __version__
-from digest.init_blog import BLOG_FILES, init_blog
+from digest.blog.init_blog import BLOG_FILES, init_blog
 from tests.conftest import REPO, missing
 
 # A remote action pinned to a commit, with the version it is as a comment (what Dependabot

@@ -21,6 +21,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal, get_args
 
+from digest.blog.store import dump_day
 from digest.models import (
     CallUsage,
     Day,
@@ -32,8 +33,7 @@ from digest.models import (
     RunTotals,
     Status,
 )
-from digest.report import dump_report
-from digest.store import dump_day
+from digest.runs.report import dump_report
 from tests.helpers import make_digest
 
 HERE = Path(__file__).parent

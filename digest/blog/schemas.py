@@ -63,7 +63,7 @@ def strict_problems(schema: dict[str, Any], path: str = "#") -> list[str]:
 
 
 def write(directory: Path) -> list[Path]:
-    from digest.store import atomic_write_text
+    from digest.files import atomic_write_text
 
     written = []
     for name, text in generate().items():

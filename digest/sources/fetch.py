@@ -44,12 +44,12 @@ from digest.errors import (
     SourceError,
     TransientAnswer,
 )
-from digest.extract import check_pdf_bytes
+from digest.files import atomic_write_bytes
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
 from digest.net import AsyncSleep, Attempts, one_line, status_of, within
 from digest.options import FetchOptions
-from digest.sources import ArxivRef, Candidate, PaperMetadata, parse_arxiv_ref
-from digest.store import atomic_write_bytes
+from digest.sources.papers import ArxivRef, Candidate, PaperMetadata, parse_arxiv_ref
+from digest.text.extract import check_pdf_bytes
 
 log = logging.getLogger(__name__)
 A = TypeVar("A")

@@ -11,7 +11,7 @@ from typing import Protocol, get_args
 
 from digest.errors import PaperFailed, PaperStopped, SummaryFailed
 from digest.models import PaperEntry, Status, Usage
-from digest.sources import ArxivRef, LocalPdf
+from digest.sources.papers import ArxivRef, LocalPdf
 
 STATUSES: tuple[Status, ...] = get_args(Status)
 STAGES = ("download", "extract", "summarize")

@@ -11,94 +11,34 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import re
-import stat
-import tempfile
 import time
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from digest.errors import DataFileError, DigestError, UsageError
-from digest.files import dropped_figures, parse_json, parse_model, read_bounded, same_content
-from digest.models import Day, Digest, PaperEntry, RunReport
-from digest.prompts import PROMPT_VERSION, fingerprint
-
-if TYPE_CHECKING:
-    from digest.settings import Settings
+from digest.errors import (
+    DataFileError,
+    LockStolen,
+    OutputLocked,
+    UsageError,
+)
+from digest.files import (
+    TEMPORARY_PREFIX,
+    atomic_write_bytes,
+    atomic_write_text,
+    parse_json,
+    parse_model,
+    read_bounded,
+    same_content,
+    warn_dropped,
+)
+from digest.models import Day, RunReport
 
 log = logging.getLogger(__name__)
 
 _DATA_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    Readers see either the old file or the new one, never a mix: the rename is atomic on
-    POSIX and Windows, and the data is flushed to disk before it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=".tmp"
-    )
-    try:
-        # mkstemp makes the file readable by its owner only; a post must stay readable by the
-        # web server or the site build, as any file written the ordinary way would be.
-        os.chmod(temporary, _mode_for(path))
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _mode_for(path: Path) -> int:
-    """The permissions of the file being replaced, or those a new file gets (0o666 less the
-    umask). Only a regular file's are kept: a link's target or a FIFO in the file's place (a
-    link to /dev/zero is 0o666) says nothing about what the file should be."""
-    try:
-        status = path.lstat()
-    except OSError:
-        status = None
-    if status is not None and stat.S_ISREG(status.st_mode):
-        return status.st_mode & 0o7777
-    return 0o666 & ~_umask()
-
-
-@cache
-def _umask() -> int:
-    # The only way to read the umask is to set it; done once, and set straight back.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible (nor needed) on every platform.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 class OutputStore:
@@ -110,10 +50,6 @@ class OutputStore:
         self.root = root
         self.data_dir = data_dir if data_dir is not None else root / "data"
         self.posts_dir = posts_dir if posts_dir is not None else root / "_posts"
-
-    @classmethod
-    def of(cls, settings: Settings) -> OutputStore:
-        return cls(settings.output_dir, posts_dir=settings.posts_dir, data_dir=settings.data_dir)
 
     def check_writable(self, cache_dir: Path) -> None:
         """The output folder, the posts' and day files' folders and the cache exist or can be
@@ -192,7 +128,7 @@ class OutputStore:
             raise DataFileError(
                 path, f"holds the date {day.date}, not {date}; rename the file or fix its date"
             )
-        _warn_dropped(path, dropped, warn)
+        warn_dropped(path, dropped, warn)
         return day
 
     def load_report(
@@ -208,7 +144,7 @@ class OutputStore:
         report, dropped = parse_model(RunReport, path, raw, "run report")
         if report.date != date:
             raise DataFileError(path, f"holds the date {report.date}, not {date}")
-        _warn_dropped(path, dropped, warn)
+        warn_dropped(path, dropped, warn)
         return report
 
     def published_before(self, date: dt.date) -> dict[str, dt.date]:
@@ -252,12 +188,6 @@ class OutputStore:
         return [paper.get("arxiv_id") for paper in papers if isinstance(paper, dict)]
 
 
-def _warn_dropped(path: Path, dropped: list[str], warn: Callable[[str], None]) -> None:
-    line = dropped_figures(path, dropped)
-    if line is not None:
-        warn(line)
-
-
 def dump_day(day: Day) -> str:
     """The day file's text: stable key order, UTF-8 (Korean stays readable), one final newline."""
     return day.model_dump_json(indent=2) + "\n"
@@ -276,7 +206,6 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 # Every temporary file digest makes is named ".digest-tmp.NAME.RANDOM.tmp": a name no other
 # tool makes, so that the sweep below can never take another tool's file.
-TEMPORARY_PREFIX = ".digest-tmp."
 
 
 def remove_stale_temporaries(
@@ -299,20 +228,6 @@ def remove_stale_temporaries(
             except FileNotFoundError:
                 continue
     return removed
-
-
-class OutputLocked(DigestError):
-    exit_code = 3
-
-
-class OutputWriteFailed(DigestError):
-    """The day file or post could not be written (a full disk, a read-only folder)."""
-
-    exit_code = 2
-
-
-class LockStolen(OutputLocked):
-    """The lock file was deleted or replaced while this run held it."""
 
 
 class OutputLock:
@@ -377,63 +292,3 @@ class OutputLock:
             os.ftruncate(self._descriptor, 0)
             os.close(self._descriptor)  # closing releases the flock
             self._descriptor = None
-
-
-class DigestCache:
-    """Finished paper entries, keyed by everything that decides a digest.
-
-    The key is the hash of: arXiv ID and version, the hash of the text the LLM read, the prompt
-    version and fingerprint, the digest schema and the model. Change any of them and the paper
-    is digested again; change none and a re-run (even after a crash) costs no LLM call.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder / "digests"
-
-    @staticmethod
-    def key(arxiv_id: str | None, version: int | None, text: str, model: str) -> str:
-        parts = {
-            "arxiv_id": arxiv_id,
-            "version": version,
-            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            "prompt": f"{PROMPT_VERSION}:{fingerprint()}",
-            "schema": hashlib.sha256(
-                json.dumps(Digest.model_json_schema(), sort_keys=True).encode()
-            ).hexdigest(),
-            "model": model,
-        }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
-
-    def get(self, key: str) -> PaperEntry | None:
-        path = self.folder / f"{key}.json"
-        try:
-            raw = read_bounded(path, folder=self.folder)
-        except FileNotFoundError:
-            return None
-        except DataFileError as error:  # a FIFO, a link out, a file too large: never waited on
-            log.warning("%s; the paper is digested again", error)
-            return None
-        try:
-            entry, dropped = parse_model(PaperEntry, path, raw, "cached digest")
-        except DataFileError:
-            return None  # written by an older digest: digest again
-        # The digest itself is good, and paid for: kept, with the bad figure unknown.
-        _warn_dropped(path, dropped, log.warning)
-        return entry
-
-    def put(self, key: str, entry: PaperEntry) -> bool:
-        """Cache a finished digest. A cache that cannot be written (a full disk) costs only the
-        reuse: the entry stays in memory for the day file, and the run goes on."""
-        path = self.folder / f"{key}.json"
-        try:
-            atomic_write_text(path, entry.model_dump_json(indent=2) + "\n")
-        except OSError as error:
-            log.warning(
-                "could not cache the digest of %s in %s (%s); it goes into the day file all "
-                "the same",
-                entry.arxiv_id or entry.title,
-                self.folder,
-                error.strerror or error,
-            )
-            return False
-        return True

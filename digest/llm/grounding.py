@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cache
 
+from digest.llm.prompts import PROMPTS_DIR
 from digest.models import Digest
-from digest.prompts import PROMPTS_DIR
 from digest.validation import HANGUL, SECTION_LINE_COUNTS, line_problems
 
 # Digits not preceded by a letter, a digit or a decimal point; thousands separators allowed.

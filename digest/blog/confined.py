@@ -9,7 +9,7 @@ of the blog, never following a link (``O_NOFOLLOW``): a link swapped in after th
 refused, not followed. Replacing a file is a rename, which replaces a link at the last step
 rather than writing through it.
 
-``digest.store.atomic_write_bytes`` follows links in the folders above the file, which is
+``digest.files.atomic_write_bytes`` follows links in the folders above the file, which is
 right for the output folder a user names; here the folders are the blog's own, hence this.
 """
 
@@ -23,7 +23,7 @@ from contextlib import suppress
 from pathlib import Path, PurePosixPath
 
 from digest.errors import UsageError
-from digest.store import TEMPORARY_PREFIX
+from digest.files import TEMPORARY_PREFIX
 
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO to read would otherwise wait for a writer, forever.
@@ -101,7 +101,7 @@ class Confined:
 
     def write(self, parts: tuple[str, ...], data: bytes) -> None:
         """Replace (or make) the file through a temporary file and a rename, as
-        ``digest.store.atomic_write_bytes`` does; a file that is replaced keeps its mode."""
+        ``digest.files.atomic_write_bytes`` does; a file that is replaced keeps its mode."""
         folder = self._open_folder(parts[:-1], make=True)
         try:
             _replace_in(folder, parts[-1], data)

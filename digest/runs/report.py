@@ -13,11 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichBars
 from rich.table import Table
 
-from digest.day import DayRun
 from digest.models import PaperReport, RunReport, RunTotals
 from digest.options import LlmOptions
 from digest.redact import redact
-from digest.results import STAGES, STATUSES, PaperResult
+from digest.runs.day import DayRun
+from digest.runs.results import STAGES, STATUSES, PaperResult
 
 
 class PlainProgress:

@@ -1,14 +1,14 @@
 """``digest init``: a Jekyll blog that GitHub Pages (or ``jekyll build``) publishes as it is.
 
-The files come from ``digest/blog_template/`` (package data). Nothing a user has is ever
+The files come from ``digest/blog/template/`` (package data). Nothing a user has is ever
 overwritten: a file that exists is kept and listed, unless ``force`` replaces it. The blog's
 ``digest.toml`` puts posts in ``_posts/`` and day files in ``_digest/``, which Jekyll does not
 publish, and its ``_config.yml`` excludes every private file (settings, run reports, the lock).
 
 An existing site keeps its ``_config.yml``, and what the blog needs is merged into it (digest's
-private files in ``exclude:``, the feed plugin the layouts use; see ``digest.site_config``):
+private files in ``exclude:``, the feed plugin the layouts use; see ``digest.blog.site_config``):
 a site that would publish ``digest.toml`` is never left behind. Nothing is written outside the
-folder, whatever links it holds (see ``digest.confined``). Both are checked before the first
+folder, whatever links it holds (see ``digest.blog.confined``). Both are checked before the first
 file is written, so that a refusal leaves the folder as it was.
 
 The blog's workflows install what its ``requirements.txt`` names: this distribution, pinned to
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Literal
 
 from digest import DISTRIBUTION, __version__
-from digest.confined import Confined
+from digest.blog.confined import Confined
+from digest.blog.render import yaml_string
+from digest.blog.site_config import Needs, merge
 from digest.errors import UsageError
-from digest.render import yaml_string
-from digest.site_config import Needs, merge
 
 # Template file → where it goes in the blog (dot files are stored without their dot, which
 # package data would leave out).
@@ -85,7 +85,7 @@ def requirement() -> str:
 
 
 def template_text(name: str, title: str) -> str:
-    text = (files("digest") / "blog_template" / name).read_text(encoding="utf-8")
+    text = (files("digest.blog") / "template" / name).read_text(encoding="utf-8")
     return text.replace("$title", yaml_string(title, quote_always=True)).replace(
         "$requirement", requirement()
     )

@@ -1,5 +1,5 @@
 """``digest backfill --batch``: every day of a range read first, as ``daily`` reads a day; the
-LLM work of all of them sent through the Batch API (``digest.batch``); each day written the
+LLM work of all of them sent through the Batch API (``digest.llm.batch``); each day written the
 moment its last paper is settled.
 
 The days are planned in date order, each against the papers the days before it have (written
@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from digest.batch import BatchRun
-from digest.day import DayPlan, DayRun, DaySetup, day_pipeline, plan_day, write_day
 from digest.errors import SummaryFailed
+from digest.llm.batch import BatchRun
+from digest.llm.summarize import Summary
 from digest.net import AsyncSleep
 from digest.options import BatchOptions, RunOptions
-from digest.results import PaperResult, Silent
-from digest.sources import Source
-from digest.summarize import Summary
+from digest.runs.day import DayPlan, DayRun, DaySetup, day_pipeline, plan_day, write_day
+from digest.runs.results import PaperResult, Silent
+from digest.sources.papers import Source
 
 
 @dataclass
@@ -51,7 +51,7 @@ async def backfill_batch(
     """Every day of ``days``; ``on_day`` is given each day as it is written. The requests
     sent again after a batch failed or expired them are counted. A configuration error met in
     the answers (``LLMConfigError``) is raised once every day is written."""
-    from digest.pipeline import Deferred
+    from digest.runs.pipeline import Deferred
 
     # --max-cost is the batch's to check, on the whole range's estimate, before it submits.
     pipeline = day_pipeline(setup, replace(run, max_cost=None), Silent(), sleep)

@@ -15,7 +15,7 @@ key, an unknown model) stops the run: the papers that have not reached the LLM y
 with it, since none of them could succeed, and it is raised once the papers in flight are
 settled, with their results. Every finished entry is cached (see ``DigestCache``) the moment it
 is done, so a run killed half-way loses no paid-for digest. Which papers a day needs, and the
-files written from them, are ``digest.day``'s.
+files written from them, are ``digest.runs.day``'s.
 """
 
 from __future__ import annotations
@@ -43,17 +43,9 @@ from digest.errors import (
     PaperStopped,
     SummaryFailed,
 )
-from digest.extract import ExtractedText, extract_pdf, start_workers
-from digest.fetch import ArxivLookup, ArxivMetadata, PdfDownloader
-from digest.identity import WRONG_DOCUMENT, identity
-from digest.models import Links, PaperEntry, Price, Provenance
-from digest.net import AsyncSleep
-from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
-from digest.prompts import PROMPT_VERSION
-from digest.results import PaperResult, Progress, Silent
-from digest.sources import ArxivRef, Candidate, LocalPdf, PaperMetadata
-from digest.store import DigestCache
-from digest.summarize import (
+from digest.llm.cache import DigestCache
+from digest.llm.prompts import PROMPT_VERSION
+from digest.llm.summarize import (
     PaperText,
     Summarizer,
     Summary,
@@ -62,6 +54,14 @@ from digest.summarize import (
     make_client,
     prompt_tokens_of,
 )
+from digest.models import Links, PaperEntry, Price, Provenance
+from digest.net import AsyncSleep
+from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
+from digest.runs.results import PaperResult, Progress, Silent
+from digest.sources.fetch import ArxivLookup, ArxivMetadata, PdfDownloader
+from digest.sources.papers import ArxivRef, Candidate, LocalPdf, PaperMetadata
+from digest.text.extract import ExtractedText, extract_pdf, start_workers
+from digest.text.identity import WRONG_DOCUMENT, identity
 
 log = logging.getLogger(__name__)
 

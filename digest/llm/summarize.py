@@ -59,7 +59,7 @@ from digest.errors import (
     TransientAnswer,
     UsageError,
 )
-from digest.grounding import (
+from digest.llm.grounding import (
     PaperNames,
     copies_example,
     find_ungrounded,
@@ -68,6 +68,7 @@ from digest.grounding import (
     repair,
     too_many_ungrounded,
 )
+from digest.llm.prompts import chars_for_tokens, estimate_tokens, prompt_text, render_prompt
 from digest.models import CallUsage, Digest, Extractor, InputKind, Usage
 from digest.net import (
     AsyncSleep,
@@ -79,7 +80,6 @@ from digest.net import (
     within,
 )
 from digest.options import AnswerFormat, LlmOptions
-from digest.prompts import chars_for_tokens, estimate_tokens, prompt_text, render_prompt
 from digest.validation import describe_validation_error
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class PaperText(BaseModel):
     title: str
     authors: list[str]
     abstract: str = ""  # arXiv's, which names and numbers may also be found in
-    identity_score: float | None = None  # how well the PDF's text matched (digest.identity)
+    identity_score: float | None = None  # how well the PDF's text matched (digest.text.identity)
     input: InputKind
     input_reason: str | None = None
     extractor: Extractor | None = None  # for full text: what read the PDF
@@ -132,7 +132,7 @@ def call_usage(raw: object) -> CallUsage:
 
 
 class BatchAnswer(BaseModel):
-    """Where a digest answered through the Batch API came from (``digest.batch``)."""
+    """Where a digest answered through the Batch API came from (``digest.llm.batch``)."""
 
     batch_id: str  # the batch of the answer that passed
     saved_usd: float | None  # against the same tokens at interactive prices
@@ -290,7 +290,7 @@ class _Loop:
 @dataclass
 class Conversation:
     """One paper's exchange with the model between answers: the interactive path holds one
-    for as long as it waits on the server, the batch path (``digest.batch``) one per paper
+    for as long as it waits on the server, the batch path (``digest.llm.batch``) one per paper
     for as long as a batch runs."""
 
     state: _Loop

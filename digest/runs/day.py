@@ -1,7 +1,7 @@
 """A day's run: which papers it has, what became of each, and the files written from them.
 
 ``plan_day`` decides from the day file and the source which papers need work; ``run_day``
-sends those through the pipeline (``digest.pipeline``) and writes the day file and its post.
+sends those through the pipeline (``digest.runs.pipeline``) and writes the day file and its post.
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest.blog.render import render_day
+from digest.blog.store import OutputStore, dump_day, write_if_changed
 from digest.errors import OutputWriteFailed, RunStopped
+from digest.llm.cache import DigestCache
 from digest.models import Day, PaperEntry
 from digest.net import AsyncSleep
 from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
-from digest.render import render_day
-from digest.results import PaperResult, Progress, Silent
-from digest.sources import ArxivRef, Candidate
-from digest.store import DigestCache, OutputStore, dump_day, write_if_changed
+from digest.runs.results import PaperResult, Progress, Silent
+from digest.sources.papers import ArxivRef, Candidate
 
 if TYPE_CHECKING:
-    from digest.pipeline import Pipeline
+    from digest.runs.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -268,10 +269,10 @@ def day_pipeline(
     # Imported here: the LLM client, the arXiv client and the PDF readers take most of a
     # second to import, and a finished day, re-run, needs none of them. The extraction workers
     # are started first, to start up while that import runs.
-    from digest.extract import start_workers
+    from digest.text.extract import start_workers
 
     workers = start_workers(setup.extract.extractor)
-    from digest.pipeline import Pipeline
+    from digest.runs.pipeline import Pipeline
 
     return Pipeline(
         setup.llm,

@@ -26,9 +26,9 @@ from rich.console import Console, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
 
+from digest.blog.store import OutputStore
 from digest.errors import DataFileError
 from digest.models import Day, RunReport, Stage
-from digest.store import OutputStore
 
 # Failures are grouped by the run report's ``failed_at``; reports written before that field
 # existed have null there, counted as "unknown" rather than guessed.

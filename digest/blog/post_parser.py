@@ -17,10 +17,10 @@ from typing import cast
 import yaml
 from pydantic import ValidationError
 
+from digest.blog.render import HARD_BREAK, unescape_text, unguard_liquid
 from digest.errors import PostFormatError
 from digest.files import read_bounded
 from digest.models import ARXIV_ID, Day, PaperEntry
-from digest.render import HARD_BREAK, unescape_text, unguard_liquid
 from digest.validation import field_path
 
 _PAPER_HEADING = re.compile(r"# (\d+)\. (.*)")

@@ -61,13 +61,8 @@ from digest.errors import (
     SummaryFailed,
     UsageError,
 )
-from digest.files import read_bounded
-from digest.models import Price, Usage
-from digest.net import AsyncSleep, Attempts, is_transient_status, one_line
-from digest.options import BatchOptions, LlmOptions
-from digest.pipeline import Deferred
-from digest.store import atomic_write_text
-from digest.summarize import (
+from digest.files import atomic_write_text, read_bounded
+from digest.llm.summarize import (
     BatchAnswer,
     Conversation,
     PaperText,
@@ -77,6 +72,10 @@ from digest.summarize import (
     key_refused,
     prompt_tokens_of,
 )
+from digest.models import Price, Usage
+from digest.net import AsyncSleep, Attempts, is_transient_status, one_line
+from digest.options import BatchOptions, LlmOptions
+from digest.runs.pipeline import Deferred
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,7 +20,7 @@ PROMPT_VERSION = "v2"
 def _prompts_dir() -> Path:
     """``prompts/`` of the checkout (also for an editable install), else the copy that an
     installed wheel carries inside the package."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # digest/, from digest/llm/
     checkout = package.parent / "prompts"
     return checkout if checkout.is_dir() else package / "prompt_templates"
 
@@ -36,7 +36,8 @@ def prompt_text(name: str, version: str = PROMPT_VERSION) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         raise UsageError(
-            f"{path}: prompt file not found; reinstall digest (pip install --force-reinstall)"
+            f"{path}: prompt file not found; reinstall digest "
+            "(pip install --force-reinstall digest-papers)"
         ) from None
 
 

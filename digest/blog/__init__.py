@@ -1,0 +1,6 @@
+"""The blog: a day rendered to its post and read back from one (``render``, ``post_parser``),
+the day files and posts on disk with the lock (``store``), the JSON Schemas, and the Jekyll
+site ``digest init`` writes (``init_blog``, its ``template/``).
+
+Imports the base modules only: how a post looks never depends on how it was made.
+"""
