@@ -98,7 +98,7 @@ stderr = Console(
 
 OutputDirOption = Annotated[
     Path | None,
-    typer.Option("--output-dir", help="Output folder (env DIGEST_OUTPUT_DIR; default outputs)."),
+    typer.Option("--output-dir", help=setting_help("output_dir", "Output folder")),
 ]
 
 
@@ -449,13 +449,11 @@ def daily_command(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option(help="Most papers to take from hf or arxiv (env DIGEST_LIMIT; default 10)."),
+        typer.Option(help=setting_help("limit", "Most papers to take from hf or arxiv")),
     ] = None,
     min_upvotes: Annotated[
         int | None,
-        typer.Option(
-            help="Leave out hf papers with fewer upvotes (env DIGEST_MIN_UPVOTES; default 0)."
-        ),
+        typer.Option(help=setting_help("min_upvotes", "Leave out hf papers with fewer upvotes")),
     ] = None,
     force: Annotated[
         bool,
@@ -468,8 +466,9 @@ def daily_command(
         float | None,
         typer.Option(
             metavar="MINUTES",
-            help="Start no paper past these minutes; write what is done "
-            "(env DIGEST_RUN_DEADLINE; default none).",
+            help=setting_help(
+                "run_deadline", "Start no paper past these minutes; write what is done"
+            ),
         ),
     ] = None,
     output_dir: OutputDirOption = None,
@@ -817,7 +816,7 @@ def _backfill_batch(
 
 async def _batch_status(settings: Settings) -> None:
     """The saved batches, each open one looked at once."""
-    from digest.llm.batch import BatchRun, describe_records
+    from digest.llm.batch_folder import describe_records
 
     folder = settings.cache_dir / "batches"
     records = describe_records(folder)
@@ -825,19 +824,7 @@ async def _batch_status(settings: Settings) -> None:
         stdout.print(f"No batches saved in {folder}.")
         return
     if settings.api_key or settings.base_url:
-        from digest.llm.summarize import Summarizer, make_client
-
-        llm = settings.llm_options()
-        client = make_client(llm)
-        try:
-            looker = BatchRun(
-                Summarizer(llm, client), client, folder, settings.batch_options(), llm
-            )
-            for record in records:
-                if not record.finished:
-                    await looker.look_once(record)
-        finally:
-            await client.close()
+        await _look_at_open_batches(settings, folder)
         records = describe_records(folder)
     stdout.print(f"batches in {folder}:", markup=False, highlight=False)
     for record in records:
@@ -855,6 +842,25 @@ async def _batch_status(settings: Settings) -> None:
             + (f"  ({'; '.join(record.errors)})" if record.errors else "")
         )
         stdout.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+async def _look_at_open_batches(settings: Settings, folder: Path) -> None:
+    from digest.llm.batch_api import BatchApi
+    from digest.llm.batch_folder import BatchFolder
+    from digest.llm.server import LlmServer, make_client
+
+    llm = settings.llm_options()
+    client = make_client(llm)
+    batches = BatchFolder(folder)
+    try:
+        api = BatchApi(LlmServer(llm, client), batches, lambda line: None)
+        async with batches.exclusive(lambda line: None) as records:
+            for record in records.all():
+                if not record.finished:
+                    await api.look(record)
+    finally:
+        batches.close()
+        await client.close()
 
 
 def _write_report(path: Path, report: RunReport) -> None:

@@ -37,6 +37,9 @@ DigestLine = Annotated[str, AfterValidator(check_line)]
 Extractor = Literal["pypdf", "pypdfium2"]
 # What the LLM read of a paper: its full text, or its abstract (the reason says why).
 InputKind = Literal["full-text", "abstract"]
+# What became of one LLM answer. ungrounded: numbers or names the paper does not have;
+# copied: the prompt's worked example.
+CallOutcome = Literal["ok", "invalid", "ungrounded", "copied", "cut off", "refused", "looped"]
 
 NEW_STYLE_ID = r"\d{4}\.\d{4,5}"
 OLD_STYLE_ID = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
@@ -172,7 +175,7 @@ class CallUsage(BaseModel):
     tokens_cached: CallTokens = 0
     tokens_reasoning: CallTokens = 0  # of tokens_out, what a reasoning model spent thinking
     # ungrounded: numbers or names the paper does not have; copied: the prompt's worked example
-    outcome: Literal["ok", "invalid", "ungrounded", "copied", "cut off", "refused", "looped"] = "ok"
+    outcome: CallOutcome = "ok"
 
 
 class Usage(BaseModel):

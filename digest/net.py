@@ -2,9 +2,10 @@
 the LLM server.
 
 What is worth another try is the same for all of them: a dropped or refused connection, a
-timeout, HTTP 408, 429 and 5xx, or an answer that is not what the service sends (an HTML error
-page with status 200). A 4xx other than 408 and 429 never is: the same request gets the same
-answer. How long to wait is the same too:
+timeout, HTTP 408, 409, 429 and 5xx, or an answer that is not what the service sends (an HTML
+error page with status 200). A 409 is a conflict the server says will pass (OpenAI's own
+client retries it, and a Batch API error line may carry one). Any other 4xx never is: the
+same request gets the same answer. How long to wait is the same too:
 
 1. what the server asked for: ``Retry-After`` (seconds or an HTTP date), ``retry-after-ms``
    (OpenAI), or the IETF ``RateLimit`` header's reset (``"api";r=0;t=55``, as Hugging Face
@@ -14,7 +15,8 @@ answer. How long to wait is the same too:
 3. otherwise exponential backoff with jitter.
 
 Each caller gets its own ``RetryPolicy`` (attempts, total seconds, the cap), made from the
-settings in one place (``RetryPolicy.for_llm`` and friends), so the four never drift apart.
+settings in one place (``Settings.llm_retry_policy`` and its siblings), so the four never
+drift apart; the LLM's interactive and batch paths share one (``digest.llm.server``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ T = TypeVar("T")
 AsyncSleep = Callable[[float], Awaitable[None]]
 SyncSleep = Callable[[float], None]
 
-TRANSIENT_STATUSES = frozenset({408, 429})  # and every 5xx
+TRANSIENT_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 
 
 class DeadlineExceeded(TransientAnswer):

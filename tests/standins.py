@@ -424,6 +424,7 @@ class StandIn:
     # Reply.
     faults: dict[str, list[int | Reply]] = field(default_factory=dict)
     llm_requests: list[dict[str, Any]] = field(default_factory=list)
+    llm_bodies: list[bytes] = field(default_factory=list)  # each chat request's bytes, as sent
     llm_headers: list[dict[str, str]] = field(default_factory=list)
     # The key the OpenAI-compatible API takes; None: any, as a local server takes any.
     api_key: str | None = None
@@ -477,6 +478,8 @@ class StandIn:
         if hold is not None and hold.match in path:
             hold.wait_if_held()
         if method == "POST" and parsed.path.endswith("/chat/completions"):
+            with self.lock:
+                self.llm_bodies.append(body)
             return self._chat(json.loads(body), headers)
         if method == "GET" and parsed.path.endswith("/v1/models"):
             return self._models(headers)

@@ -110,6 +110,30 @@ def test_a_batch_backfill_matches_the_interactive_one_at_half_the_price(
     assert "Batch API: 6 digests answered at the batch price" in " ".join(out.split())
 
 
+def test_a_request_posted_and_a_request_batched_are_the_same_bytes(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One builder, one encoder: the interactive path posts the very bytes the batch path
+    # writes into its input file, by construction.
+    serve_days(standin)
+    code, _, err = digest("backfill", *RANGE, "--output-dir", "interactive")
+    assert code == 0, err
+    posted = set(standin.llm_bodies)
+    assert len(posted) == 6
+
+    monkeypatch.setenv("DIGEST_CACHE_DIR", "batch-cache")
+    code, _, err = digest("backfill", *RANGE, "--batch")
+    assert code == 0, err
+    (job,) = standin.batches.values()
+    lines = standin.files[job.batch["input_file_id"]].data.splitlines()
+    batched = set()
+    for line in lines:
+        head, separator, rest = line.partition(b',"body":')
+        assert separator and head.startswith(b'{"custom_id":') and rest.endswith(b"}")
+        batched.add(rest[:-1])
+    assert batched == posted
+
+
 def day_file_in(folder: str, day: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(Path(f"{folder}/data/{day}.json").read_text())
     return data
@@ -181,24 +205,24 @@ def test_a_kill_during_the_re_ask_round_resubmits_nothing(standin: StandIn) -> N
 def test_a_kill_between_saving_and_creating_loses_nothing_and_sends_nothing_twice(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch, created_on_the_server: bool
 ) -> None:
-    from digest.llm.batch import BatchRun
+    from digest.llm.batch_api import BatchApi
 
     serve_days(standin)
-    create = BatchRun._create
+    create = BatchApi.create
 
-    async def killed(self: BatchRun, file_id: str) -> Any:
+    async def killed(self: BatchApi, file_id: str) -> Any:
         if created_on_the_server:
             await create(self, file_id)  # the server made it; its answer never came back
         raise SystemExit(137)
 
-    monkeypatch.setattr(BatchRun, "_create", killed)
+    monkeypatch.setattr(BatchApi, "create", killed)
     code, _, _ = digest("backfill", *RANGE, "--batch")
     assert code == 137
     (saved,) = records()
     assert saved["batch_id"] is None and saved["status"] == "submitting"
     assert len(created(standin)) == int(created_on_the_server)
 
-    monkeypatch.setattr(BatchRun, "_create", create)
+    monkeypatch.setattr(BatchApi, "create", create)
     code, _, err = digest("backfill", *RANGE, "--batch")
     assert code == 0, err
     assert len(created(standin)) == 1  # adopted from the server's list, or created now
@@ -438,15 +462,15 @@ def test_a_full_disk_after_the_submission_stops_cleanly_and_loses_nothing(
 ) -> None:
     import errno
 
-    from digest.llm.batch import BatchRun
+    from digest.llm.batch_api import BatchApi
 
     serve_days(standin)
 
-    async def full(self: BatchRun, file_id: str, path: Path) -> None:
+    async def full(self: BatchApi, file_id: str, path: Path) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     with monkeypatch.context() as patch:
-        patch.setattr(BatchRun, "_download", full)
+        patch.setattr(BatchApi, "_download", full)
         code, _, err = digest("backfill", *RANGE, "--batch")
     assert code == 2
     message = err.strip().splitlines()[-1]

@@ -419,10 +419,12 @@ def test_kills_at_random_moments_pay_for_nothing_twice_and_lose_nothing(
 
 
 def test_unicode_line_breaks_inside_a_request_are_escaped() -> None:
-    from digest.llm.batch import _request_line
+    from digest.llm.batch_api import request_line
+    from digest.llm.server import LlmServer
 
     text = "A\u2028B\u2029C\x85D, and an ordinary\nline break"
-    line = _request_line("key", {"messages": [{"role": "user", "content": text}]})
+    body = LlmServer.encode({"messages": [{"role": "user", "content": text}]})
+    line = request_line("key", body)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     (only,) = line.decode().splitlines()  # splits on U+2028, U+2029 and NEL too
     assert json.loads(only)["body"]["messages"][0]["content"] == text
@@ -489,7 +491,7 @@ def test_a_saved_record_keeps_no_secret(tmp_path: Path, monkeypatch: pytest.Monk
     import datetime as dt
 
     from digest import redact
-    from digest.llm.batch import BatchRecord, _Records
+    from digest.llm.batch_folder import BatchRecord, Records
 
     monkeypatch.setattr(redact, "_SECRETS", set())
     redact.register(SECRET_KEY)
@@ -501,7 +503,7 @@ def test_a_saved_record_keeps_no_secret(tmp_path: Path, monkeypatch: pytest.Monk
         requests={},
         errors=[f"key {SECRET_KEY} at http://me:hunter2-password@host/v1"],
     )
-    _Records(tmp_path).save(record)
+    Records(tmp_path).save(record)
     saved = "".join(path.read_text() for path in tmp_path.glob("*.record.json"))
     assert SECRET_KEY not in saved and "hunter2" not in saved
     assert json.loads(saved)["errors"] == ["key ***6789 at http://***@host/v1"]

@@ -122,10 +122,6 @@ def test_the_check_finds_a_cycle() -> None:
     assert cycles(graph) == [["day", "pipeline", "day"], ["pipeline", "day", "pipeline"]]
 
 
-import pytest  # noqa: E402
-
-
-@pytest.mark.xfail(strict=True, reason="llm.batch still takes runs.pipeline's Deferred")
 def test_no_module_imports_a_layer_above_it_or_a_package_beside_it() -> None:
     graph = import_graph()
     assert {layer_of(module)[0] for module in graph} == set(LAYER) | {"top"}

@@ -16,7 +16,8 @@ import httpx2
 import pytest
 
 from digest.errors import UsageError
-from digest.llm.summarize import parse_digest, repeats_itself
+from digest.llm.conversation import repeats_itself
+from digest.llm.summarize import parse_digest
 from digest.settings import load_settings
 from digest.sources.fetch import _DownloadRate
 from digest.sources.papers import hf_daily_papers

@@ -206,7 +206,7 @@ def test_credentials_in_a_pdf_host_error_are_masked_in_the_day_file_and_the_cach
 
 def test_status_masks_what_an_older_record_kept_unmasked(standin: StandIn) -> None:
     # A record written before its messages were masked: --status still shows none of it.
-    from digest.llm.batch import BatchRecord
+    from digest.llm.batch_folder import BatchRecord
 
     folder = Path("cache/batches")
     folder.mkdir(parents=True)

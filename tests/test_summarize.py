@@ -12,7 +12,8 @@ import openai
 import pytest
 
 from digest.errors import SummaryFailed
-from digest.llm.summarize import PaperText, Summarizer, make_client, retry_after_seconds
+from digest.llm.server import make_client, retry_after_seconds
+from digest.llm.summarize import PaperText, Summarizer
 from digest.settings import load_settings
 from tests.helpers import good, make_digest
 from tests.standins import StandIn, completion, error_reply
@@ -172,7 +173,7 @@ def test_retry_after_header_forms() -> None:
 def test_usage_is_read_through_the_typed_model_and_never_fails_an_answer(
     raw: object, expected: tuple[int, int, int, int]
 ) -> None:
-    from digest.llm.summarize import call_usage
+    from digest.llm.server import call_usage
 
     call = call_usage(raw)
     assert (call.tokens_in, call.tokens_out, call.tokens_cached, call.tokens_reasoning) == expected

@@ -14,9 +14,13 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from digest.errors import SummaryFailed
 from digest.llm.batch import BatchRun
+from digest.llm.batch_folder import BatchFolder
+from digest.llm.conversation import Outcome
+from digest.llm.price import CostGuard
 from digest.llm.summarize import Summary
 from digest.net import AsyncSleep
 from digest.options import BatchOptions, RunOptions
@@ -56,25 +60,34 @@ async def backfill_batch(
     # --max-cost is the batch's to check, on the whole range's estimate, before it submits.
     pipeline = day_pipeline(setup, replace(run, max_cost=None), Silent(), sleep)
     async with pipeline:
-        assert pipeline.llm is not None
+        server = pipeline.summarizer.server
+        costs = CostGuard(
+            setup.llm.price, setup.llm.max_output_tokens, run.max_cost, run.spent_before
+        )
         batches = BatchRun(
-            pipeline.summarizer,
-            pipeline.llm,
-            setup.cache_dir / "batches",
+            server,
+            BatchFolder(setup.cache_dir / "batches"),
             options,
-            setup.llm,
-            max_cost=run.max_cost,
-            spent_before=run.spent_before,
+            costs,
             deadline=run.deadline,
             sleep=sleep,
             tell=tell,
         )
-        await batches.check_available()  # before any paper is read
+        await batches.api.check_available()  # before any paper is read
         owner: dict[int, _OpenDay] = {}
 
         def finish(day: _OpenDay) -> None:
             seconds = time.monotonic() - day.clock
             on_day(write_day(day.plan, setup, day.decided, day.started_at, seconds, before_write))
+
+        def concluded(deferred: Deferred, answer: Outcome | SummaryFailed) -> None:
+            day = owner.pop(id(deferred))
+            assert isinstance(answer, Summary | SummaryFailed)
+            result = pipeline.conclude(deferred, answer)
+            day.decided[str(result.arxiv_id)] = result
+            day.waiting -= 1
+            if day.waiting == 0:
+                finish(day)
 
         published = setup.store.published_before(days[0]) if run.skip_published else {}
         for date in days:
@@ -88,7 +101,9 @@ async def backfill_batch(
             day = _OpenDay(plan, dict(plan.decided))
 
             def hand_over(deferred: Deferred, day: _OpenDay = day) -> None:
-                batches.add(deferred)
+                conversation = pipeline.summarizer.begin(deferred.paper)
+                batches.add(deferred.key, conversation, partial(concluded, deferred))
+                deferred.drop_text()  # kept on disk by the batches, not in memory here
                 owner[id(deferred)] = day
                 day.waiting += 1
 
@@ -105,15 +120,7 @@ async def backfill_batch(
             if day.waiting == 0:
                 finish(day)
 
-        def settled(deferred: Deferred, answer: Summary | SummaryFailed) -> None:
-            day = owner.pop(id(deferred))
-            result = pipeline.settle(deferred, answer)
-            day.decided[str(result.arxiv_id)] = result
-            day.waiting -= 1
-            if day.waiting == 0:
-                finish(day)
-
-        await batches.run(settled)
+        await batches.run()
     if batches.stop is not None:
         raise batches.stop
     return batches.resubmitted

@@ -44,17 +44,12 @@ from digest.errors import (
     SummaryFailed,
 )
 from digest.llm.cache import DigestCache
+from digest.llm.conversation import prompt_tokens_of
+from digest.llm.price import CostGuard
 from digest.llm.prompts import PROMPT_VERSION
-from digest.llm.summarize import (
-    PaperText,
-    Summarizer,
-    Summary,
-    check_key,
-    fitted_text_budget,
-    make_client,
-    prompt_tokens_of,
-)
-from digest.models import Links, PaperEntry, Price, Provenance
+from digest.llm.server import make_client
+from digest.llm.summarize import PaperText, Summarizer, Summary, fitted_text_budget
+from digest.models import Links, PaperEntry, Provenance
 from digest.net import AsyncSleep
 from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
 from digest.runs.results import PaperResult, Progress, Silent
@@ -99,35 +94,6 @@ class Deferred:
         self.paper = self.paper.model_copy(update={"content": "", "abstract": ""})
 
 
-class CostGuard:
-    """Stops starting papers once the estimated spend would pass ``cap`` (USD).
-
-    A paper's cost is estimated before its LLM call from its prompt (``estimate_tokens``, the
-    one estimate every part uses) and half the output limit for the answer, and reserved; the
-    real cost replaces the estimate when the answers are in, whether or not they gave a digest.
-    """
-
-    def __init__(self, price: Price | None, output_tokens: int, cap: float | None) -> None:
-        self.cap = cap
-        self.price = price
-        self.output_tokens = output_tokens
-        self.committed = 0.0
-
-    def estimate(self, prompt_tokens: int) -> float:
-        if self.price is None:
-            return 0.0
-        return self.price.estimate(prompt_tokens, self.output_tokens // 2)
-
-    def admit(self, estimate: float) -> bool:
-        if self.cap is not None and self.committed + estimate > self.cap:
-            return False
-        self.committed += estimate
-        return True
-
-    def settle(self, estimate: float, actual: float | None) -> None:
-        self.committed += (actual if actual is not None else estimate) - estimate
-
-
 class Pipeline:
     """The clients of one run, shared by all its papers. Use as ``async with Pipeline(…)``."""
 
@@ -155,8 +121,9 @@ class Pipeline:
         self.uses_llm = uses_llm  # False: read papers only (``digest paper --show-prompt``)
         self.sleep = sleep
         self.progress = progress or Silent()
-        self.costs = CostGuard(llm.price, llm.max_output_tokens, self.run.max_cost)
-        self.costs.committed = self.run.spent_before
+        self.costs = CostGuard(
+            llm.price, llm.max_output_tokens, self.run.max_cost, self.run.spent_before
+        )
         self._stop: LLMConfigError | None = None  # the configuration error that stops the run
         self.key_check = key_check or KeyCheck()  # the run's, when it opens several pipelines
         self._first_answer = asyncio.Lock()  # held by the one paper that asks first, see _ask
@@ -170,9 +137,8 @@ class Pipeline:
         self.downloader = PdfDownloader(self.fetch_options, self.http, self.sleep)
         self.summarizer = Summarizer(self.llm_options, self.llm, self.sleep)
         # With DIGEST_CONTEXT_TOKENS, the paper's text is cut to what the server's context holds.
-        self.text_budget = min(
-            self.extract_options.text_budget,
-            fitted_text_budget(self.llm_options, self.summarizer.fixed_prompt_tokens()),
+        self.text_budget = fitted_text_budget(
+            self.llm_options, self.summarizer.fixed_prompt_tokens()
         )
         self._llm_slots = asyncio.Semaphore(self.llm_options.concurrency)
         self._download_slots = asyncio.Semaphore(self.fetch_options.download_concurrency)
@@ -190,7 +156,7 @@ class Pipeline:
         if self.llm is None or self.key_check.asked:
             return
         self.key_check.asked = True
-        self.key_check.settled = await check_key(self.llm, self.llm_options)
+        self.key_check.settled = await self.summarizer.server.check_key()
 
     async def __aexit__(
         self,
@@ -471,12 +437,12 @@ class Pipeline:
             # every paper finished before it.
             if self.run.past_deadline():
                 return self._failed(ref, PaperStopped(_NOT_STARTED, transient=True))
-            if not self.costs.admit(estimate):
+            if not self.costs.reserve(estimate):
                 cap = self.costs.cap
                 reason = f"not started: the estimated spend would pass --max-cost {cap:g} USD"
                 return self._failed(ref, PaperStopped(reason, transient=True))
             if self._stop is not None:
-                self.costs.settle(estimate, 0.0)
+                self.costs.charge(estimate, 0.0)
                 return self._failed(ref, SummaryFailed(STOPPED_WITH_THE_RUN))
             started = time.monotonic()
             try:
@@ -486,16 +452,16 @@ class Pipeline:
                 price = self.llm_options.price
                 if error.usage is not None and price is not None:
                     error.cost_usd = price.cost(error.usage)
-                self.costs.settle(estimate, error.cost_usd or 0.0)
+                self.costs.charge(estimate, error.cost_usd or 0.0)
                 return self._failed(ref, error)
             except LLMConfigError as error:
-                self.costs.settle(estimate, 0.0)
+                self.costs.charge(estimate, 0.0)
                 self._stop = self._stop or error
                 return self._failed(ref, SummaryFailed(STOPPED_WITH_THE_RUN))
             stages["summarize"] = time.monotonic() - started
         price = self.llm_options.price
         cost = price.cost(summary.usage) if price is not None else None
-        self.costs.settle(estimate, cost)
+        self.costs.charge(estimate, cost)
         self.progress.stage_done(str(ref), "summarize")
         key = self._key(ref, paper)
         entry = self._entry(paper, len(paper.content), ref, links, summary, cost, stages)
@@ -520,7 +486,7 @@ class Pipeline:
                     return summary
         return await self.summarizer.summarize(paper)
 
-    def settle(self, deferred: Deferred, outcome: Summary | SummaryFailed) -> PaperResult:
+    def conclude(self, deferred: Deferred, outcome: Summary | SummaryFailed) -> PaperResult:
         """A deferred paper's result, once its answers are in (``read_papers``): its entry,
         cached as ``_summarize`` caches, or its failure. ``outcome`` carries its cost."""
         if isinstance(outcome, SummaryFailed):
