@@ -1,14 +1,26 @@
 """What each part of a run is given: the few options it uses, split from ``Settings`` once, in
 the CLI (``Settings.llm_options`` and the like). A part never sees the whole configuration, so
 what it depends on is in its signature, and a test builds only that.
+
+A setting is declared once, by its ``Field`` in ``digest/settings.py``. An options field that
+is a setting's value says which one, ``Annotated[float, Setting("llm_timeout")]`` (or
+``Setting()`` when the names are the same), and ``Settings`` fills every such field itself:
+adding a setting to a part is one line here, with no builder to extend. The other fields are
+worked out from several settings (a ``RetryPolicy``, a ``Price``) or given per run (``force``),
+and each builder in ``Settings`` passes them by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from types import MappingProxyType
+from typing import Annotated, Literal
 
 from digest.models import Extractor, Price
 from digest.net import RetryPolicy
@@ -21,23 +33,46 @@ ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 
 @dataclass(frozen=True)
+class Setting:
+    """Marks an options field as the value of the setting ``name`` (the field's own name when
+    None), taken as it is: the setting's ``Field`` says what it means and its default."""
+
+    name: str | None = None
+
+
+@functools.cache
+def settings_taken(kind: type) -> Mapping[str, str]:
+    """The fields of the options class ``kind`` that are settings' values, each with the
+    setting's name, in the order of the class."""
+    # The annotations are strings here (postponed evaluation): resolved in this module.
+    hints = typing.get_type_hints(kind, include_extras=True)
+    taken: dict[str, str] = {}
+    for item in dataclasses.fields(kind):
+        for mark in getattr(hints[item.name], "__metadata__", ()):
+            if isinstance(mark, Setting):
+                taken[item.name] = mark.name or item.name
+    return MappingProxyType(taken)
+
+
+@dataclass(frozen=True)
 class LlmOptions:
     """The LLM server and how to ask it (see ``digest.llm.summarize``)."""
 
-    model: str
-    api_key: str | None
-    base_url: str | None
-    mode: LlmMode
-    temperature: float | None
-    reasoning_effort: ReasoningEffort | None
-    max_output_tokens: int
-    timeout: float  # seconds a request may take in all
-    context_tokens: int | None
-    max_reasks: int
-    text_budget: int  # characters of paper text, named in messages about fitting the context
+    model: Annotated[str, Setting()]
+    api_key: Annotated[str | None, Setting()]  # the secret itself, no longer a SecretStr
+    base_url: Annotated[str | None, Setting()]
+    mode: Annotated[LlmMode, Setting("llm_mode")]
+    temperature: Annotated[float | None, Setting()]
+    reasoning_effort: Annotated[ReasoningEffort | None, Setting()]
+    max_output_tokens: Annotated[int, Setting()]
+    timeout: Annotated[float, Setting("llm_timeout")]  # seconds a request may take in all
+    context_tokens: Annotated[int | None, Setting()]
+    max_reasks: Annotated[int, Setting()]
+    # Characters of paper text, named in messages about fitting the context.
+    text_budget: Annotated[int, Setting()]
     retry: RetryPolicy  # max_seconds is the paper's time at the LLM (llm_retry_budget)
     price: Price | None
-    concurrency: int = 4  # papers at the LLM at once
+    concurrency: Annotated[int, Setting()]  # papers at the LLM at once
 
     @property
     def where(self) -> str:
@@ -59,26 +94,26 @@ class KeyCheck:
 class FetchOptions:
     """The arXiv API and the PDF host (see ``digest.sources.fetch``)."""
 
-    arxiv_api_url: str
-    arxiv_pdf_url: str
-    arxiv_delay: float  # seconds between two arXiv API requests
-    http_timeout: float  # seconds a request may take in all
+    arxiv_api_url: Annotated[str, Setting()]
+    arxiv_pdf_url: Annotated[str, Setting()]
+    arxiv_delay: Annotated[float, Setting()]  # seconds between two arXiv API requests
+    http_timeout: Annotated[float, Setting()]  # seconds a request may take in all
     arxiv_retry: RetryPolicy
     pdf_retry: RetryPolicy
     pdf_folder: Path  # where downloaded PDFs are kept
-    pdf_max_mb: float
-    pdf_redirect_hosts: frozenset[str]
-    download_rate: float  # downloads started a second; 0: no limit
-    download_concurrency: int
-    timezone: str  # the zone of a day, for --source arxiv
+    pdf_max_mb: Annotated[float, Setting()]
+    pdf_redirect_hosts: frozenset[str]  # lower-cased, for comparing with a URL's host
+    download_rate: Annotated[float, Setting()]  # downloads started a second; 0: no limit
+    download_concurrency: Annotated[int, Setting()]
+    timezone: Annotated[str, Setting()]  # the zone of a day, for --source arxiv
 
 
 @dataclass(frozen=True)
 class HfOptions:
     """Hugging Face Daily Papers (see ``digest.sources.papers``)."""
 
-    api_url: str
-    http_timeout: float
+    api_url: Annotated[str, Setting("hf_api_url")]
+    http_timeout: Annotated[float, Setting()]
     retry: RetryPolicy
 
 
@@ -86,18 +121,19 @@ class HfOptions:
 class ExtractOptions:
     """How a PDF's text is read (see ``digest.text.extract``)."""
 
-    extractor: Extractor
-    timeout: float  # seconds one PDF may take
-    text_budget: int  # characters of text kept for the LLM
+    extractor: Annotated[Extractor, Setting()]
+    timeout: Annotated[float, Setting("extract_timeout")]  # seconds one PDF may take
 
 
 @dataclass(frozen=True)
 class BatchOptions:
     """How the Batch API is used (see ``digest.llm.batch``)."""
 
-    poll_first: float  # seconds before the second look at a batch; the wait grows by half
-    poll_max: float  # the longest wait between two looks
-    max_retries: int  # times a request that failed or expired in a batch is sent again
+    # Seconds before the second look at a batch; the wait grows by half.
+    poll_first: Annotated[float, Setting("batch_poll")]
+    poll_max: float  # the longest wait between two looks, never under poll_first
+    # Times a request that failed or expired in a batch is sent again.
+    max_retries: Annotated[int, Setting("batch_retries")]
     reask_interactive: bool = False  # re-asks as interactive requests, not a second batch
 
 
@@ -112,9 +148,11 @@ class RunOptions:
     force: bool = False  # no reuse, no digest cache
     max_cost: float | None = None  # USD the run may spend, estimated before each paper
     spent_before: float = 0.0  # USD spent on earlier days of a backfill, counted in max_cost
-    deadline_minutes: float | None = None  # past it, no paper is started
-    limit: int | None = None  # papers a day takes from the source; None: all of them
-    skip_published: bool = True  # leave out papers an earlier day has
+    # Past it, no paper is started.
+    deadline_minutes: Annotated[float | None, Setting("run_deadline")] = None
+    # Papers a day takes from the source; None: all of them (--source ids: every one given).
+    limit: int | None = None
+    skip_published: Annotated[bool, Setting()] = True  # leave out papers an earlier day has
     started: float = field(default_factory=time.monotonic)
 
     @property

@@ -16,7 +16,7 @@ import os
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,6 +44,7 @@ from digest.options import (
     LlmOptions,
     ReasoningEffort,
     RunOptions,
+    settings_taken,
 )
 
 log = logging.getLogger(__name__)
@@ -439,71 +440,57 @@ class Settings(BaseSettings):
             self.http_retry_policy("the arXiv API"), bare_429_wait=self.arxiv_rate_limit_wait
         )
 
+    def taken_by(self, kind: type) -> dict[str, Any]:
+        """The values of the settings the options class ``kind`` takes (its fields marked
+        ``Setting``, see ``digest.options``), by field name: the one place an options object
+        reads a setting, so a setting added to a part needs no line here."""
+        values: dict[str, Any] = {}
+        for name, setting in settings_taken(kind).items():
+            if setting not in type(self).model_fields:
+                raise TypeError(f"{kind.__name__}.{name}: there is no setting {setting!r}")
+            value = getattr(self, setting)
+            # A part is given the key itself; SecretStr only keeps it out of the settings' repr.
+            values[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return values
+
+    # The builders below pass only what is worked out from several settings, or given per run;
+    # the rest comes from taken_by.
+
     def llm_options(self) -> LlmOptions:
         return LlmOptions(
-            model=self.model,
-            api_key=self.api_key.get_secret_value() if self.api_key else None,
-            base_url=self.base_url,
-            mode=self.llm_mode,
-            temperature=self.temperature,
-            reasoning_effort=self.reasoning_effort,
-            max_output_tokens=self.max_output_tokens,
-            timeout=self.llm_timeout,
-            context_tokens=self.context_tokens,
-            max_reasks=self.max_reasks,
-            text_budget=self.text_budget,
+            **self.taken_by(LlmOptions),
             retry=self.llm_retry_policy(),
             price=self.price_of(self.model),
-            concurrency=self.concurrency,
         )
 
     def fetch_options(self) -> FetchOptions:
         return FetchOptions(
-            arxiv_api_url=self.arxiv_api_url,
-            arxiv_pdf_url=self.arxiv_pdf_url,
-            arxiv_delay=self.arxiv_delay,
-            http_timeout=self.http_timeout,
+            **self.taken_by(FetchOptions),
             arxiv_retry=self.arxiv_retry_policy(),
             pdf_retry=self.http_retry_policy("the PDF host"),
             pdf_folder=self.cache_dir / "pdfs",
-            pdf_max_mb=self.pdf_max_mb,
             pdf_redirect_hosts=frozenset(host.lower() for host in self.pdf_redirect_hosts),
-            download_rate=self.download_rate,
-            download_concurrency=self.download_concurrency,
-            timezone=self.timezone,
         )
 
     def hf_options(self) -> HfOptions:
-        return HfOptions(
-            api_url=self.hf_api_url,
-            http_timeout=self.http_timeout,
-            retry=self.http_retry_policy("Hugging Face"),
-        )
+        return HfOptions(**self.taken_by(HfOptions), retry=self.http_retry_policy("Hugging Face"))
 
     def batch_options(self, *, reask_interactive: bool = False) -> BatchOptions:
         return BatchOptions(
-            poll_first=self.batch_poll,
+            **self.taken_by(BatchOptions),
+            # A longest wait set under the first one would make the waits shrink.
             poll_max=max(self.batch_poll_max, self.batch_poll),
-            max_retries=self.batch_retries,
             reask_interactive=reask_interactive,
         )
 
     def extract_options(self) -> ExtractOptions:
-        return ExtractOptions(
-            extractor=self.extractor, timeout=self.extract_timeout, text_budget=self.text_budget
-        )
+        return ExtractOptions(**self.taken_by(ExtractOptions))
 
     def run_options(
         self, *, force: bool = False, max_cost: float | None = None, limit: int | None = None
     ) -> RunOptions:
         """The run's options; ``limit`` None takes every candidate (``--source ids``)."""
-        return RunOptions(
-            force=force,
-            max_cost=max_cost,
-            deadline_minutes=self.run_deadline,
-            limit=limit,
-            skip_published=self.skip_published,
-        )
+        return RunOptions(**self.taken_by(RunOptions), force=force, max_cost=max_cost, limit=limit)
 
     def output_store(self) -> OutputStore:
         """The output folder with the posts' and day files' folders these settings name."""

@@ -2,7 +2,10 @@
 
 Each setting's default, meaning and reasons are written once, in its ``Field`` in
 ``digest/settings.py``; the table in ``docs/settings.md`` between the markers below is
-generated from them, and ``tests/test_settings_doc.py`` fails when it is out of date::
+generated from them, and so is the ``--help`` of every option that sets a setting
+(``setting_help``: the test also fails on a variable or default written by hand in ``cli.py``).
+The options objects the parts are given take the values themselves (``digest.options``).
+``tests/test_settings_doc.py`` fails when the table is out of date::
 
     python -m digest.settings_doc --write   # update the table in docs/settings.md
     python -m digest.settings_doc --check   # exit 1 when docs/settings.md is out of date

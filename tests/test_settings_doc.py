@@ -3,6 +3,7 @@ options' ``--help`` texts must say what the fields say."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import typer.main
 from typer.core import TyperGroup, TyperOption
 
-from digest import settings_doc
+from digest import cli, settings_doc
 from digest.cli import app
 from digest.settings import DEFAULT_PRICES, Settings
 from digest.settings_doc import (
@@ -175,3 +176,73 @@ def test_every_flag_of_a_setting_exists_with_its_help() -> None:
             metavar = flag.split()[1:]
             if metavar:  # "--deadline MINUTES": the table shows the option's metavar
                 assert option.metavar == metavar[0]
+
+
+# What setting_help writes after its lead; written by hand, it would say what the field said
+# the day it was copied.
+_HAND_WRITTEN = re.compile(r"\benv (?:DIGEST|OPENAI)_[A-Z_]+")
+
+
+def hand_written_variables(source: str) -> list[str]:
+    """The text literals of ``source`` that name a setting's variable as ``setting_help``
+    does, so written by hand."""
+    return [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _HAND_WRITTEN.search(node.value)
+    ]
+
+
+def test_no_help_in_the_cli_states_a_setting_by_hand() -> None:
+    assert hand_written_variables(Path(cli.__file__).read_text("utf-8")) == [], (
+        "write help=setting_help(NAME, LEAD): the variable and default come from the Field"
+    )
+
+
+def test_a_hand_written_variable_is_found() -> None:
+    by_hand = (
+        'limit = typer.Option(help="Most papers (env DIGEST_LIMIT; default 10).")\n'
+        'deadline = typer.Option(help="Stop past these minutes "\n'
+        '    "(env DIGEST_RUN_DEADLINE; default none).")\n'
+        'key = typer.Option(help=f"The key (env OPENAI_API_KEY; default {none}).")\n'
+    )
+    assert len(hand_written_variables(by_hand)) == 3
+    derived = 'limit = typer.Option(help=setting_help("limit", "Most papers"))\n'
+    assert hand_written_variables(derived) == []
+
+
+def _settings_set_by_options() -> list[tuple[str, str, str]]:
+    """(command function, setting, option parameter) for each ``load_settings(name=param)``
+    in a command of cli.py: the options that set a setting."""
+    found = []
+    for function in ast.walk(ast.parse(Path(cli.__file__).read_text("utf-8"))):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for call in ast.walk(function):
+            if isinstance(call, ast.Call) and ast.unparse(call.func) == "load_settings":
+                found += [
+                    (function.name, keyword.arg, keyword.value.id)
+                    for keyword in call.keywords
+                    if keyword.arg is not None and isinstance(keyword.value, ast.Name)
+                ]
+    return found
+
+
+def test_every_option_that_sets_a_setting_takes_its_help_from_the_field() -> None:
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    commands = {command.callback.__name__: command for command in group.commands.values()}
+    set_by_options = _settings_set_by_options()
+    assert len(set_by_options) >= 5, "cli.py no longer calls load_settings(name=option)?"
+    for function, setting, parameter in set_by_options:
+        (option,) = [p for p in commands[function].params if p.name == parameter]
+        assert isinstance(option, TyperOption)
+        where = f"{function} {option.opts[0]} sets {setting}"
+        text = option.help or ""
+        assert text == setting_help(setting, text.split(" (env ")[0]), where
+        # The settings table names the flag that sets it.
+        extra = Settings.model_fields[setting].json_schema_extra
+        assert isinstance(extra, dict) and "flag" in extra, f"{where}: give its Field a flag"
+        assert str(extra["flag"]).split()[0] in option.opts, where
