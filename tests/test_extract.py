@@ -123,6 +123,7 @@ def test_other_errors_from_pypdf_become_extraction_failed(
         extract_pdf(REVTEX.read_bytes(), 10_000)
 
 
+@pytest.mark.slow
 def test_damaged_bytes_never_raise_anything_but_extraction_failed(extractor: Extractor) -> None:
     original = REVTEX.read_bytes()
     chance = random.Random(20240801)
@@ -510,6 +511,24 @@ def test_real_headings_are_found(line: str, top_level: bool) -> None:
     assert heading is not None
     assert heading.name == line
     assert heading.top_level is top_level
+
+
+@pytest.mark.parametrize(
+    ("line", "number"),
+    [
+        ("I. INTRODUCTION", 1),
+        ("IV. CONCLUSIONS", 4),
+        ("VI. Results", 6),
+        ("IX. Discussion", 9),
+        ("XIV. Notes Here", 14),
+        ("2.1 Data Sets", 2),
+        ("12 Related Work", 12),
+    ],
+)
+def test_a_heading_number_is_read_in_arabic_or_roman_numerals(line: str, number: int) -> None:
+    heading = _parse_heading(line)
+    assert heading is not None
+    assert (heading.style, heading.number) == ("numbered", number)
 
 
 @pytest.mark.parametrize(

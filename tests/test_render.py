@@ -3,12 +3,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from markdown_it import MarkdownIt
 
+from digest.blog.post_parser import parse_post_text
 from digest.blog.render import guard_liquid, render_day, unguard_liquid
+from digest.errors import PostFormatError
 from digest.models import Day
 from tests import liquid
 from tests.conftest import DATA, REPO
@@ -194,3 +197,71 @@ def test_the_liquid_model_catches_unguarded_liquid() -> None:
     with pytest.raises(liquid.LiquidInterpreted):
         liquid.render("{% raw %}{% endraw %} {% endraw %}")
     assert liquid.render("{% raw %}a {{ b }} {% if %}{% endraw %}") == "a {{ b }} {% if %}"
+
+
+# --- reading a post back (digest import)
+
+GOLDEN_LINES = GOLDEN.read_text(encoding="utf-8").split("\n")
+
+
+def edited_golden(edits: dict[int, str | None]) -> str:
+    """The golden post with some lines (numbered from 1) replaced, or deleted where None."""
+    lines = [edits.get(number, line) for number, line in enumerate(GOLDEN_LINES, start=1)]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def test_the_golden_post_reads_back_as_the_day_it_was_rendered_from() -> None:
+    day = parse_post_text(GOLDEN.read_text(encoding="utf-8"), GOLDEN)
+    assert render_day(day).encode("utf-8") == GOLDEN.read_bytes()
+    assert [paper.style.intro_labels for paper in day.papers] == [True, False]
+    assert [paper.style.bullets for paper in day.papers] == [False, True]
+
+
+def test_an_empty_tags_or_categories_line_reads_as_no_tags() -> None:
+    day = parse_post_text(edited_golden({5: "tags:", 6: "categories:"}), GOLDEN)
+    assert (day.tags, day.categories) == ([], [])
+
+
+def test_the_alphaxiv_line_is_optional() -> None:
+    post = edited_golden({11: None, 12: None})
+    day = parse_post_text(post, GOLDEN)
+    assert day.papers[0].links.alphaxiv is None
+    assert render_day(day) == post
+
+
+BAD_POSTS = [
+    # (edits to the golden post, the line reported, what was expected there)
+    ({6: None}, 2, "front matter keys categories"),
+    ({2: "layout: 1"}, 2, "'layout:' to be a string"),
+    ({3: "title: [a, b]"}, 3, "'title:' to be a string"),
+    ({4: "date: 2026-01-05 08:15:00 +09:00"}, 4, "'date: YYYY-MM-DD HH:MM:SS'"),
+    ({5: "tags: [1, 2]"}, 5, "'tags: [a, b]', a list of strings"),
+    ({6: "categories: {a: b}"}, 6, "'categories: [a, b]', a list of strings"),
+    # Of two bad values, the first in the order date, tags, categories, layout, title is
+    # reported, wherever it is in the file.
+    ({4: "date: soon", 5: "tags: 3"}, 4, "'date: YYYY-MM-DD HH:MM:SS'"),
+    ({5: "tags: 3", 6: "categories: 4"}, 5, "'tags: [a, b]'"),
+    ({2: "layout: 1", 6: "categories: 4"}, 6, "'categories: [a, b]'"),
+    ({2: "layout: 1", 3: "title: 5"}, 2, "'layout:' to be a string"),
+    # The first Introduction line sets the layout of the other two.
+    (
+        {15: "- 본 연구는 긴 비디오 생성 방법을 제안한다.  "},
+        16,
+        "Motivation line, an unlabelled '- …'",
+    ),
+    ({38: "- Motivation: 기존 방법은 품질 저하 문제가 있다.  "}, 38, "an unlabelled '- …' line"),
+    ({17: "Contribution: 세 단계 학습 방식을 제안한다.  "}, 17, "'- Contribution: …'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("edits", "reported", "expected"), BAD_POSTS, ids=[case[2][:30] for case in BAD_POSTS]
+)
+def test_a_bad_post_is_reported_at_its_first_problem(
+    edits: dict[int, str | None], reported: int, expected: str
+) -> None:
+    path = Path("2026-01-05-daily-papers.md")
+    with pytest.raises(PostFormatError) as raised:
+        parse_post_text(edited_golden(edits), path)
+    assert str(raised.value).startswith(f"{path}:{reported}: expected ")
+    assert expected in str(raised.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -29,7 +30,6 @@ _ABS_URL = re.compile(rf"https?://(?:www\.)?arxiv\.org/abs/(?P<id>{ARXIV_ID.patt
 _ALPHAXIV = re.compile(r"> \[Alphaxiv\]\((?P<url>[^()\s]+)\)")
 _LABELS = ("Goal", "Motivation", "Contribution")
 _SECTIONS = ("Method", "Results", "Limitations", "Conclusion")
-_FRONT_MATTER_KEYS = {"layout", "title", "date", "tags", "categories"}
 _POST_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})-.*\.md")
 
 
@@ -54,7 +54,7 @@ class _Lines:
         return line
 
     def skip_blank(self) -> None:
-        while self.peek() is not None and not self.peek().strip():  # type: ignore[union-attr]
+        while (line := self.peek()) is not None and not line.strip():
             self.index += 1
 
     def fail(self, expected: str) -> PostFormatError:
@@ -129,74 +129,144 @@ def parse_post_text(text: str, path: Path) -> Day:
 
 
 def _parse_front_matter(lines: _Lines) -> dict[str, object]:
-    if lines.peek() != "---":
-        raise lines.fail("front matter starting with '---'")
-    lines.next()
-    start = lines.number
-    block: list[str] = []
-    while lines.peek() != "---":
-        if lines.peek() is None:
+    """The front matter's five values, read by their field parsers: the date as (date, time)."""
+    front = _FrontMatter.read(lines)
+    data = front.load()
+    front.check_keys(data)
+    values = {key: front.parse_field(key, data[key]) for key in _FRONT_MATTER_FIELDS}
+    date, _ = cast("tuple[dt.date, str]", values["date"])
+    front.check_file_date(date)
+    return values
+
+
+@dataclass
+class _FrontMatter:
+    """The lines between the two '---' lines, and where they start in the post."""
+
+    path: Path
+    start: int  # the line number of the block's first line
+    block: list[str]
+
+    @classmethod
+    def read(cls, lines: _Lines) -> _FrontMatter:
+        if lines.peek() != "---":
+            raise lines.fail("front matter starting with '---'")
+        lines.next()
+        start = lines.number
+        block: list[str] = []
+        while lines.peek() != "---":
+            if lines.peek() is None:
+                raise PostFormatError(
+                    lines.path, start, "front matter closed by a '---' line", "end of file"
+                )
+            block.append(lines.next())
+        lines.next()
+        return cls(lines.path, start, block)
+
+    def load(self) -> dict[object, object]:
+        try:
+            data = yaml.safe_load("\n".join(self.block))
+        except yaml.YAMLError as error:
+            # The context mark is where the broken construct starts (the line a user must fix).
+            mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
+            line = self.start + (mark.line if mark else 0)
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise PostFormatError(self.path, line, f"valid YAML front matter ({problem})") from None
+        if not isinstance(data, dict):
+            raise PostFormatError(self.path, self.start, "front matter of 'key: value' lines")
+        return data
+
+    def check_keys(self, data: dict[object, object]) -> None:
+        missing = sorted(_FRONT_MATTER_KEYS - data.keys())
+        if missing:
+            raise PostFormatError(self.path, self.start, f"front matter keys {', '.join(missing)}")
+        unknown = sorted(set(map(str, data.keys())) - _FRONT_MATTER_KEYS)
+        if unknown:
             raise PostFormatError(
-                lines.path, start, "front matter closed by a '---' line", "end of file"
+                self.path,
+                self.line_of(unknown[0]),
+                "only the keys layout, title, date, tags, categories",
+                f"{unknown[0]}:",
             )
-        block.append(lines.next())
-    lines.next()
-    try:
-        data = yaml.safe_load("\n".join(block))
-    except yaml.YAMLError as error:
-        # The context mark is where the broken construct starts (the line a user must fix).
-        mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
-        line = start + (mark.line if mark else 0)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise PostFormatError(lines.path, line, f"valid YAML front matter ({problem})") from None
-    if not isinstance(data, dict):
-        raise PostFormatError(lines.path, start, "front matter of 'key: value' lines")
 
-    def line_of(key: str) -> int:
-        for offset, line in enumerate(block):
+    def parse_field(self, key: str, value: object) -> object:
+        try:
+            return _FRONT_MATTER_FIELDS[key](key, value)
+        except _BadValue as bad:
+            raise PostFormatError(self.path, self.line_of(key), bad.expected, bad.found) from None
+
+    def check_file_date(self, date: dt.date) -> None:
+        """A post whose file name gives a day (YYYY-MM-DD-…md) has that day on its date: line."""
+        match = _POST_NAME.fullmatch(self.path.name)
+        if match and match.group(1) != date.isoformat():
+            raise PostFormatError(
+                self.path,
+                self.line_of("date"),
+                f"the date {match.group(1)} of the file name",
+                f"date: {date.isoformat()}",
+            )
+
+    def line_of(self, key: str) -> int:
+        for offset, line in enumerate(self.block):
             if line.startswith(f"{key}:"):
-                return start + offset
-        return start
+                return self.start + offset
+        return self.start
 
-    missing = sorted(_FRONT_MATTER_KEYS - data.keys())
-    if missing:
-        raise PostFormatError(lines.path, start, f"front matter keys {', '.join(missing)}")
-    unknown = sorted(set(map(str, data.keys())) - _FRONT_MATTER_KEYS)
-    if unknown:
-        raise PostFormatError(
-            lines.path,
-            line_of(unknown[0]),
-            "only the keys layout, title, date, tags, categories",
-            f"{unknown[0]}:",
-        )
-    stamp = data["date"]
-    if isinstance(stamp, dt.datetime) and stamp.tzinfo is None:
-        data["date"] = (stamp.date(), stamp.strftime("%H:%M:%S"))
-    else:
-        raise PostFormatError(
-            lines.path, line_of("date"), "'date: YYYY-MM-DD HH:MM:SS'", f"date: {stamp}"
-        )
-    for key in ("tags", "categories"):
-        value = data[key]
-        if value is None:
-            data[key] = []
-        elif not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise PostFormatError(lines.path, line_of(key), f"'{key}: [a, b]', a list of strings")
-    for key in ("layout", "title"):
-        if not isinstance(data[key], str):
-            raise PostFormatError(lines.path, line_of(key), f"'{key}:' to be a string")
-    match = _POST_NAME.fullmatch(lines.path.name)
-    if match and match.group(1) != data["date"][0].isoformat():
-        raise PostFormatError(
-            lines.path,
-            line_of("date"),
-            f"the date {match.group(1)} of the file name",
-            f"date: {data['date'][0].isoformat()}",
-        )
-    return data
+
+class _BadValue(Exception):
+    """A front matter value of the wrong form: what was expected, and the text to show as found."""
+
+    def __init__(self, expected: str, found: str | None = None) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.found = found
+
+
+def _timestamp(key: str, value: object) -> tuple[dt.date, str]:
+    # (date, "HH:MM:SS"), as a Day keeps them. YAML reads "2025-12-16 08:15:00" as a naive
+    # datetime; a Day has no zone (render writes the date without one), so an offset is refused.
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.date(), value.strftime("%H:%M:%S")
+    raise _BadValue("'date: YYYY-MM-DD HH:MM:SS'", f"{key}: {value}")
+
+
+def _string_list(key: str, value: object) -> list[str]:
+    if value is None:  # "tags:" with nothing after it
+        return []
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise _BadValue(f"'{key}: [a, b]', a list of strings")
+
+
+def _string(key: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise _BadValue(f"'{key}:' to be a string")
+
+
+# The front matter's keys and how each value is read; a post with two bad values is reported at
+# the first of them in this order.
+_FRONT_MATTER_FIELDS: dict[str, Callable[[str, object], object]] = {
+    "date": _timestamp,
+    "tags": _string_list,
+    "categories": _string_list,
+    "layout": _string,
+    "title": _string,
+}
+_FRONT_MATTER_KEYS = frozenset(_FRONT_MATTER_FIELDS)
 
 
 def _parse_paper(lines: _Lines, expected_number: int) -> _PaperDraft:
+    """One paper, its parts in the order render writes them."""
+    draft = _parse_paper_heading(lines, expected_number)
+    draft.alphaxiv = _parse_alphaxiv(lines)
+    _parse_introduction(lines, draft)
+    for name in _SECTIONS:
+        draft.sections[name.lower()] = _parse_section(lines, name, draft)
+    return draft
+
+
+def _parse_paper_heading(lines: _Lines, expected_number: int) -> _PaperDraft:
     heading_line = lines.number
     heading = _PAPER_HEADING.fullmatch(lines.peek() or "")
     if not heading:
@@ -206,70 +276,88 @@ def _parse_paper(lines: _Lines, expected_number: int) -> _PaperDraft:
     if int(heading.group(1)) != expected_number:
         raise lines.fail(f"paper number {expected_number}")
     lines.next()
-    link = _TITLE_LINK.fullmatch(heading.group(2))
-    if link:
-        title_text, abs_url = link.group("title"), link.group("url")
-        abs_match = _ABS_URL.fullmatch(abs_url)
-        if not abs_match:
-            raise PostFormatError(
-                lines.path, heading_line, "a link to https://arxiv.org/abs/ID", abs_url
-            )
-        arxiv_id: str | None = abs_match.group("id")
-    else:
-        if "](" in heading.group(2):
-            raise PostFormatError(
-                lines.path,
-                heading_line,
-                "a title link '[Title](https://arxiv.org/abs/ID)'",
-                heading.group(2),
-            )
-        title_text, abs_url, arxiv_id = heading.group(2), None, None
-    draft = _PaperDraft(heading_line, unescape_text(unguard_liquid(title_text)), abs_url, arxiv_id)
+    title_text, abs_url, arxiv_id = _title_link(heading.group(2), lines.path, heading_line)
+    return _PaperDraft(heading_line, unescape_text(unguard_liquid(title_text)), abs_url, arxiv_id)
 
+
+def _title_link(text: str, path: Path, line: int) -> tuple[str, str | None, str | None]:
+    """A heading's title, its arXiv abstract link and the paper's ID; a bare title has neither."""
+    link = _TITLE_LINK.fullmatch(text)
+    if not link:
+        if "](" in text:  # a link was meant, but it does not parse
+            raise PostFormatError(
+                path, line, "a title link '[Title](https://arxiv.org/abs/ID)'", text
+            )
+        return text, None, None
+    abs_url = link.group("url")
+    abs_match = _ABS_URL.fullmatch(abs_url)
+    if not abs_match:
+        raise PostFormatError(path, line, "a link to https://arxiv.org/abs/ID", abs_url)
+    return link.group("title"), abs_url, abs_match.group("id")
+
+
+def _parse_alphaxiv(lines: _Lines) -> str | None:
+    """The optional '> [Alphaxiv](url)' line, and the blank lines around it."""
     lines.skip_blank()
     alphaxiv = _ALPHAXIV.fullmatch(lines.peek() or "")
-    if alphaxiv:
-        draft.alphaxiv = alphaxiv.group("url")
-        lines.next()
-        lines.skip_blank()
-
-    if (lines.peek() or "").rstrip() != "## Introduction":
-        raise lines.fail("'## Introduction'")
+    if not alphaxiv:
+        return None
     lines.next()
-    for position, label in enumerate(_LABELS):
-        line = lines.peek() or ""
-        labelled = f"- {label}: "
-        if position == 0:
-            draft.intro_labels = line.startswith(labelled)
-        if draft.intro_labels and line.startswith(labelled):
-            text = line[len(labelled) :]
-        elif not draft.intro_labels and line.startswith("- ") and not line.startswith(labelled):
-            text = line[2:]
-        else:
-            form = f"'{labelled}…'" if draft.intro_labels else "an unlabelled '- …' line"
+    lines.skip_blank()
+    return alphaxiv.group("url")
+
+
+def _parse_introduction(lines: _Lines, draft: _PaperDraft) -> None:
+    _take_heading(lines, "Introduction")
+    # The first line sets the layout for all three: "- Goal: …", or an unlabelled "- …".
+    draft.intro_labels = (lines.peek() or "").startswith(f"- {_LABELS[0]}: ")
+    for label in _LABELS:
+        text = _intro_text(lines.peek() or "", label, labelled=draft.intro_labels)
+        if text is None:
+            form = f"'- {label}: …'" if draft.intro_labels else "an unlabelled '- …' line"
             raise lines.fail(f"the Introduction's {label} line, {form}")
         draft.intro.append((lines.number, _content(text)))
         lines.next()
 
-    for name in _SECTIONS:
-        lines.skip_blank()
-        if (lines.peek() or "").rstrip() != f"## {name}":
-            raise lines.fail(f"'## {name}'")
+
+def _intro_text(line: str, label: str, *, labelled: bool) -> str | None:
+    """The text of an Introduction line of the given layout; None if the line is not of it."""
+    prefix = f"- {label}: "
+    if labelled:
+        return line[len(prefix) :] if line.startswith(prefix) else None
+    # A labelled line in an unlabelled Introduction mixes the two layouts.
+    return line[2:] if line.startswith("- ") and not line.startswith(prefix) else None
+
+
+def _parse_section(lines: _Lines, name: str, draft: _PaperDraft) -> list[tuple[int, str]]:
+    """The numbered lines under '## name', up to a blank line or the next heading."""
+    lines.skip_blank()
+    _take_heading(lines, name)
+    section: list[tuple[int, str]] = []
+    while (row := lines.peek()) is not None and row.strip() and not row.startswith("#"):
+        section.append((lines.number, _content(_section_text(lines, row, draft))))
         lines.next()
-        section: list[tuple[int, str]] = []
-        while (row := lines.peek()) is not None and row.strip() and not row.startswith("#"):
-            is_bullet = row.startswith("- ")
-            if draft.bullets is None:
-                draft.bullets = is_bullet
-            elif draft.bullets != is_bullet:
-                style = "a '- ' bullet" if draft.bullets else "a plain line (no '- ')"
-                raise lines.fail(f"{style}, like the paper's other section lines")
-            section.append((lines.number, _content(row[2:] if is_bullet else row)))
-            lines.next()
-        if not section:
-            raise lines.fail(f"at least one line under '## {name}'")
-        draft.sections[name.lower()] = section
-    return draft
+    if not section:
+        raise lines.fail(f"at least one line under '## {name}'")
+    return section
+
+
+def _section_text(lines: _Lines, row: str, draft: _PaperDraft) -> str:
+    """A section line's text; the paper's first section line sets bullets or plain for all."""
+    is_bullet = row.startswith("- ")
+    if draft.bullets is None:
+        draft.bullets = is_bullet
+    elif draft.bullets != is_bullet:
+        style = "a '- ' bullet" if draft.bullets else "a plain line (no '- ')"
+        raise lines.fail(f"{style}, like the paper's other section lines")
+    return row[2:] if is_bullet else row
+
+
+def _take_heading(lines: _Lines, name: str) -> None:
+    """Step over '## name' (trailing blanks allowed: the reference has "## Method  ")."""
+    if (lines.peek() or "").rstrip() != f"## {name}":
+        raise lines.fail(f"'## {name}'")
+    lines.next()
 
 
 def _content(text: str) -> str:

@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
@@ -339,30 +339,61 @@ def _parse_heading(line: str) -> _Heading | None:
         number = int(label.split(".")[0])
         return _Heading(line, title, "numbered", "." not in label.rstrip("."), number)
     if label[-1] == "." and set(label[:-1]) <= set("IVX"):
-        values = [{"I": 1, "V": 5, "X": 10}[char] for char in label[:-1]]
-        number = sum(
-            -v if v < after else v for v, after in zip(values, [*values[1:], 0], strict=True)
-        )
-        return _Heading(line, title, "numbered", True, number)
+        return _Heading(line, title, "numbered", True, _roman(label[:-1]))
     return _Heading(line, title, "lettered", top_level="." not in label)
+
+
+def _roman(numeral: str) -> int:
+    """The value of a Roman numeral of I, V and X: 4 for "IV"."""
+    values = [{"I": 1, "V": 5, "X": 10}[char] for char in numeral]
+    return sum(-v if v < after else v for v, after in zip(values, [*values[1:], 0], strict=True))
 
 
 def _reads_like_heading(title: str) -> bool:
     """Whether the words after a number or letter read as a heading, not a sentence or data."""
     words = title.split()
-    if not title[0].isupper() or title[-1] in ".,;:" or len(words) > _HEADING_MAX_WORDS:
+    if any(rule(title, words) for rule in _NOT_A_HEADING):
         return False
-    if ". ." in title or re.search(r"[a-z]{2}\. [A-Z]", title):
-        return False  # a table of contents' dot leader, or a sentence running on
-    if not any(sum(char.isalpha() for char in word) >= 3 for word in words):
-        return False  # "C Q C D D": matrix labels in a figure
-    if any(len(word) >= 3 and word.strip(",.;:()").isdigit() for word in words):
-        return False  # "22 August 2012 full year result": a table in a figure; zip codes
     lettered = [word for word in words if word[0].isalpha()]
     if sum(word[0].isupper() for word in lettered) * 2 >= len(lettered):
         return True  # Title Case or ALL CAPS
-    # Sentence case is a heading ("1 Online learning in teacher-student networks") unless it
-    # reads like a step of instructions in a figure ("1. Turn the focusing knob away or toward").
+    return _sentence_case_heading(title, words, lettered)
+
+
+def _sentence_shaped(title: str, words: list[str]) -> bool:
+    """No capital first, punctuation last, or too many words: a line of running text."""
+    return not title[0].isupper() or title[-1] in ".,;:" or len(words) > _HEADING_MAX_WORDS
+
+
+def _leader_or_run_on(title: str, words: list[str]) -> bool:
+    """A table of contents' dot leader, or a sentence running on."""
+    return ". ." in title or re.search(r"[a-z]{2}\. [A-Z]", title) is not None
+
+
+def _no_word(title: str, words: list[str]) -> bool:
+    """No word of three letters or more: "C Q C D D", matrix labels in a figure."""
+    return not any(sum(char.isalpha() for char in word) >= 3 for word in words)
+
+
+def _long_number(title: str, words: list[str]) -> bool:
+    """A number of three characters or more ("2012", "(12)"): "22 August 2012 full year result",
+    a table in a figure; zip codes."""
+    return any(len(word) >= 3 and word.strip(",.;:()").isdigit() for word in words)
+
+
+# What the words after a number or letter look like when the line is not a heading: rules that
+# take the title and its words, tried in this order.
+_NOT_A_HEADING: tuple[Callable[[str, list[str]], bool], ...] = (
+    _sentence_shaped,
+    _leader_or_run_on,
+    _no_word,
+    _long_number,
+)
+
+
+def _sentence_case_heading(title: str, words: list[str], lettered: list[str]) -> bool:
+    """Sentence case is a heading ("1 Online learning in teacher-student networks") unless it
+    reads like a step of instructions in a figure ("1. Turn the focusing knob away or toward")."""
     function_words = sum(bool(_FUNCTION_WORD.fullmatch(word)) for word in lettered)
     return (
         "," not in title
@@ -372,26 +403,53 @@ def _reads_like_heading(title: str) -> bool:
 
 
 def _find_headings(lines: list[str]) -> dict[int, _Heading]:
-    """The top-level headings by line index, in document order."""
+    """The top-level headings by line index, in document order.
+
+    Every line that reads as a heading is a candidate; the passes of ``_HEADING_PASSES`` then
+    take out, in turn, the candidates that the rest of the document shows are not headings.
+    """
     found = {}
     for index, line in enumerate(lines):
         heading = _parse_heading(line)
         if heading and heading.top_level:
             found[index] = heading
+    for heading_pass in _HEADING_PASSES:
+        found = heading_pass(found, lines)
+    return dict(sorted(found.items()))
+
+
+def _drop_numbered_after_references(
+    found: dict[int, _Heading], lines: list[str]
+) -> dict[int, _Heading]:
+    """After the references, numbered lines are reference entries or lists in figures."""
     references = next((i for i, heading in found.items() if _is_references(heading)), None)
     if references is None:
-        # REVTeX prints no heading over its reference list, which starts at "[1] ".
-        start = next((i for i, line in enumerate(lines) if line.startswith("[1] ")), None)
-        if start is not None and any(line.startswith("[2] ") for line in lines[start : start + 9]):
-            found[start] = _Heading("References", "References", "named", top_level=True)
-            references = start
-    if references is not None:
-        # After the references, numbered lines are reference entries or lists in figures.
-        found = {i: h for i, h in found.items() if i <= references or h.style != "numbered"}
-    # Section numbers go up one by one (by two past a missed heading); numbered lines off the
-    # longest such run are footnotes, affiliations, list items or a table of contents. Of equal
-    # runs, the one that starts last wins: contents and affiliations come before the sections.
-    runs: dict[int, list[int]] = {}
+        references = _revtex_references(lines)
+        if references is None:
+            return found
+        found = {**found, references: _Heading("References", "References", "named", top_level=True)}
+    return {i: h for i, h in found.items() if i <= references or h.style != "numbered"}
+
+
+def _revtex_references(lines: list[str]) -> int | None:
+    """Where REVTeX's reference list starts: it prints no heading over it, only "[1] "."""
+    start = next((i for i, line in enumerate(lines) if line.startswith("[1] ")), None)
+    if start is not None and any(line.startswith("[2] ") for line in lines[start : start + 9]):
+        return start
+    return None
+
+
+def _keep_longest_numbered_run(found: dict[int, _Heading], lines: list[str]) -> dict[int, _Heading]:
+    """Of the numbered headings, only those of the longest run of section numbers."""
+    numbered = _longest_numbered_run(found)
+    return {i: h for i, h in found.items() if h.style != "numbered" or i in numbered}
+
+
+def _longest_numbered_run(found: dict[int, _Heading]) -> set[int]:
+    """Section numbers go up one by one (by two past a missed heading); numbered lines off the
+    longest such run are footnotes, affiliations, list items or a table of contents. Of equal
+    runs, the one that starts last wins: contents and affiliations come before the sections."""
+    runs: dict[int, list[int]] = {}  # by the index of their last heading
     for index, heading in found.items():
         if heading.style == "numbered":
             before = [
@@ -400,19 +458,32 @@ def _find_headings(lines: list[str]) -> dict[int, _Heading]:
             longest: list[int] = max(before, key=_run_rank) if before else []
             runs[index] = [*longest, index]
     best: list[int] = max(runs.values(), key=_run_rank) if runs else []
-    numbered = set(best)
-    found = {i: h for i, h in found.items() if h.style != "numbered" or i in numbered}
-    # Appendices are lettered A, B, … after the last numbered section. A lone "A Handheld VR
-    # Device for …" is a reference entry; "A Survey of …" before section 1 is a title.
+    return set(best)
+
+
+def _keep_appendices(found: dict[int, _Heading], lines: list[str]) -> dict[int, _Heading]:
+    """Of the lettered headings, only the appendices."""
+    appendices = _appendices(found)
+    return {i: h for i, h in found.items() if h.style != "lettered" or i in appendices}
+
+
+def _appendices(found: dict[int, _Heading]) -> set[int]:
+    """Appendices are lettered A, B, … after the last numbered section. A lone "A Handheld VR
+    Device for …" is a reference entry; "A Survey of …" before section 1 is a title."""
     last_numbered = max((i for i, h in found.items() if h.style == "numbered"), default=-1)
     appendices = {i for i, h in found.items() if h.style == "lettered" and i > last_numbered}
-    if len({found[i].name[0] for i in appendices}) < 2:
-        appendices = set()
-    return {
-        index: heading
-        for index, heading in sorted(found.items())
-        if heading.style != "lettered" or index in appendices
-    }
+    return appendices if len({found[i].name[0] for i in appendices}) >= 2 else set()
+
+
+# Each pass takes the candidates left and the document's lines, and returns those it keeps. In
+# this order: the references end the numbered sections that the longest run is looked for in,
+# and the appendices come after the last numbered section that the run keeps.
+_HeadingPass = Callable[[dict[int, _Heading], list[str]], dict[int, _Heading]]
+_HEADING_PASSES: tuple[_HeadingPass, ...] = (
+    _drop_numbered_after_references,
+    _keep_longest_numbered_run,
+    _keep_appendices,
+)
 
 
 def _run_rank(run: list[int]) -> tuple[int, int]:
@@ -434,17 +505,21 @@ def _split_sections(text: str) -> list[_Section]:
     back_matter = False  # past the references or an appendix heading
     for start, end in zip(starts, [*starts[1:], len(lines)], strict=False):
         heading = headings[start]
-        if _DROPPED_TITLE.fullmatch(heading.title):
-            kind = _Kind.DROPPED
-            back_matter = back_matter or _is_references(heading)
-        elif back_matter or heading.style == "lettered":
-            kind = _Kind.APPENDIX
-        else:
-            kind = next((k for k, words in _KIND_WORDS if words.search(heading.title)), _Kind.BODY)
-        back_matter = back_matter or kind is _Kind.APPENDIX
+        kind = _section_kind(heading, back_matter)
+        back_matter = back_matter or kind is _Kind.APPENDIX or _is_references(heading)
         section_text = "\n".join(lines[start:end]).strip()
         sections.append(_Section(heading.name, section_text, kind))
     return sections
+
+
+def _section_kind(heading: _Heading, back_matter: bool) -> _Kind:
+    """What the section under ``heading`` is; past the back matter's start, all but references
+    and acknowledgements are appendices."""
+    if _DROPPED_TITLE.fullmatch(heading.title):
+        return _Kind.DROPPED
+    if back_matter or heading.style == "lettered":
+        return _Kind.APPENDIX
+    return next((kind for kind, words in _KIND_WORDS if words.search(heading.title)), _Kind.BODY)
 
 
 def apply_budget(text: str, budget: int) -> tuple[str, list[str], list[str]]:
@@ -539,14 +614,20 @@ def _guess_title(first_page: str) -> str | None:
     running_head = re.fullmatch(r"(.+) \d{1,4}", lines[0])  # "Table Structure Recognition 9"
     if running_head:
         return running_head[1]
-    if len(lines) == 2 and (
-        lines[0].endswith(":")
-        or _FUNCTION_WORD.fullmatch(lines[0].split()[-1])
-        or lines[1][0].islower()
-        or (len(lines[1].split()) >= 4 and not re.search(r"[,\d∗*†‡§¶@]", lines[1]))
-    ):
+    if len(lines) == 2 and _title_goes_on(*lines):
         return f"{lines[0]} {lines[1]}"
     return lines[0]
+
+
+def _title_goes_on(first: str, second: str) -> bool:
+    """Whether the second line of a title page continues the title on the first: the first
+    stops mid-phrase, or the second is not an authors' line."""
+    return (
+        first.endswith(":")
+        or _FUNCTION_WORD.fullmatch(first.split()[-1]) is not None
+        or second[0].islower()
+        or (len(second.split()) >= 4 and not re.search(r"[,\d∗*†‡§¶@]", second))
+    )
 
 
 def start_workers(extractor: Extractor = "pypdf") -> ProcessPoolExecutor:
