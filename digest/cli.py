@@ -13,9 +13,8 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -27,31 +26,34 @@ from rich.markup import escape
 from digest import DISTRIBUTION, __version__
 from digest.blog import render, schemas
 from digest.blog.post_parser import parse_post
-from digest.blog.store import OutputLock, OutputStore, dump_day, remove_stale_temporaries
-from digest.errors import (
-    STOPPED_WITH_THE_RUN,
-    BatchesStillRunning,
-    DigestError,
-    RunStopped,
-    UsageError,
-)
+from digest.blog.store import OutputLock, OutputStore, dump_day
+from digest.errors import STOPPED_WITH_THE_RUN, DigestError, UsageError
 from digest.files import atomic_write_text, same_content
-from digest.llm.prompts import estimate_tokens
-from digest.models import Day, RunReport
-from digest.options import LlmOptions, RunOptions
+from digest.models import Day
+from digest.options import BatchOptions, RunOptions
 from digest.redact import format_traceback, protect_std_streams, redact, redacting_stream
-from digest.runs.day import DayRun, DaySetup, plan_day, run_day
-from digest.runs.report import dump_report, progress_for, run_report, summary_table
-from digest.runs.results import PaperResult
+from digest.runs.day import DayRun
+from digest.runs.events import BatchNote, DayBegun, DayDone, NothingFound, RunEvent, Warned
+from digest.runs.report import BarProgress, PlainProgress, progress_for, summary_table
+from digest.runs.run import (
+    BackfillOutcome,
+    backfill,
+    backfill_in_batches,
+    check_llm,
+    check_setup,
+    daily,
+    digest_paper,
+    prompt_of,
+    saved_batches,
+)
+from digest.runs.setup import RunSetup
 from digest.runs.stats import collect, dump_stats, nothing_found, show_stats
 from digest.settings import Settings, load_settings
 from digest.settings_doc import setting_help
 from digest.sources.papers import (
     ArxivRef,
-    Candidate,
     HfSource,
     IdsSource,
-    LocalPdf,
     Source,
     parse_id_list,
     parse_paper_argument,
@@ -59,7 +61,7 @@ from digest.sources.papers import (
 )
 
 if TYPE_CHECKING:
-    from digest.runs.pipeline import Pipeline
+    from digest.llm.batch_folder import BatchRecord
 
 EXIT_CODES = (
     "Exit codes: 0 done; 1 something failed or is out of date; 2 bad usage, input or "
@@ -136,6 +138,11 @@ RUN_INTERRUPTED = (
     "written); run the same command again to resume without paying for them again"
 )
 INTERRUPTED = "interrupted: every file is written whole or not at all; run the same command again"
+# A batch backfill's: the batches go on without it.
+BATCH_INTERRUPTED = (
+    "interrupted: the batches submitted keep running on the server; run the same "
+    "'digest backfill --batch' again to collect them ('digest backfill --status' shows them)"
+)
 
 
 def _print_error(error: Exception) -> None:
@@ -484,68 +491,23 @@ def daily_command(
         )
         day = parse_day(date, settings, utc=source is SourceName.hf)
         _check_source_options(source, ids, query, limit, min_upvotes)
-        if max_cost is not None and max_cost < 0:
-            raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
+        _check_max_cost(max_cost)
         refs = parse_id_list(ids) if source is SourceName.ids and ids else []
-        # The settings, split into what each part uses, and checked before any request or
-        # token: what would fail after the money is spent.
         run = settings.run_options(
             force=force,
             max_cost=max_cost,
             limit=None if source is SourceName.ids else settings.limit,  # ids: every one given
         )
-        setup = _day_setup(settings, max_cost)
-        with OutputLock(settings.output_dir) as lock:
-            setup.store.remove_stale_temporaries(lock)
-            remove_stale_temporaries(settings.cache_dir, older_than=3600)
-            chosen = _source(source, settings, refs, query)
-            stop: RunStopped | None = None
-            try:
-                finished = asyncio.run(_daily(chosen, day, setup, run, lock.check_held))
-            except RunStopped as error:
-                stop, finished = error, error.run
-            if finished is not None and finished.did_work:
-                _write_report(setup.store.report_path(day), run_report(finished, source, setup.llm))
+        setup = _setup(settings)
+        printer = _Printer()
+        check_setup(setup, max_cost, printer)
+        finished = daily(_source(source, settings, refs, query), day, setup, run, printer)
         if finished is None:
-            if stop is not None:
-                raise stop  # before any paper (the key check): its one line says it all
-            return
-        _show(finished)
-        if stop is not None:
-            raise stop
-        unfinished = [r for r in finished.results if r.status in ("failed", "stopped")]
+            return  # the source has no papers that day: it said so
+        unfinished = sum(r.unfinished for r in finished.results)
         if unfinished:
-            stderr.print(f"{len(unfinished)} of {len(finished.results)} papers were not digested.")
+            stderr.print(f"{unfinished} of {len(finished.results)} papers were not digested.")
             raise typer.Exit(1)
-
-
-def _day_setup(settings: Settings, max_cost: float | None) -> DaySetup:
-    """The settings split into what a day's run uses, then checked before any request or
-    token: what would fail after the money is spent."""
-    setup = DaySetup(
-        store=settings.output_store(),
-        llm=settings.llm_options(),
-        fetch=settings.fetch_options(),
-        extract=settings.extract_options(),
-        cache_dir=settings.cache_dir,
-        new_day=settings.new_day,
-    )
-    settings.require_api_key()
-    _check_context(setup.llm)
-    setup.store.check_writable(settings.cache_dir)
-    if max_cost is not None:
-        settings.require_price()
-    _warn_if_published(setup.store)
-    return setup
-
-
-def _check_context(llm: LlmOptions) -> None:
-    """A DIGEST_CONTEXT_TOKENS that leaves no room for a paper: said before any request."""
-    if llm.context_tokens is None:
-        return
-    from digest.llm.summarize import Summarizer, fitted_text_budget  # see _pipeline
-
-    fitted_text_budget(llm, Summarizer(llm, None).fixed_prompt_tokens())
 
 
 @app.command("backfill", epilog=RUN_EXIT_CODES)
@@ -632,242 +594,156 @@ def backfill_command(
             output_dir=output_dir, limit=limit, min_upvotes=min_upvotes, run_deadline=deadline
         )
         if status:
-            asyncio.run(_batch_status(settings))
+            _show_batches(settings)
             return
-        if first is None or last is None:
-            raise UsageError("backfill needs --from and --to (or --status)")
-        start, end = parse_date(first, "--from"), parse_date(last, "--to")
-        if start > end:
-            raise UsageError(f"--from {start} is after --to {end}; give the earlier day first")
+        start, end = _range_asked(first, last)
         if source is SourceName.ids:
             raise UsageError("backfill takes --source hf or --source arxiv; use 'daily --ids'")
         if reask_interactive and not batch:
             raise UsageError("--reask-interactive goes with --batch")
         _check_source_options(source, None, query, limit, min_upvotes)
-        newest = utc_today() - dt.timedelta(days=1) if source is SourceName.hf else settings.today()
-        if end > newest:
-            raise UsageError(
-                f"--to {end} has no complete list yet; the last one is {newest}"
-                + (" (Hugging Face's days are UTC days)" if source is SourceName.hf else "")
-            )
-        if max_cost is not None and max_cost < 0:
-            raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
-        setup = _day_setup(settings, max_cost)
+        _check_complete(end, source, settings)
+        _check_max_cost(max_cost)
+        setup = _setup(settings)
+        printer = _Printer(hold_days=batch)
+        check_setup(setup, max_cost, printer)
         days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
-        with OutputLock(settings.output_dir) as lock:
-            setup.store.remove_stale_temporaries(lock)
-            chosen = _source(source, settings, [], query)  # one client: arXiv's spacing holds
-            if batch:
-                outcome = _backfill_batch(
-                    chosen, days, setup, settings, max_cost, reask_interactive, lock.check_held
-                )
-            else:
-                outcome = _backfill(chosen, days, setup, settings, max_cost, lock.check_held)
-        saved = f" ({outcome.saved:.4f} USD saved by the batch price)" if batch else ""
-        if outcome.stop is not None and not outcome.did_anything:
-            raise outcome.stop  # stopped before any day: its one line says it all
-        stderr.print(
-            f"backfill {start} to {end}: {outcome.days_written} of {len(days)} days written, "
-            f"{outcome.papers} papers digested, {outcome.unfinished} not digested, "
-            f"{outcome.cost:.4f} USD{saved}"
-        )
-        if outcome.stop is not None:
-            raise outcome.stop
-        if outcome.still_running is not None:
-            raise outcome.still_running
-        if outcome.left:
-            stderr.print(
-                f"the run's deadline passed: {outcome.left} day{'' if outcome.left == 1 else 's'}"
-                " left for the next run (the same command does them)"
-            )
-        if outcome.unfinished or outcome.left:
-            raise typer.Exit(1)
+        chosen = _source(source, settings, [], query)  # one client: arXiv's spacing holds
+        # One run's options for the range: its deadline counts from the start of the range.
+        run = settings.run_options(max_cost=max_cost, limit=settings.limit)
+        if batch:
+            options = settings.batch_options(reask_interactive=reask_interactive)
+            outcome = _backfill_in_batches(chosen, days, setup, run, options, printer)
+        else:
+            outcome = backfill(chosen, days, setup, run, printer)
+        _say_backfill_done(outcome, f"backfill {start} to {end}", len(days), batch=batch)
 
 
-@dataclass
-class _Backfill:
-    days_written: int = 0
-    papers: int = 0
-    unfinished: int = 0
-    cost: float = 0.0
-    saved: float = 0.0  # by the batch price, against interactive prices
-    stop: RunStopped | None = None
-    left: int = 0  # days not begun: the run's deadline passed
-    still_running: BatchesStillRunning | None = None  # at the deadline, saved for the next run
+def _range_asked(first: str | None, last: str | None) -> tuple[dt.date, dt.date]:
+    if first is None or last is None:
+        raise UsageError("backfill needs --from and --to (or --status)")
+    start, end = parse_date(first, "--from"), parse_date(last, "--to")
+    if start > end:
+        raise UsageError(f"--from {start} is after --to {end}; give the earlier day first")
+    return start, end
 
-    @property
-    def did_anything(self) -> bool:
-        return bool(self.days_written or self.papers or self.unfinished or self.cost)
 
-    def add(self, finished: DayRun, report: RunReport | None) -> None:
-        if report is not None:
-            self.cost += report.totals.cost_usd
-        self.days_written += finished.post is not None
-        self.papers += sum(r.status in ("done", "cached") for r in finished.results)
-        self.unfinished += sum(r.status in ("failed", "stopped") for r in finished.results)
-        self.saved += sum(
-            r.entry.provenance.saved_usd or 0.0
-            for r in finished.results
-            if r.status == "done" and r.entry is not None
+def _check_complete(end: dt.date, source: SourceName, settings: Settings) -> None:
+    """A backfill's last day must have its complete list."""
+    newest = utc_today() - dt.timedelta(days=1) if source is SourceName.hf else settings.today()
+    if end > newest:
+        raise UsageError(
+            f"--to {end} has no complete list yet; the last one is {newest}"
+            + (" (Hugging Face's days are UTC days)" if source is SourceName.hf else "")
         )
 
 
-def _backfill(
+def _check_max_cost(max_cost: float | None) -> None:
+    if max_cost is not None and max_cost < 0:
+        raise UsageError(f"--max-cost {max_cost:g} must be zero or more")
+
+
+def _backfill_in_batches(
     source: Source,
     days: list[dt.date],
-    setup: DaySetup,
-    settings: Settings,
-    max_cost: float | None,
-    before_write: Callable[[], None],
-) -> _Backfill:
-    """Each day in turn, the spend of the days before counted against ``max_cost``."""
-    outcome = _Backfill()
-    # The papers of the days before, read once and kept up to date, rather than every earlier
-    # day file read again for each day.
-    published = setup.store.published_before(days[0])
-    # One run's options for the range: its deadline counts from the start of the range.
-    options = settings.run_options(max_cost=max_cost, limit=settings.limit)
-    for number, day in enumerate(days, start=1):
-        if options.past_deadline():
-            outcome.left = len(days) - number + 1
-            break
-        run = replace(options, spent_before=outcome.cost)
-        stderr.print(f"[bold]{day}[/] (day {number} of {len(days)})", markup=True)
-        try:
-            finished = asyncio.run(_daily(source, day, setup, run, before_write, published))
-        except RunStopped as stop:
-            if stop.run is not None:
-                _write_report(
-                    setup.store.report_path(day), run_report(stop.run, source.name, setup.llm)
-                )
-                _show(stop.run)
-            raise
-        if finished is None:
-            continue
-        report = None
-        if finished.did_work:
-            report = run_report(finished, source.name, setup.llm)
-            _write_report(setup.store.report_path(day), report)
-        _show(finished)
-        outcome.add(finished, report)
-    return outcome
-
-
-def _backfill_batch(
-    source: Source,
-    days: list[dt.date],
-    setup: DaySetup,
-    settings: Settings,
-    max_cost: float | None,
-    reask_interactive: bool,
-    before_write: Callable[[], None],
-) -> _Backfill:
-    """Every day read first, the LLM work as batches, each day written once it is settled."""
-    from digest.runs.backfill import backfill_batch  # the LLM and PDF clients: see _source
-
-    outcome = _Backfill()
-    run = settings.run_options(max_cost=max_cost, limit=settings.limit)
-    written: list[DayRun] = []
-
-    def on_day(finished: DayRun) -> None:
-        report = None
-        if finished.did_work:
-            report = run_report(finished, source.name, setup.llm)
-            _write_report(setup.store.report_path(finished.day.date), report)
-        written.append(finished)
-        outcome.add(finished, report)
-
-    def tell(line: str) -> None:
-        stderr.print(redact(line), markup=False, highlight=False)
-
-    resubmitted = 0
+    setup: RunSetup,
+    run: RunOptions,
+    options: BatchOptions,
+    printer: _Printer,
+) -> BackfillOutcome:
     try:
-        resubmitted = asyncio.run(
-            backfill_batch(
-                source,
-                days,
-                setup,
-                run,
-                settings.batch_options(reask_interactive=reask_interactive),
-                on_day=on_day,
-                tell=tell,
-                before_write=before_write,
-            )
-        )
-    except RunStopped as stop:
-        outcome.stop = stop
-    except BatchesStillRunning as running:
-        outcome.still_running = running
+        outcome = backfill_in_batches(source, days, setup, run, options, printer)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        _say_interrupted(
-            "interrupted: the batches submitted keep running on the server; run the same "
-            "'digest backfill --batch' again to collect them ('digest backfill --status' "
-            "shows them)"
-        )
+        _say_interrupted(BATCH_INTERRUPTED)
         raise typer.Exit(130) from None
     # The days are written as their batches answer, in no order; they are shown in date
     # order, once the batches are done, each table headed by its day.
-    for finished in sorted(written, key=lambda day_run: day_run.day.date):
-        _show(finished)
-    if resubmitted:
-        stderr.print(f"{resubmitted} request(s) were sent again after a batch failed them")
+    printer.show_held_days()
+    if outcome.resubmitted:
+        stderr.print(f"{outcome.resubmitted} request(s) were sent again after a batch failed them")
     return outcome
 
 
-async def _batch_status(settings: Settings) -> None:
-    """The saved batches, each open one looked at once."""
-    from digest.llm.batch_folder import describe_records
+def _say_backfill_done(outcome: BackfillOutcome, what: str, days: int, *, batch: bool) -> None:
+    """The range's one line, then its exit: the stop or the batches still running, else 1
+    when a paper or a day is left."""
+    if outcome.stop is not None and not outcome.did_anything:
+        raise outcome.stop  # stopped before any day: its one line says it all
+    saved = f" ({outcome.saved:.4f} USD saved by the batch price)" if batch else ""
+    stderr.print(
+        f"{what}: {outcome.days_written} of {days} days written, "
+        f"{outcome.papers} papers digested, {outcome.unfinished} not digested, "
+        f"{outcome.cost:.4f} USD{saved}"
+    )
+    if outcome.stop is not None:
+        raise outcome.stop
+    if outcome.still_running is not None:
+        raise outcome.still_running
+    if outcome.left:
+        stderr.print(
+            f"the run's deadline passed: {outcome.left} day{'' if outcome.left == 1 else 's'}"
+            " left for the next run (the same command does them)"
+        )
+    if outcome.unfinished or outcome.left:
+        raise typer.Exit(1)
 
+
+def _show_batches(settings: Settings) -> None:
+    """``backfill --status``: the saved batches, each open one looked at once."""
     folder = settings.cache_dir / "batches"
-    records = describe_records(folder)
+    records = saved_batches(settings.llm_options(), folder)
     if not records:
         stdout.print(f"No batches saved in {folder}.")
         return
-    if settings.api_key or settings.base_url:
-        await _look_at_open_batches(settings, folder)
-        records = describe_records(folder)
     stdout.print(f"batches in {folder}:", markup=False, highlight=False)
     for record in records:
-        counts = record.counts
-        answered = (
-            f", {counts.get('completed', 0)} answered, {counts.get('failed', 0)} failed"
-            if counts
-            else ""
-        )
-        line = (
-            f"{record.batch_id or '(being created from ' + record.input_file_id + ')'}  "
-            f"round {record.round}  {record.status}  {len(record.requests)} requests{answered}  "
-            f"submitted {record.submitted_at:%Y-%m-%d %H:%M} UTC"
-            + ("  collected" if record.collected else "")
-            + (f"  ({'; '.join(record.errors)})" if record.errors else "")
-        )
-        stdout.print(line, markup=False, highlight=False, soft_wrap=True)
+        stdout.print(_batch_line(record), markup=False, highlight=False, soft_wrap=True)
 
 
-async def _look_at_open_batches(settings: Settings, folder: Path) -> None:
-    from digest.llm.batch_api import BatchApi
-    from digest.llm.batch_folder import BatchFolder
-    from digest.llm.server import LlmServer, make_client
-
-    llm = settings.llm_options()
-    client = make_client(llm)
-    batches = BatchFolder(folder)
-    try:
-        api = BatchApi(LlmServer(llm, client), batches, lambda line: None)
-        async with batches.exclusive(lambda line: None) as records:
-            for record in records.all():
-                if not record.finished:
-                    await api.look(record)
-    finally:
-        batches.close()
-        await client.close()
+def _batch_line(record: BatchRecord) -> str:
+    counts = record.counts
+    answered = (
+        f", {counts.get('completed', 0)} answered, {counts.get('failed', 0)} failed"
+        if counts
+        else ""
+    )
+    return (
+        f"{record.batch_id or '(being created from ' + record.input_file_id + ')'}  "
+        f"round {record.round}  {record.status}  {len(record.requests)} requests{answered}  "
+        f"submitted {record.submitted_at:%Y-%m-%d %H:%M} UTC"
+        + ("  collected" if record.collected else "")
+        + (f"  ({'; '.join(record.errors)})" if record.errors else "")
+    )
 
 
-def _write_report(path: Path, report: RunReport) -> None:
-    try:
-        atomic_write_text(path, redact(dump_report(report)))
-    except OSError as error:  # the day is written; the report is a log
-        stderr.print(f"warning: could not write {path}: {error.strerror}")
+class _Printer:
+    """A run's events as lines on the consoles, and its progress as bars on a terminal (a
+    line a paper elsewhere). With ``hold_days``, each day's table waits until
+    ``show_held_days``: a batch backfill writes its days as their batches answer."""
+
+    def __init__(self, *, hold_days: bool = False) -> None:
+        self.held: list[DayRun] | None = [] if hold_days else None
+
+    def tell(self, event: RunEvent) -> None:
+        match event:
+            case Warned(line=line):
+                stderr.print(f"warning: {line}")
+            case NothingFound(line=line) | BatchNote(line=line):
+                stderr.print(redact(line), markup=False, highlight=False)
+            case DayBegun(date=date, number=number, total=total):
+                stderr.print(f"[bold]{date}[/] (day {number} of {total})", markup=True)
+            case DayDone(run=run) if self.held is not None:
+                self.held.append(run)
+            case DayDone(run=run):
+                _show(run)
+
+    def progress(self, total: int) -> PlainProgress | BarProgress:
+        return progress_for(stderr, total)
+
+    def show_held_days(self) -> None:
+        """The days held back, in date order."""
+        for run in sorted(self.held or [], key=lambda day_run: day_run.day.date):
+            _show(run)
 
 
 def _show(run: DayRun) -> None:
@@ -880,9 +756,21 @@ def _show(run: DayRun) -> None:
         stdout.print(f"{verb}: {run.post} ({count} paper{'' if count == 1 else 's'})")
     for result in run.results:
         # A paper the run's stop left undone: the table lists it, the stop's one line says why.
-        if result.status in ("failed", "stopped") and result.error != STOPPED_WITH_THE_RUN:
+        if result.unfinished and result.error != STOPPED_WITH_THE_RUN:
             line = escape(redact(f"{result.label}: {result.error}"))
             stderr.print(f"[bold red]{result.status}:[/] {line}", markup=True)
+
+
+def _setup(settings: Settings) -> RunSetup:
+    """The settings split into what a run uses."""
+    return RunSetup(
+        store=settings.output_store(),
+        llm=settings.llm_options(),
+        fetch=settings.fetch_options(),
+        extract=settings.extract_options(),
+        cache_dir=settings.cache_dir,
+        new_day=settings.new_day,
+    )
 
 
 def _source(
@@ -897,18 +785,6 @@ def _source(
     from digest.sources.fetch import ArxivMetadata, ArxivQuery
 
     return ArxivQuery(ArxivMetadata(settings.fetch_options()), query or "", settings.limit)
-
-
-def _warn_if_published(store: OutputStore) -> None:
-    """In a Jekyll site, day files and run reports under a plain folder (outputs/data) are
-    published with the site: say so, and how to keep them private."""
-    site = Path("_config.yml").is_file()
-    if site and not any(part.startswith(("_", ".")) for part in store.data_dir.parts):
-        stderr.print(
-            f"warning: this is a Jekyll site, and it would publish {store.data_dir}/ (day files "
-            "and run reports); run 'digest init .' to write posts to _posts/ and keep day "
-            "files in _digest/, or set DIGEST_DATA_DIR to a folder starting with '_'"
-        )
 
 
 def _check_source_options(
@@ -926,28 +802,6 @@ def _check_source_options(
         raise UsageError("--min-upvotes goes with --source hf")
     if limit is not None and source is SourceName.ids:
         raise UsageError("--limit goes with --source hf or arxiv; --ids takes every ID given")
-
-
-async def _daily(
-    source: Source,
-    day: dt.date,
-    setup: DaySetup,
-    run: RunOptions,
-    before_write: Callable[[], None] | None = None,
-    published: dict[str, dt.date] | None = None,
-) -> DayRun | None:
-    """The day's candidates from the source, then the run; None when the source has none.
-    ``published`` (a backfill's): the papers of the days before, kept up to date here."""
-    candidates = await source.candidates(day)
-    if not candidates:
-        stderr.print(source.nothing_found(day))
-        return None
-    plan = plan_day(setup.store, candidates, day, run, published)
-    if published is not None:
-        for arxiv_id in plan.order:
-            published.setdefault(arxiv_id, day)
-    with progress_for(stderr, plan.total) as progress:
-        return await run_day(plan, setup, run, progress=progress, before_write=before_write)
 
 
 @app.command("stats")
@@ -1011,12 +865,12 @@ def paper_command(
             raise UsageError(f"--out {out} is a folder; give the path of a file to write")
         if out is not None and not out.parent.is_dir():
             raise UsageError(f"--out {out}: the folder {out.parent} does not exist; create it")
+        setup, run = _setup(settings), settings.run_options()
         if show_prompt:
-            stdout.out(asyncio.run(_prompt_of(settings, target)), end="", highlight=False)
+            stdout.out(prompt_of(setup, run, target), end="", highlight=False)
             return
-        settings.require_api_key()
-        _check_context(settings.llm_options())
-        result = asyncio.run(_digest_one(settings, target))
+        check_llm(setup.llm)
+        result = digest_paper(setup, run, target)
         if result.entry is None:
             raise DigestError(f"{result.ref}: {result.error}")
         if as_json:
@@ -1028,48 +882,6 @@ def paper_command(
         else:
             atomic_write_text(out, text)
             stderr.print(f"wrote: {out}")
-
-
-def _pipeline(settings: Settings, *, uses_llm: bool = True) -> Pipeline:
-    # The pipeline's clients (openai, arxiv, the PDF readers) take most of a second to import;
-    # render, import, schema and a re-run of a finished day need none of them.
-    from digest.llm.cache import DigestCache
-    from digest.runs.pipeline import Pipeline
-
-    return Pipeline(
-        settings.llm_options(),
-        settings.fetch_options(),
-        settings.extract_options(),
-        DigestCache(settings.cache_dir),
-        settings.run_options(),
-        uses_llm=uses_llm,
-    )
-
-
-async def _prompt_of(settings: Settings, target: ArxivRef | LocalPdf) -> str:
-    async with _pipeline(settings, uses_llm=False) as pipeline:
-        paper = await pipeline.paper_text(target)
-        messages = pipeline.summarizer.messages_for(paper)
-    parts = []
-    for message in messages:
-        tokens = estimate_tokens(message["content"])
-        parts.append(f"--- {message['role']} (about {tokens} tokens) ---\n{message['content']}\n")
-    fixed = sum(estimate_tokens(m["content"]) for m in messages[:-1])
-    total = fixed + estimate_tokens(messages[-1]["content"])
-    reason = f", because {paper.input_reason}" if paper.input_reason else ""
-    parts.append(
-        f"--- about {total} tokens: {fixed} of instructions and example, the rest the paper "
-        f"({paper.input}{reason}) ---\n"
-    )
-    return "\n".join(parts)
-
-
-async def _digest_one(settings: Settings, target: ArxivRef | LocalPdf) -> PaperResult:
-    async with _pipeline(settings) as pipeline:
-        if isinstance(target, ArxivRef):
-            (result,) = await pipeline.digest_papers([Candidate(target)])
-            return result
-        return await pipeline.digest_local_pdf(target)
 
 
 def main() -> None:

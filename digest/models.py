@@ -387,6 +387,8 @@ class Day(BaseModel):
 # already in the day file; failed: no digest (the reason says why); skipped: an earlier day
 # published it, or it was withdrawn; stopped: not started (the --max-cost cap, the deadline).
 Status = Literal["done", "cached", "reused", "failed", "skipped", "stopped"]
+# The statuses of a paper the run meant to digest and did not.
+UNFINISHED: tuple[Status, ...] = ("failed", "stopped")
 # Where a paper's work stopped: its metadata, its PDF, the PDF's text, the LLM, the run (not
 # started: the --max-cost cap or the run's deadline), or elsewhere (an unexpected error).
 Stage = Literal["metadata", "download", "extract", "summarize", "run", "other"]
@@ -419,6 +421,11 @@ class PaperReport(BaseModel):
     )
     # Read by nothing: a report with an impossible one is not digest's, and is refused whole.
     stage_seconds: dict[str, _StrictFigure]
+
+    @property
+    def unfinished(self) -> bool:
+        """Failed or stopped: the run meant to digest it and did not."""
+        return self.status in UNFINISHED
 
 
 # 'digest stats' counts the papers' own figures, never these sums: a report with an impossible

@@ -82,7 +82,7 @@ class LlmOptions:
 @dataclass
 class KeyCheck:
     """What a run knows of its API key, kept across the pipelines it opens (a backfill opens
-    one a day), so that the server is asked about it once a run (``summarize.check_key``)."""
+    one a day), so that the server is asked about it once a run (``LlmServer.check_key``)."""
 
     asked: bool = False  # GET /models was sent
     # No longer in question: the server listed its models, or answered a paper's request with

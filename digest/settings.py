@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(
         default=6,
         ge=1,
-        description="requests per answer (connection errors, timeouts, 408, 429, 5xx)",
+        description="requests per answer (connection errors, timeouts, 408, 409, 429, 5xx)",
     )
     llm_retry_budget: float = Field(
         default=900.0,
@@ -255,7 +255,7 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         description="tries for Hugging Face, arXiv and PDF requests (connection errors, "
-        "timeouts, 408, 429, 5xx, an HTML page where the API's answer should be)",
+        "timeouts, 408, 409, 429, 5xx, an HTML page where the API's answer should be)",
     )
     http_retry_budget: float = Field(
         default=300.0,
@@ -398,22 +398,6 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{name!r} is not a known time zone, e.g. Asia/Seoul or UTC") from None
         return name
-
-    def require_price(self) -> None:
-        """``--max-cost`` needs the model's price: checked before anything is spent."""
-        if self.price_of(self.model) is None:
-            raise UsageError(
-                f"--max-cost needs the price of {self.model!r}; add it to DIGEST_PRICES, "
-                'e.g. {"' + self.model + '": [0.4, 0.1, 1.6]}'
-            )
-
-    def require_api_key(self) -> None:
-        """The OpenAI API needs a key; a local server (OPENAI_BASE_URL) may not."""
-        if self.api_key is None and self.base_url is None:
-            raise UsageError(
-                "no API key: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server "
-                "that needs none"
-            )
 
     def llm_retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

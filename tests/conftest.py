@@ -136,10 +136,10 @@ def extraction_workers(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
         return
     from digest.text import extract
 
-    # run_day imports start_workers from digest.text.extract when it runs; the pipeline imported
-    # its own name when it was loaded.
+    # The pipeline's builder imports start_workers from digest.text.extract when it runs; the
+    # workers' module imported its own name when it was loaded.
     monkeypatch.setattr(extract, "start_workers", in_process_workers)
-    monkeypatch.setattr("digest.runs.pipeline.start_workers", in_process_workers)
+    monkeypatch.setattr("digest.runs.workers.start_workers", in_process_workers)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -223,7 +223,7 @@ def fake_time(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The run's waits on a ``FakeClock``: retries, Retry-After, the arXiv API's spacing and
     the download rate sleep on it and return at once, and the stand-in stamps its arXiv
     requests with it. A test measures a wait as the time that passed on it."""
-    from digest.runs import pipeline
+    from digest.runs import pipeline, reading
     from digest.sources import fetch
     from tests.helpers import FakeClock
 
@@ -236,12 +236,12 @@ def fake_time(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
             super().__init__(*parts, **{**options, "sleep": clock.async_sleep})
 
     arxiv = functools.partial(fetch.ArxivMetadata, sleep=clock.sleep, clock=clock.now)
-    # The CLI and run_day import Pipeline and ArxivMetadata when they run; the pipeline
-    # imported its names when it was loaded.
+    # The CLI and the pipeline's builder import Pipeline and ArxivMetadata when they run; the
+    # paper reader imported its names when it was loaded.
     monkeypatch.setattr(pipeline, "Pipeline", Pipeline)
     monkeypatch.setattr(fetch, "ArxivMetadata", arxiv)
-    monkeypatch.setattr(pipeline, "ArxivMetadata", arxiv)
+    monkeypatch.setattr(reading, "ArxivMetadata", arxiv)
     monkeypatch.setattr(
-        pipeline, "PdfDownloader", functools.partial(fetch.PdfDownloader, clock=clock.now)
+        reading, "PdfDownloader", functools.partial(fetch.PdfDownloader, clock=clock.now)
     )
     return clock

@@ -204,6 +204,7 @@ def kill_when(condition: Any, timeout: float = 60) -> None:
         process.wait(10)
 
 
+@pytest.mark.slow
 def test_request_counts_that_are_not_counts_are_neither_saved_nor_shown(
     standin: StandIn,
 ) -> None:
@@ -283,6 +284,7 @@ def test_a_file_id_that_is_a_path_is_no_file(standin: StandIn, tmp_path: Path) -
 # --- 6. waits that would never end --------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", ["cancelling", "thinking_about_it"])
 def test_a_batch_that_never_finishes_is_left_at_the_deadline(standin: StandIn, status: str) -> None:
     serve_days(standin)
@@ -320,6 +322,7 @@ def test_a_batch_that_never_finishes_is_left_at_the_deadline(standin: StandIn, s
     assert len(standin.batch_requests) == 6 and answered_twice(standin) == []
 
 
+@pytest.mark.slow
 def test_backfill_deadline_also_bounds_the_interactive_range(standin: StandIn) -> None:
     serve_days(standin)
     standin.holds = {"hf": Hold(match=f"date={DAYS[1]}", limit=4)}
@@ -332,6 +335,7 @@ def test_backfill_deadline_also_bounds_the_interactive_range(standin: StandIn) -
 # --- 7. two backfills, one cache folder ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_backfills_sharing_a_cache_folder_pay_once(standin: StandIn, tmp_path: Path) -> None:
     serve_days(standin)
     for trial in range(5):
@@ -362,6 +366,7 @@ def test_two_backfills_sharing_a_cache_folder_pay_once(standin: StandIn, tmp_pat
 # --- 8. records deleted or unreadable -----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lost", ["deleted", "corrupted", "fifo"])
 def test_a_lost_record_is_rebuilt_from_the_server_and_nothing_is_paid_twice(
     standin: StandIn, lost: str
@@ -387,6 +392,7 @@ def test_a_lost_record_is_rebuilt_from_the_server_and_nothing_is_paid_twice(
 # --- kills at any moment ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kills_at_random_moments_pay_for_nothing_twice_and_lose_nothing(
     standin: StandIn,
 ) -> None:
@@ -472,6 +478,7 @@ def test_a_server_echoing_the_key_is_masked_in_every_saved_file_and_line(
     assert "***" in status_out  # the message is shown, masked
 
 
+@pytest.mark.slow
 def test_old_records_with_server_ids_as_names_are_still_read(standin: StandIn) -> None:
     # An older digest named its files after the server's ids; OpenAI's ids are kept as they
     # are (a plain name), so a batch it saved is still collected after an upgrade.

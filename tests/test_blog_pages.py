@@ -38,6 +38,9 @@ from tests import jekyll
 from tests.conftest import REFERENCE_POST, missing
 from tests.helpers import make_day, make_entry
 
+# Each site is built by a real Jekyll, and one is read in Chromium: seconds, in the slow tier.
+pytestmark = pytest.mark.slow
+
 WEEKDAYS = "월화수목금토일"  # date.weekday(): Monday is 0
 ABOUT = "<b>x</b> {{ site.title }} & 그 밖의 것"
 HOSTILE_TITLES = [

@@ -39,6 +39,7 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_docs_build_strictly(mkdocs_here: None, tmp_path: Path) -> None:
     done = build(CONFIG, tmp_path / "site")
     output = done.stdout + done.stderr
@@ -88,6 +89,7 @@ def _append(path: Path, text: str) -> None:
     path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("breakage", "warning"),
     [

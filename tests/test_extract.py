@@ -215,6 +215,7 @@ def test_a_page_without_top_level_headings_keeps_its_start_and_its_end(
     assert result.title == "Optimized Table Tokenization for Table Structure Recognition"
 
 
+@pytest.mark.slow  # extracts whole corpus papers
 @pytest.mark.parametrize(
     ("name", "budget", "abstract", "conclusion", "reference"),
     [
@@ -299,6 +300,7 @@ def test_a_long_paper_keeps_its_front_intro_and_conclusion_and_drops_the_rest(
     assert result.title == "Dense Passage Retrieval for Open-Domain Question Answering"
 
 
+@pytest.mark.slow  # extracts whole corpus papers
 @pytest.mark.parametrize(
     ("paper", "budget"), [(REVTEX, 6_000), (REVTEX, 100_000), (DPR, 12_000), (DPR, 100_000)]
 )
@@ -330,6 +332,7 @@ def test_pdfium_joins_hyphenated_words_as_pypdf_does(words: str) -> None:
         assert words in extracted(DPR, 100_000, extractor).text
 
 
+@pytest.mark.slow
 def test_pdfium_is_unavailable_without_the_fast_extra() -> None:
     # A fresh interpreter in which "import pypdfium2" fails, as where it is not installed.
     script = textwrap.dedent(
@@ -365,6 +368,7 @@ def test_pdfium_is_unavailable_without_the_fast_extra() -> None:
     assert not issubclass(ExtractionUnavailable, ExtractionFailed)  # not a bad PDF to skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("value", "block_pdfium", "message"),
     [
@@ -403,6 +407,7 @@ def test_an_unknown_extractor_is_a_programming_error() -> None:
         extract_pdf(REVTEX.read_bytes(), 3_000, "pdfminer")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # many extractions in threads
 def test_pdfium_extractions_in_threads_take_turns() -> None:
     pytest.importorskip("pypdfium2")
     data = DPR.read_bytes()
@@ -718,6 +723,7 @@ def test_footnotes_and_affiliations_off_the_section_numbering_do_not_open_sectio
     ]
 
 
+@pytest.mark.slow  # many extractions in threads
 def test_the_pypdf_logger_is_restored_after_extractions_in_threads(
     pypdf_logger: logging.Logger,
 ) -> None:

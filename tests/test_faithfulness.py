@@ -103,6 +103,7 @@ def test_names_are_found_ignoring_case_hyphens_spaces_and_dots() -> None:
 # --- the false-alarm rate on digests written from the papers ------------------------------
 
 
+@pytest.mark.slow  # extracts whole corpus papers
 @pytest.mark.parametrize("arxiv_id", sorted(WRITTEN_FROM))
 def test_every_line_of_a_digest_written_from_the_paper_is_grounded(arxiv_id: str) -> None:
     digest = hand_digest(arxiv_id)
@@ -280,6 +281,7 @@ def test_another_paper_s_pdf_is_not_digested_under_this_title(standin: StandIn, 
     assert "cosmological" not in prompt and "Beautiful is better" not in prompt
 
 
+@pytest.mark.slow  # extracts whole corpus papers
 def test_the_right_pdf_passes_with_its_score(standin: StandIn) -> None:
     serve(standin, dpr(), "2004.04906v3.pdf")
     standin.llm_default = lambda request: completion(

@@ -187,6 +187,7 @@ def test_paper_out_is_checked_before_the_llm_is_paid(
 # --- deadlines, not gaps ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out a real timeout
 def test_a_trickling_llm_server_ends_at_llm_timeout(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,6 +240,7 @@ def test_a_trickling_hugging_face_ends_at_http_timeout(
     assert "Hugging Face's answer (DIGEST_HTTP_TIMEOUT) took longer than 0.3 s in all" in err
 
 
+@pytest.mark.slow
 @pytest.mark.real_workers
 def test_a_slow_pdf_falls_back_at_the_extraction_limit_and_the_others_are_unaffected(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
@@ -322,6 +324,7 @@ def test_a_full_output_folder_says_disk_full_and_the_rerun_pays_nothing(
 # --- the run's deadline -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_past_the_deadline_no_paper_starts_and_what_is_done_is_written(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

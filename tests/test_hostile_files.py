@@ -203,6 +203,7 @@ def test_a_cached_digest_with_a_bad_figure_is_kept_with_it_unknown(
 FIFO_MESSAGE = "not a regular file (a FIFO); digest reads only regular files: remove it"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("check", [True, False], ids=["render --check", "render"])
 def test_a_fifo_day_file_is_refused_at_once(rendered: Path, check: bool) -> None:
     fifo = DATA_DIR / "2025-12-17.json"
@@ -213,6 +214,7 @@ def test_a_fifo_day_file_is_refused_at_once(rendered: Path, check: bool) -> None
     assert "1 of 5 day files could not be read." in done.stderr  # the others still done
 
 
+@pytest.mark.slow
 def test_stats_skips_a_fifo_day_file_and_a_fifo_run_report(days: Path) -> None:
     os.mkfifo(DATA_DIR / "2025-12-17.json")
     REPORT.unlink()
@@ -226,6 +228,7 @@ def test_stats_skips_a_fifo_day_file_and_a_fifo_run_report(days: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_link_to_dev_zero_is_refused_without_reading_it(rendered: Path) -> None:
     link = DATA_DIR / "2025-12-17.json"
     link.symlink_to("/dev/zero")
@@ -237,6 +240,7 @@ def test_a_link_to_dev_zero_is_refused_without_reading_it(rendered: Path) -> Non
     )
 
 
+@pytest.mark.slow
 def test_a_post_that_is_a_fifo_or_a_link_to_dev_zero_is_out_of_date(rendered: Path) -> None:
     fifo, link = POSTS / "2025-12-14-daily-papers.md", POSTS / "2025-12-15-daily-papers.md"
     fifo.unlink()
@@ -293,6 +297,7 @@ def test_a_day_file_over_the_cap_is_refused(
     assert digest("render", "--check")[0] == 0
 
 
+@pytest.mark.slow
 def test_a_300_mb_day_file_is_refused_without_reading_it(rendered: Path) -> None:
     os.truncate(DAY, 300_000_000)  # sparse: no disk, and reading it would take 300 MB
     done = run_cli("render", "--check", memory=2 << 30)
@@ -329,6 +334,7 @@ def test_a_fifo_in_the_digest_cache_is_a_miss(isolated: Path) -> None:
     assert f"{folder / 'k.json'}: {FIFO_MESSAGE}; the paper is digested again" in done.stderr
 
 
+@pytest.mark.slow
 def test_importing_a_post_that_is_a_fifo_is_refused_at_once(isolated: Path) -> None:
     os.mkfifo("post.md")
     done = run_cli("import", "post.md")

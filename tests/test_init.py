@@ -130,6 +130,7 @@ def test_daily_inside_an_initialised_blog_writes_where_jekyll_wants_it(
     )
 
 
+@pytest.mark.slow
 def test_jekyll_publishes_the_blog_without_its_private_files(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -88,6 +88,7 @@ plugins:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config",
     [OWN_LIST, NO_LIST, OLD_GEMS_KEY, FEED_ALREADY],
@@ -306,6 +307,7 @@ def test_links_that_stay_inside_the_blog_are_followed() -> None:
     assert "updated: site/_config.yml (exclude: digest.toml, " in out
 
 
+@pytest.mark.slow
 def test_files_that_are_not_files_are_never_read_whole_or_waited_on() -> None:
     """A FIFO would block a plain read forever (until a writer comes); a huge file would be
     read whole. Run as a process with a time limit, so that a hang fails the test."""

@@ -27,6 +27,10 @@ from tests.test_backfill import DAYS, post, serve_days
 from tests.test_batch import created, records
 from tests.test_nightly import DATE, paper_of, serve_papers, titles_in_post
 
+# Each test runs digest in a process of its own, with its real extraction workers, and signals
+# it: seconds each, in the slow tier (-m slow).
+pytestmark = pytest.mark.slow
+
 # The CLI, paused just after it prints a line that starts with $PAUSE_AFTER (or, with "exit",
 # once the command is done and before the process ends) until a signal comes: a Ctrl-C at that
 # very moment, which no watching from outside could time.

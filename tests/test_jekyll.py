@@ -20,6 +20,9 @@ from tests import jekyll
 from tests.conftest import REFERENCE_POST, missing
 from tests.helpers import make_day, make_digest, make_entry
 
+# Each builds a site with the real Jekyll: seconds, in the slow tier.
+pytestmark = pytest.mark.slow
+
 # Every case found against a real build, as a line and as a title.
 HOSTILE = [
     '본 연구는 <img src="<" onerror="alert(document.domain)"> 를 제안한다.',

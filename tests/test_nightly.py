@@ -496,6 +496,7 @@ def test_a_stale_lock_and_stale_temporaries_are_taken_over(standin: StandIn) -> 
     assert Path("outputs/.digest.lock").read_text() == ""
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_a_rerun_finishes_without_redoing_papers(
     standin: StandIn, tmp_path: Path
 ) -> None:

@@ -68,6 +68,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return sdist, wheel
 
 
+@pytest.mark.slow
 def test_the_distribution_is_named_and_versioned_as_its_own(dists: tuple[Path, Path]) -> None:
     sdist, wheel = dists
     assert sdist.name == f"digest_papers-{__version__}.tar.gz"
@@ -97,6 +98,7 @@ def test_the_distribution_is_named_and_versioned_as_its_own(dists: tuple[Path, P
     assert not any(name.startswith("tests/") for name in names)
 
 
+@pytest.mark.slow
 def test_twine_check_strict_passes_on_both(dists: tuple[Path, Path]) -> None:
     result = subprocess.run(
         [shutil.which("twine") or "twine", "check", "--strict", *map(str, dists)],
@@ -108,6 +110,7 @@ def test_twine_check_strict_passes_on_both(dists: tuple[Path, Path]) -> None:
     assert result.stdout.count("PASSED") == 2, result.stdout
 
 
+@pytest.mark.slow
 def test_the_sdist_carries_what_a_rebuild_needs(dists: tuple[Path, Path]) -> None:
     sdist, _ = dists
     root = f"digest_papers-{__version__}"
@@ -178,6 +181,7 @@ def run_installed(
     )
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_is_the_one_that_runs(installed: Path, tmp_path: Path) -> None:
     where = subprocess.run(
         [str(installed / "bin" / "python"), "-c", "import digest; print(digest.__file__)"],
@@ -192,6 +196,7 @@ def test_the_installed_wheel_is_the_one_that_runs(installed: Path, tmp_path: Pat
     assert result.stdout == f"digest {__version__}\n"
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_makes_a_blog_and_writes_a_day(
     installed: Path, tmp_path: Path, standin: StandIn
 ) -> None:

@@ -346,6 +346,7 @@ def test_arxiv_calls_are_spaced_even_when_they_fail(
     assert fake_time.now() - started >= 2 * 3  # three calls, each 3 s after the last
 
 
+@pytest.mark.slow  # waits out real timeouts
 def test_arxiv_and_pdf_requests_time_out_and_are_retried(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -231,6 +231,7 @@ def test_a_pdf_redirect_on_the_same_host_is_followed(standin: StandIn) -> None:
     assert standin.pdf_requests == ["0908.0054v1", "moved"]
 
 
+@pytest.mark.slow  # real seconds between downloads
 def test_downloads_are_started_at_the_configured_rate(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

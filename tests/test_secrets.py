@@ -59,6 +59,7 @@ def test_debug_shows_the_traceback_with_the_echoed_key_masked_and_the_errors_exi
     assert SECRET_KEY not in out + err and MASKED_KEY in err
 
 
+@pytest.mark.slow
 def test_debug_in_a_real_process_shows_no_key(standin: StandIn) -> None:
     echo_of_the_key(standin)
     command = [sys.executable, "-m", "digest", "--debug", "daily", *IDS]
@@ -68,6 +69,7 @@ def test_debug_in_a_real_process_shows_no_key(standin: StandIn) -> None:
     assert SECRET_KEY not in done.stdout + done.stderr and MASKED_KEY in done.stderr
 
 
+@pytest.mark.slow
 def test_a_crash_and_another_librarys_log_line_are_redacted_in_a_real_process(
     tmp_path: Path,
 ) -> None:
@@ -138,6 +140,7 @@ def run_on_a_terminal(*args: str) -> tuple[int, str]:
             process.wait()
 
 
+@pytest.mark.slow
 def test_a_run_on_a_terminal_masks_what_it_logs_while_its_progress_bars_run(
     standin: StandIn,
 ) -> None:

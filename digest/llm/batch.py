@@ -16,10 +16,10 @@ of the caller's (the digest cache key, for a paper) with a receiver for its outc
    conversations' subjects wait on disk, not in memory.
 4. **Wait**, within the run's deadline: every open batch is looked at, then again after a
    wait that grows by half up to ``poll_max``.
-5. **Collect**: the answers are matched by key and each goes to its conversation's ``take``,
-   as an interactive answer would: a result, a re-ask (the next round, or interactive with
-   ``reask_interactive``), or a failure. A request that failed or expired is sent again in
-   the next round, at most ``max_retries`` times.
+5. **Collect** (``digest.llm.batch_answers``): the answers are matched by key and each goes
+   to its conversation's ``take``, as an interactive answer would: a result, a re-ask (the
+   next round, or interactive with ``reask_interactive``), or a failure. A request that
+   failed or expired is sent again in the next round, at most ``max_retries`` times.
 
 Answers are priced at the batch share (``digest.llm.price``); what that saved is recorded.
 """
@@ -30,19 +30,12 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from digest.errors import (
-    STOPPED_WITH_THE_RUN,
-    BatchesStillRunning,
-    LLMConfigError,
-    MalformedAnswer,
-    PaperFailed,
-    SummaryFailed,
-)
+from digest.errors import BatchesStillRunning, LLMConfigError, SummaryFailed
+from digest.llm.batch_answers import AnyConversation, Carried, Receiver, Waiting
 from digest.llm.batch_api import BatchApi, line_hash, request_line
 from digest.llm.batch_folder import (
     MAX_FILE_BYTES,
@@ -54,39 +47,18 @@ from digest.llm.batch_folder import (
     sane_status,
     unwritable,
 )
-from digest.llm.conversation import BatchAnswer, Conversation, Outcome, Request, converse
-from digest.llm.price import CostGuard, batch_priced
-from digest.llm.server import LlmServer, chat_completion, status_error
-from digest.net import AsyncSleep, Attempts
+from digest.llm.price import CostGuard
+from digest.llm.server import LlmServer
+from digest.net import AsyncSleep
 from digest.options import BatchOptions
-
-log = logging.getLogger(__name__)
-
-AnyConversation = Conversation[Any, Any]
-Receiver = Callable[[Outcome | SummaryFailed], None]
-
-
-@dataclasses.dataclass
-class _Waiting:
-    """One conversation waiting on the batches; its subject is kept on disk."""
-
-    key: str
-    conversation: AnyConversation
-    receivers: list[Receiver]  # the same request for another place gets the same outcome
-    subject_type: type[Any]
-    retries: int = 0  # requests of it that failed or expired
-    tried: set[str] = dataclasses.field(default_factory=set)  # batches it got an answer from
-    request: Request | None = None  # the request now out
-    line_hash: str = ""
-    batch_id: str | None = None
 
 
 @dataclasses.dataclass
 class _Round:
     number: int
     # the saved batch (its record's key, the input file's id) → what it answers
-    waiting_on: dict[str, list[_Waiting]] = dataclasses.field(default_factory=dict)
-    new: list[_Waiting] = dataclasses.field(default_factory=list)
+    waiting_on: dict[str, list[Waiting]] = dataclasses.field(default_factory=dict)
+    new: list[Waiting] = dataclasses.field(default_factory=list)
     sizes: list[int] = dataclasses.field(default_factory=list)  # of each new request's line
 
 
@@ -112,31 +84,25 @@ class BatchRun:
         self.deadline = deadline  # time.monotonic() past which no batch is waited on
         self.sleep = sleep
         self.tell = tell
-        self.waiting: dict[str, _Waiting] = {}  # by key (custom_id)
-        self.stop: LLMConfigError | None = None  # a configuration error met in an answer
-        self.resubmitted = 0  # requests sent again after they failed or expired
-        # Keys that failed: taken out of the saved batches at the end of the round, so that
-        # the next run asks again rather than replays the same answers.
-        self._failed: set[str] = set()
+        self.carried = Carried(server, folder, costs.price, options.max_retries)
+        self.waiting = self.carried.waiting  # by key (custom_id)
         self._recovered = False  # the server's batches that no record describes looked up
         self._tidied = False  # the files of runs that are gone removed
 
     def add(self, key: str, conversation: AnyConversation, receiver: Receiver) -> None:
         """A conversation to be answered through batches; its subject goes to the folder.
         A key already waiting only gets another receiver."""
-        known = self.waiting.get(key)
-        if known is not None:
-            known.receivers.append(receiver)
-            return
-        subject = conversation.detach()
-        try:
-            self.folder.keep_text(key, subject)
-        except OSError as error:
-            raise PaperFailed(
-                f"its text could not be kept for the batch: {unwritable(error)}",
-                transient=True,
-            ) from None
-        self.waiting[key] = _Waiting(key, conversation, [receiver], type(subject))
+        self.carried.add(key, conversation, receiver)
+
+    @property
+    def stop(self) -> LLMConfigError | None:
+        """A configuration error met in an answer, raised by the caller once all is written."""
+        return self.carried.stop
+
+    @property
+    def resubmitted(self) -> int:
+        """Requests sent again after they failed or expired."""
+        return self.carried.resubmitted
 
     # -- The rounds -----------------------------------------------------------------------
 
@@ -153,8 +119,8 @@ class BatchRun:
             ) from None
         finally:
             with contextlib.suppress(OSError), self.folder.exclusive_now() as records:
-                records.release(self._failed)
-            self._failed.clear()
+                records.release(self.carried.failed)
+            self.carried.failed.clear()
             self.folder.close()
 
     async def _rounds(self) -> None:
@@ -165,7 +131,7 @@ class BatchRun:
                 # A conversation the batches answered and that is to be asked again; one they
                 # never answered (a request that failed) goes on through the batches.
                 answered = [i for i in self.waiting.values() if i.conversation.batch_calls]
-                await self._reask_interactively(self._affordable_interactively(answered))
+                await self.carried.reask_interactively(self._affordable_interactively(answered))
                 if not self.waiting:
                     return
             async with self.folder.exclusive(self.tell):
@@ -180,9 +146,9 @@ class BatchRun:
                             item.tried.add(key)
                         continue
                     await self.api.collect(record)
-                    self._read_answers(record, items)
-                records.release(self._failed)
-                self._failed.clear()
+                    self.carried.read_answers(record, items)
+                records.release(self.carried.failed)
+                self.carried.failed.clear()
 
     async def _plan_and_submit(self, number: int) -> _Round:
         if not self._tidied:
@@ -208,12 +174,14 @@ class BatchRun:
         with self.folder.spool.open("wb") as spool:
             for item in list(self.waiting.values()):
                 try:
-                    with self._subject_of(item):
-                        item.request = item.conversation.next_request()
+                    with self.carried.subject_of(item):
+                        request = item.conversation.next_request()
                 except SummaryFailed as failure:
-                    self._conclude(item, failure)
+                    self.carried.conclude(item, failure)
                     continue
-                line = request_line(item.key, self.server.encode(item.request.body))
+                # Only its size is kept: the request's text goes to the spool, not to memory.
+                item.prompt_tokens = request.prompt_tokens
+                line = request_line(item.key, self.server.encode(request.body))
                 item.line_hash = line_hash(line)
                 saved = records.find(item.key, item.line_hash, exclude=item.tried)
                 if saved is not None:
@@ -224,25 +192,14 @@ class BatchRun:
                 this_round.sizes.append(len(line))
         return this_round
 
-    @contextlib.contextmanager
-    def _subject_of(self, item: _Waiting) -> Iterator[None]:
-        """The conversation with its subject back from disk, for as long as it is needed."""
-        subject = item.subject_type.model_validate_json(self.folder.text_of(item.key))
-        item.conversation.attach(subject)
-        try:
-            yield
-        finally:
-            item.conversation.detach()
-
     # -- Money ----------------------------------------------------------------------------
 
-    def _estimate(self, item: _Waiting, *, batched: bool = True) -> float:
-        assert item.request is not None
+    def _estimate(self, item: Waiting, *, batched: bool = True) -> float:
         price = self.costs.price
         if price is None:
             return 0.0
         share = price.for_batch() if batched else None
-        return self.costs.estimate(item.request.prompt_tokens, share)
+        return self.costs.estimate(item.prompt_tokens, share)
 
     def _check_cost(self, this_round: _Round) -> None:
         """--max-cost, against the estimate of the round at batch prices, before anything is
@@ -264,7 +221,7 @@ class BatchRun:
         kept = self._affordable(this_round.new, batched=True)
         self._keep_in_spool(this_round, {id(item) for item in kept})
 
-    def _affordable(self, items: list[_Waiting], *, batched: bool) -> list[_Waiting]:
+    def _affordable(self, items: list[Waiting], *, batched: bool) -> list[Waiting]:
         """The items whose next request fits what --max-cost leaves; the others fail, with
         what their answers so far cost."""
         kept = []
@@ -274,15 +231,15 @@ class BatchRun:
                 continue
             cap = self.costs.cap
             reason = f"not asked again: the estimated spend would pass --max-cost {cap:g} USD"
-            self._conclude(item, item.conversation.fail(reason))
+            self.carried.conclude(item, item.conversation.fail(reason))
         return kept
 
-    def _affordable_interactively(self, items: list[_Waiting]) -> list[_Waiting]:
+    def _affordable_interactively(self, items: list[Waiting]) -> list[Waiting]:
         if self.costs.price is None or self.costs.cap is None:
             return items
         for item in items:
-            with self._subject_of(item):
-                item.request = item.conversation.next_request()
+            with self.carried.subject_of(item):
+                item.prompt_tokens = item.conversation.next_request().prompt_tokens
         return self._affordable(items, batched=False)
 
     def _keep_in_spool(self, this_round: _Round, kept: set[int]) -> None:
@@ -314,7 +271,7 @@ class BatchRun:
                 await self._submit_file(path, this_round.new[start:end], this_round)
         self.folder.spool.unlink(missing_ok=True)
 
-    async def _submit_file(self, path: Any, items: list[_Waiting], this_round: _Round) -> None:
+    async def _submit_file(self, path: Any, items: list[Waiting], this_round: _Round) -> None:
         file_id = await self.api.upload(path)
         record = BatchRecord(
             input_file_id=file_id,
@@ -374,131 +331,6 @@ class BatchRun:
         )
 
     # -- Answers --------------------------------------------------------------------------
-
-    def _read_answers(self, record: BatchRecord, items: list[_Waiting]) -> None:
-        """Every answer of the batch for ``items``, matched by key and taken as an
-        interactive answer is; an item the batch has no answer for is retried."""
-        assert record.batch_id is not None
-        batch_id = record.batch_id
-        wanted = {item.key: item for item in items}
-        for line in self.folder.records.answers(batch_id):
-            item = wanted.pop(str(line.get("custom_id")), None)
-            if item is not None:
-                item.tried.add(record.key)
-                item.batch_id = batch_id
-                self._answer(item, line, batch_id)
-        why = "; ".join(record.errors) or f"the batch ended {record.status} without an answer"
-        for item in wanted.values():
-            item.tried.add(record.key)
-            self._retry(item, f"batch {batch_id}: {why}")
-
-    def _answer(self, item: _Waiting, line: dict[str, Any], batch_id: str) -> None:
-        response, error = line.get("response"), line.get("error")
-        if not isinstance(response, dict):
-            message = error.get("message") if isinstance(error, dict) else None
-            code = error.get("code") if isinstance(error, dict) else None
-            self._retry(item, f"batch {batch_id}: {code or 'error'}: {message}")
-            return
-        status, body = response.get("status_code"), response.get("body")
-        item.conversation.count_requests(1)
-        if not isinstance(status, int) or not 200 <= status < 300:
-            self._refused(item, status_error(status, body), batch_id)
-            return
-        try:
-            completion = chat_completion(body)
-        except MalformedAnswer as malformed:
-            self._retry(item, f"batch {batch_id}: {malformed}")
-            return
-        try:
-            with self._subject_of(item):
-                result = item.conversation.take(completion, via_batch=True)
-        except SummaryFailed as failure:
-            self._conclude(item, failure)
-            return
-        if result is not None:
-            self._conclude(item, self._priced(item, result, batch_id))
-        # else: asked again in the next round, with the problems its checks found
-
-    def _refused(self, item: _Waiting, error: Any, batch_id: str) -> None:
-        """A request the server answered with an error status, as the interactive path
-        would take it: retried when it may pass, sent another way, else the item fails."""
-        if self.server.is_transient(error):
-            self._retry(item, f"batch {batch_id}: HTTP {error.status_code}: {error.message}")
-            return
-        try:
-            item.conversation.refused(error, Attempts(count=1))
-        except SummaryFailed as failure:
-            self._conclude(item, failure)
-        except LLMConfigError as config:
-            self.stop = self.stop or config
-            self._conclude(item, item.conversation.fail(STOPPED_WITH_THE_RUN))
-        # else: the request changed (a parameter dropped, JSON mode): sent again next round
-
-    def _retry(self, item: _Waiting, why: str) -> None:
-        if item.retries >= self.options.max_retries:
-            tries = item.retries + 1
-            failure = item.conversation.fail(
-                f"{why} ({tries} time{'' if tries == 1 else 's'}); run again to retry, or "
-                "without --batch"
-            )
-            failure.transient = True
-            self._conclude(item, failure)
-            return
-        item.retries += 1
-        self.resubmitted += 1
-        log.info("%s: sent again in the next batch (%s)", item.key, why)
-
-    async def _reask_interactively(self, items: list[_Waiting]) -> None:
-        """What the first round did not settle, finished through interactive requests (at
-        interactive prices), ``concurrency`` at a time."""
-        slots = asyncio.Semaphore(self.server.options.concurrency)
-
-        async def one(item: _Waiting) -> None:
-            async with slots:
-                conversation = item.conversation
-                conversation.restart_clock()  # the batch's wait is not the conversation's time
-                try:
-                    with self._subject_of(item):
-                        result = await converse(conversation)
-                except SummaryFailed as failure:
-                    self._conclude(item, failure)
-                    return
-                except LLMConfigError as error:
-                    self.stop = self.stop or error
-                    self._conclude(item, conversation.fail(STOPPED_WITH_THE_RUN))
-                    return
-                self._conclude(item, self._priced(item, result, item.batch_id or "interactive"))
-
-        await asyncio.gather(*(one(item) for item in items))
-
-    # -- Concluding -----------------------------------------------------------------------
-
-    def _priced(self, item: _Waiting, result: Outcome, batch_id: str) -> Outcome:
-        """The result with its cost: batch answers at the batch price, interactive ones at
-        the list price, and what the batch saved against the list price."""
-        price = self.costs.price
-        if price is None:
-            answer = BatchAnswer(batch_id=batch_id, saved_usd=None)
-            return result.model_copy(update={"batch": answer})
-        priced = batch_priced(price, result.usage, item.conversation.batch_calls)
-        return result.model_copy(
-            update={
-                "cost_usd": priced.cost_usd,
-                "batch": BatchAnswer(batch_id=batch_id, saved_usd=priced.saved_usd),
-            }
-        )
-
-    def _conclude(self, item: _Waiting, outcome: Outcome | SummaryFailed) -> None:
-        price = self.costs.price
-        if isinstance(outcome, SummaryFailed):
-            if outcome.usage and price is not None:
-                calls = item.conversation.batch_calls
-                outcome.cost_usd = batch_priced(price, outcome.usage, calls).cost_usd
-            self._failed.add(item.key)
-        self.waiting.pop(item.key, None)
-        self.folder.drop_text(item.key)
-        for receiver in item.receivers:
-            receiver(outcome)
 
 
 def _parts(sizes: list[int]) -> Iterator[tuple[int, int]]:

@@ -20,7 +20,9 @@
   (``classify``): a request to send another way, the run's configuration (a refused key, an
   unknown model, a format the server cannot give), or one request's failure.
 
-What is asked, and what an answer must be, is the conversation's (``digest.llm.conversation``).
+The format, the parameters and the limits, which the server may teach the run, are kept by
+its ``RequestForm``. What is asked, and what an answer must be, is the conversation's
+(``digest.llm.conversation``).
 """
 
 from __future__ import annotations
@@ -129,33 +131,24 @@ class LlmServer:
         self.client = client
         self.sleep = sleep
         self.policy = replace(options.retry, connection_errors=(openai.APIConnectionError,))
-        self.mode: AnswerFormat = "json_object" if options.mode == "json_object" else "json_schema"
-        self.reasoning = bool(_REASONING_MODEL.search(options.model))
-        self.dropped: set[str] = set()  # parameters the server rejected, not sent again
-        self.token_parameter = "max_completion_tokens"
+        self.form = RequestForm(options)
         self._warned_models: set[str] = set()
 
     @property
     def where(self) -> str:
         return self.options.where
 
+    @property
+    def mode(self) -> AnswerFormat:
+        """The answer format in use (``auto`` may have fallen back to ``json_object``)."""
+        return self.form.mode
+
     # -- The request --------------------------------------------------------------------
 
     def body(self, messages: Messages, limit: int, schema: type[BaseModel]) -> dict[str, Any]:
         """The request: ``messages`` answered as ``schema`` in the format now in use, with at
         most ``limit`` output tokens."""
-        if self.mode == "json_schema":
-            response_format = cast("dict[str, Any]", type_to_response_format_param(schema))
-        else:
-            # llama.cpp also constrains its output to response_format.schema, a key the SDK's
-            # type for JSON mode does not name.
-            response_format = {"type": "json_object", "schema": schema.model_json_schema()}
-        return {
-            "model": self.options.model,
-            "messages": messages,
-            "response_format": response_format,
-            **self._parameters(limit),
-        }
+        return self.form.body(messages, limit, schema)
 
     @staticmethod
     def encode(body: dict[str, Any]) -> bytes:
@@ -163,40 +156,13 @@ class LlmServer:
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         return text.translate(_RAW_BREAKS).encode("utf-8")
 
-    def _parameters(self, limit: int) -> dict[str, Any]:
-        parameters: dict[str, Any] = {}
-        if self.options.temperature is not None:
-            parameters["temperature"] = self.options.temperature
-        if self.reasoning and self.options.reasoning_effort is not None:
-            parameters["reasoning_effort"] = self.options.reasoning_effort
-        parameters[self.token_parameter] = limit
-        if self.mode == "json_object" and self.token_parameter == "max_completion_tokens":
-            # Servers with JSON mode but no json_schema (llama-cpp-python, older vLLM) know
-            # only max_tokens; a model that rejects it has it dropped after the first 400.
-            parameters["max_tokens"] = limit
-        return {name: value for name, value in parameters.items() if name not in self.dropped}
-
     def output_limit(self, answer_tokens: int) -> int:
         """The token limit sent: the answer's, and a reasoning model's thinking on top."""
-        if not self.reasoning:
-            return answer_tokens
-        return answer_tokens + _REASONING_ALLOWANCE[self.options.reasoning_effort]
+        return self.form.output_limit(answer_tokens)
 
     def fitted_limit(self, prompt_tokens: int, answer_tokens: int) -> int | str:
-        """The output limit of a request of ``prompt_tokens``, within ``context_tokens`` when
-        it is set; or why a request that leaves no room for an answer is not to be sent."""
-        limit = self.output_limit(answer_tokens)
-        context = self.options.context_tokens
-        if context is None:
-            return limit
-        room = context - prompt_tokens
-        if room < min(limit, self.options.max_output_tokens):
-            return (
-                f"the request (about {prompt_tokens} prompt tokens and {limit} for the answer) "
-                f"does not fit DIGEST_CONTEXT_TOKENS={context}; lower DIGEST_TEXT_BUDGET (now "
-                f"{self.options.text_budget}) or DIGEST_MAX_OUTPUT_TOKENS"
-            )
-        return min(limit, room)
+        """The output limit of a request of ``prompt_tokens`` (see ``RequestForm``)."""
+        return self.form.fitted_limit(prompt_tokens, answer_tokens)
 
     # -- Sending ------------------------------------------------------------------------
 
@@ -212,7 +178,7 @@ class LlmServer:
             attempts=attempts,
             sleep=self.sleep,
             deadline=deadline,
-            retry_if=lambda error: not self._rejects_request(error),
+            retry_if=lambda error: not self.form.rejects(error),
         )
 
     async def _post_within_timeout(self, data: bytes) -> dict[str, Any]:
@@ -323,7 +289,7 @@ class LlmServer:
     ) -> RequestChanged | LLMConfigError | Refusal:
         """What an error status means: the request can be sent another way (asked again at
         once), the run's configuration is wrong (it stops), or this request failed."""
-        if self._change_request(error):
+        if self.form.change(error):
             return RequestChanged()
         status = error.status_code
         detail = error_detail(error)
@@ -384,8 +350,72 @@ class LlmServer:
             )
         return f"no answer from {self.where} after {attempts.plural} ({one_line(str(error))})"
 
-    def _rejects_request(self, error: BaseException) -> bool:
-        """A rejection of the request's form: no retry mends it (see ``_change_request``)."""
+
+class RequestForm:
+    """The form of one run's requests, as the server has taught it: the answer format in use,
+    the token parameter, and the parameters it does not take. What a server refused is learned
+    from the first request it refused, and kept for the rest of the run."""
+
+    def __init__(self, options: LlmOptions) -> None:
+        self.options = options
+        self.mode: AnswerFormat = "json_object" if options.mode == "json_object" else "json_schema"
+        self.reasoning = bool(_REASONING_MODEL.search(options.model))
+        self.dropped: set[str] = set()  # parameters the server rejected, not sent again
+        self.token_parameter = "max_completion_tokens"
+
+    def body(self, messages: Messages, limit: int, schema: type[BaseModel]) -> dict[str, Any]:
+        """The request: ``messages`` answered as ``schema`` in the format now in use, with at
+        most ``limit`` output tokens."""
+        if self.mode == "json_schema":
+            response_format = cast("dict[str, Any]", type_to_response_format_param(schema))
+        else:
+            # llama.cpp also constrains its output to response_format.schema, a key the SDK's
+            # type for JSON mode does not name.
+            response_format = {"type": "json_object", "schema": schema.model_json_schema()}
+        return {
+            "model": self.options.model,
+            "messages": messages,
+            "response_format": response_format,
+            **self.parameters(limit),
+        }
+
+    def parameters(self, limit: int) -> dict[str, Any]:
+        parameters: dict[str, Any] = {}
+        if self.options.temperature is not None:
+            parameters["temperature"] = self.options.temperature
+        if self.reasoning and self.options.reasoning_effort is not None:
+            parameters["reasoning_effort"] = self.options.reasoning_effort
+        parameters[self.token_parameter] = limit
+        if self.mode == "json_object" and self.token_parameter == "max_completion_tokens":
+            # Servers with JSON mode but no json_schema (llama-cpp-python, older vLLM) know
+            # only max_tokens; a model that rejects it has it dropped after the first 400.
+            parameters["max_tokens"] = limit
+        return {name: value for name, value in parameters.items() if name not in self.dropped}
+
+    def output_limit(self, answer_tokens: int) -> int:
+        """The token limit sent: the answer's, and a reasoning model's thinking on top."""
+        if not self.reasoning:
+            return answer_tokens
+        return answer_tokens + _REASONING_ALLOWANCE[self.options.reasoning_effort]
+
+    def fitted_limit(self, prompt_tokens: int, answer_tokens: int) -> int | str:
+        """The output limit of a request of ``prompt_tokens``, within ``context_tokens`` when
+        it is set; or why a request that leaves no room for an answer is not to be sent."""
+        limit = self.output_limit(answer_tokens)
+        context = self.options.context_tokens
+        if context is None:
+            return limit
+        room = context - prompt_tokens
+        if room < min(limit, self.options.max_output_tokens):
+            return (
+                f"the request (about {prompt_tokens} prompt tokens and {limit} for the answer) "
+                f"does not fit DIGEST_CONTEXT_TOKENS={context}; lower DIGEST_TEXT_BUDGET (now "
+                f"{self.options.text_budget}) or DIGEST_MAX_OUTPUT_TOKENS"
+            )
+        return min(limit, room)
+
+    def rejects(self, error: BaseException) -> bool:
+        """A rejection of the request's form: no retry mends it (see ``change``)."""
         if not isinstance(error, openai.APIStatusError) or error.status_code in (401, 403, 404):
             return False
         detail = error_detail(error)
@@ -396,9 +426,9 @@ class LlmServer:
         )
 
     def _sent_parameters(self) -> set[str]:
-        return set(self._parameters(1))
+        return set(self.parameters(1))
 
-    def _change_request(self, error: openai.APIStatusError) -> bool:
+    def change(self, error: openai.APIStatusError) -> bool:
         """Whether the request can be sent another way: without a parameter the model does
         not take, or (``auto``) in json_object mode. Remembered for the rest of the run."""
         if error.status_code in (401, 403, 404):

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from digest.errors import SummaryFailed
 from digest.llm.batch import BatchRun
@@ -24,9 +25,14 @@ from digest.llm.price import CostGuard
 from digest.llm.summarize import Summary
 from digest.net import AsyncSleep
 from digest.options import BatchOptions, RunOptions
-from digest.runs.day import DayPlan, DayRun, DaySetup, day_pipeline, plan_day, write_day
-from digest.runs.results import PaperResult, Silent
+from digest.runs.day import DayPlan, DayRun, plan_day, write_day
+from digest.runs.events import BatchNote, NothingFound, Watcher
+from digest.runs.results import PaperResult
+from digest.runs.setup import RunSetup, open_pipeline
 from digest.sources.papers import Source
+
+if TYPE_CHECKING:
+    from digest.runs.pipeline import Deferred, Pipeline
 
 
 @dataclass
@@ -43,84 +49,104 @@ class _OpenDay:
 async def backfill_batch(
     source: Source,
     days: list[dt.date],
-    setup: DaySetup,
+    setup: RunSetup,
     run: RunOptions,
     options: BatchOptions,
+    watcher: Watcher,
     *,
     on_day: Callable[[DayRun], None],
-    tell: Callable[[str], None],
     before_write: Callable[[], None] | None = None,
     sleep: AsyncSleep = asyncio.sleep,
 ) -> int:
     """Every day of ``days``; ``on_day`` is given each day as it is written. The requests
     sent again after a batch failed or expired them are counted. A configuration error met in
     the answers (``LLMConfigError``) is raised once every day is written."""
-    from digest.runs.pipeline import Deferred
-
     # --max-cost is the batch's to check, on the whole range's estimate, before it submits.
-    pipeline = day_pipeline(setup, replace(run, max_cost=None), Silent(), sleep)
-    async with pipeline:
-        server = pipeline.summarizer.server
+    async with open_pipeline(setup, replace(run, max_cost=None), sleep=sleep) as pipeline:
         costs = CostGuard(
             setup.llm.price, setup.llm.max_output_tokens, run.max_cost, run.spent_before
         )
         batches = BatchRun(
-            server,
+            pipeline.summarizer.server,
             BatchFolder(setup.cache_dir / "batches"),
             options,
             costs,
             deadline=run.deadline,
             sleep=sleep,
-            tell=tell,
+            tell=lambda line: watcher.tell(BatchNote(line)),
         )
         await batches.api.check_available()  # before any paper is read
-        owner: dict[int, _OpenDay] = {}
-
-        def finish(day: _OpenDay) -> None:
-            seconds = time.monotonic() - day.clock
-            on_day(write_day(day.plan, setup, day.decided, day.started_at, seconds, before_write))
-
-        def concluded(deferred: Deferred, answer: Outcome | SummaryFailed) -> None:
-            day = owner.pop(id(deferred))
-            assert isinstance(answer, Summary | SummaryFailed)
-            result = pipeline.conclude(deferred, answer)
-            day.decided[str(result.arxiv_id)] = result
-            day.waiting -= 1
-            if day.waiting == 0:
-                finish(day)
-
+        waiting = _Days(pipeline, batches, setup, on_day, before_write)
         published = setup.store.published_before(days[0]) if run.skip_published else {}
         for date in days:
             candidates = await source.candidates(date)
             if not candidates:
-                tell(source.nothing_found(date))
+                watcher.tell(NothingFound(date, source.nothing_found(date)))
                 continue
             plan = plan_day(setup.store, candidates, date, run, published)
             for arxiv_id in plan.order:
                 published.setdefault(arxiv_id, date)
-            day = _OpenDay(plan, dict(plan.decided))
-
-            def hand_over(deferred: Deferred, day: _OpenDay = day) -> None:
-                conversation = pipeline.summarizer.begin(deferred.paper)
-                batches.add(deferred.key, conversation, partial(concluded, deferred))
-                deferred.drop_text()  # kept on disk by the batches, not in memory here
-                owner[id(deferred)] = day
-                day.waiting += 1
-
-            for result in await pipeline.read_papers(plan.todo, hand_over):
-                if result is not None:
-                    day.decided[str(result.arxiv_id)] = result
-            # What the source said of each paper (its abstract, mostly) is read; a year of
-            # days waiting on their batches need not hold it.
-            plan.todo = []
-            tell(
-                f"{date}: {plan.total} paper{'' if plan.total == 1 else 's'}, "
-                f"{day.waiting} for the batch"
-            )
+            day = await waiting.read(plan)
+            count = f"{plan.total} paper{'' if plan.total == 1 else 's'}"
+            watcher.tell(BatchNote(f"{date}: {count}, {day.waiting} for the batch"))
             if day.waiting == 0:
-                finish(day)
-
+                waiting.finish(day)
         await batches.run()
     if batches.stop is not None:
         raise batches.stop
     return batches.resubmitted
+
+
+class _Days:
+    """The days read, their papers the cache does not have handed to the batches; each day
+    written the moment its last paper is settled."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        batches: BatchRun,
+        setup: RunSetup,
+        on_day: Callable[[DayRun], None],
+        before_write: Callable[[], None] | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.batches = batches
+        self.setup = setup
+        self.on_day = on_day
+        self.before_write = before_write
+        self._owner: dict[int, _OpenDay] = {}  # by id() of each paper at the batches
+
+    async def read(self, plan: DayPlan) -> _OpenDay:
+        """The day's papers read, and those the cache does not have handed to the batches."""
+        day = _OpenDay(plan, dict(plan.decided))
+
+        def hand_over(deferred: Deferred) -> None:
+            conversation = self.pipeline.summarizer.begin(deferred.paper)
+            self.batches.add(deferred.key, conversation, partial(self._concluded, deferred))
+            deferred.drop_text()  # kept on disk by the batches, not in memory here
+            self._owner[id(deferred)] = day
+            day.waiting += 1
+
+        for result in await self.pipeline.read_papers(plan.todo, hand_over):
+            if result is not None:
+                day.decided[str(result.arxiv_id)] = result
+        # What the source said of each paper (its abstract, mostly) is read; a year of days
+        # waiting on their batches need not hold it.
+        plan.todo = []
+        return day
+
+    def _concluded(self, deferred: Deferred, answer: Outcome | SummaryFailed) -> None:
+        day = self._owner.pop(id(deferred))
+        assert isinstance(answer, Summary | SummaryFailed)
+        result = self.pipeline.conclude(deferred, answer)
+        day.decided[str(result.arxiv_id)] = result
+        day.waiting -= 1
+        if day.waiting == 0:
+            self.finish(day)
+
+    def finish(self, day: _OpenDay) -> None:
+        seconds = time.monotonic() - day.clock
+        finished = write_day(
+            day.plan, self.setup, day.decided, day.started_at, seconds, self.before_write
+        )
+        self.on_day(finished)

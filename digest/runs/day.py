@@ -12,33 +12,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from digest.blog.render import render_day
 from digest.blog.store import OutputStore, dump_day, write_if_changed
 from digest.errors import OutputWriteFailed, RunStopped
-from digest.llm.cache import DigestCache
 from digest.models import Day, PaperEntry
 from digest.net import AsyncSleep
-from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
+from digest.options import RunOptions
 from digest.runs.results import PaperResult, Progress, Silent
+from digest.runs.setup import RunSetup, open_pipeline
 from digest.sources.papers import ArxivRef, Candidate
-
-if TYPE_CHECKING:
-    from digest.runs.pipeline import Pipeline
-
-
-@dataclass(frozen=True)
-class DaySetup:
-    """What a day's run works with, split from the settings by the CLI."""
-
-    store: OutputStore
-    llm: LlmOptions
-    fetch: FetchOptions
-    extract: ExtractOptions
-    cache_dir: Path
-    new_day: Callable[[dt.date], Day]  # an empty day with the front matter the settings ask
-    key_check: KeyCheck = field(default_factory=KeyCheck)  # one for all the days of a run
 
 
 @dataclass
@@ -76,7 +59,6 @@ def plan_day(
     """Which papers the day will have, and which of them need work (see ``DayPlan``).
     ``published`` (arXiv ID → its day) stands for the day files before ``date`` when the
     caller knows better (a backfill whose earlier days are planned, not yet written)."""
-    limit = run.limit
     existing = store.load_day(date) if store.data_path(date).exists() else None
     # An entry without an arXiv ID (none is written today, but a hand-made day may have one)
     # is kept under a name of its own.
@@ -88,55 +70,76 @@ def plan_day(
         published = {}
     elif published is None:
         published = store.published_before(date)
-    order: list[str] = []
-    decided: dict[str, PaperResult] = {}
-    todo: dict[str, Candidate] = {}
-    if not run.force:
-        order, decided, todo = _keep_earlier(earlier, candidates)
-    room = None if limit is None else limit - len(order)
-    rank = {candidate.ref.arxiv_id: place for place, candidate in enumerate(candidates)}
-    for candidate in candidates:
+    draft = _Draft() if run.force else _keep_earlier(earlier, candidates)
+    draft.take_new(candidates, earlier, published, run.limit)
+    return DayPlan(date, existing, draft.order, draft.decided, list(draft.todo.values()), earlier)
+
+
+@dataclass
+class _Draft:
+    """A day's plan as it is made: its papers in order, those decided, those to do."""
+
+    order: list[str] = field(default_factory=list)
+    decided: dict[str, PaperResult] = field(default_factory=dict)
+    todo: dict[str, Candidate] = field(default_factory=dict)
+
+    def take_new(
+        self,
+        candidates: list[Candidate],
+        earlier: dict[str, PaperEntry],
+        published: Mapping[str, dt.date],
+        limit: int | None,
+    ) -> None:
+        """The source's papers the day has not, in the source's order, until it has
+        ``limit``; a paper it has, asked for in another version, is redone."""
+        room = None if limit is None else limit - len(self.order)
+        rank = {candidate.ref.arxiv_id: place for place, candidate in enumerate(candidates)}
+        for candidate in candidates:
+            arxiv_id = candidate.ref.arxiv_id
+            if arxiv_id in self.order:
+                self._redo_if_another_version(candidate, earlier.get(arxiv_id))
+                continue
+            if room is not None and room <= 0:
+                break
+            self.order.insert(_place_in(self.order, arxiv_id, rank), arxiv_id)
+            skipped = _why_skipped(candidate, published)
+            if skipped is not None:
+                self.decided[arxiv_id] = PaperResult(candidate.ref, status="skipped", note=skipped)
+                continue
+            self.todo[arxiv_id] = candidate
+            if room is not None:
+                room -= 1
+
+    def _redo_if_another_version(self, candidate: Candidate, had: PaperEntry | None) -> None:
         ref = candidate.ref
-        if ref.arxiv_id in order:
-            had = earlier.get(ref.arxiv_id)
-            if had and ref.version and ref.version != had.version:
-                decided.pop(ref.arxiv_id, None)  # another version asked for: redo it
-                todo[ref.arxiv_id] = candidate
-            continue
-        if room is not None and room <= 0:
-            break
-        order.insert(_place_in(order, ref.arxiv_id, rank), ref.arxiv_id)
-        if candidate.withdrawn:
-            # Hugging Face marks a paper withdrawn from arXiv (paper.withdrawnAt); it takes no
-            # place, like a paper published earlier.
-            decided[ref.arxiv_id] = PaperResult(ref, status="skipped", note="withdrawn")
-            continue
-        if ref.arxiv_id in published:
-            reason = f"already published on {published[ref.arxiv_id]}"
-            decided[ref.arxiv_id] = PaperResult(ref, status="skipped", note=reason)
-            continue
-        todo[ref.arxiv_id] = candidate
-        if room is not None:
-            room -= 1
-    return DayPlan(date, existing, order, decided, list(todo.values()), earlier)
+        if had and ref.version and ref.version != had.version:
+            self.decided.pop(ref.arxiv_id, None)  # another version asked for: redo it
+            self.todo[ref.arxiv_id] = candidate
 
 
-def _keep_earlier(
-    earlier: dict[str, PaperEntry], candidates: list[Candidate]
-) -> tuple[list[str], dict[str, PaperResult], dict[str, Candidate]]:
+def _why_skipped(candidate: Candidate, published: Mapping[str, dt.date]) -> str | None:
+    """Why a new paper takes no place in the day: withdrawn from arXiv (Hugging Face marks it,
+    paper.withdrawnAt), or published by an earlier day."""
+    if candidate.withdrawn:
+        return "withdrawn"
+    if candidate.ref.arxiv_id in published:
+        return f"already published on {published[candidate.ref.arxiv_id]}"
+    return None
+
+
+def _keep_earlier(earlier: dict[str, PaperEntry], candidates: list[Candidate]) -> _Draft:
     """The day file's papers, in its order: reused, or redone when only their PDF was missing
     for a passing reason (with what the source says of them, when it lists them again)."""
     listed = {candidate.ref.arxiv_id: candidate for candidate in candidates}
-    decided: dict[str, PaperResult] = {}
-    todo: dict[str, Candidate] = {}
+    draft = _Draft(order=list(earlier))
     for arxiv_id, entry in earlier.items():
         ref = ArxivRef(arxiv_id, entry.version)
         if entry.provenance.full_text_pending:
             source = listed.get(arxiv_id)
-            todo[arxiv_id] = Candidate(ref, metadata=source.metadata if source else None)
+            draft.todo[arxiv_id] = Candidate(ref, metadata=source.metadata if source else None)
         else:
-            decided[arxiv_id] = PaperResult(ref, entry, status="reused")
-    return list(earlier), decided, todo
+            draft.decided[arxiv_id] = PaperResult(ref, entry, status="reused")
+    return draft
 
 
 def _place_in(order: list[str], arxiv_id: str, rank: dict[str, int]) -> int:
@@ -169,7 +172,7 @@ class DayRun:
 
 async def run_day(
     plan: DayPlan,
-    setup: DaySetup,
+    setup: RunSetup,
     run: RunOptions,
     *,
     progress: Progress | None = None,
@@ -209,7 +212,7 @@ async def run_day(
 
 def write_day(
     plan: DayPlan,
-    setup: DaySetup,
+    setup: RunSetup,
     decided: Mapping[str, PaperResult],
     started_at: dt.datetime,
     seconds: float,
@@ -218,17 +221,8 @@ def write_day(
     """Write the day file and post with every paper of ``plan`` that has an entry, from
     every paper's result (by arXiv ID); a redo that failed keeps the earlier entry."""
     results = [decided[arxiv_id] for arxiv_id in plan.order]
-    papers = []
-    for result in results:
-        entry = result.entry
-        kept = plan.earlier.get(str(result.arxiv_id))
-        if entry is None and kept is not None and result.status in ("failed", "stopped"):
-            entry = kept
-            result.note = "its earlier entry is kept"
-        if entry is not None:
-            papers.append(entry)
     day = plan.existing if plan.existing is not None else setup.new_day(plan.date)
-    day = day.model_copy(update={"papers": papers})
+    day = day.model_copy(update={"papers": _entries(plan, results)})
     post, changed = None, False
     if day.papers:
         if before_write is not None:
@@ -238,7 +232,21 @@ def write_day(
     return DayRun(day, results, post, changed, started_at, seconds)
 
 
-def _write(day: Day, setup: DaySetup, made: int) -> tuple[Path, bool]:
+def _entries(plan: DayPlan, results: list[PaperResult]) -> list[PaperEntry]:
+    """Every paper's entry, in order; a redo that failed keeps its earlier one (and says so)."""
+    papers = []
+    for result in results:
+        entry = result.entry
+        kept = plan.earlier.get(str(result.arxiv_id))
+        if entry is None and kept is not None and result.unfinished:
+            entry = kept
+            result.note = "its earlier entry is kept"
+        if entry is not None:
+            papers.append(entry)
+    return papers
+
+
+def _write(day: Day, setup: RunSetup, made: int) -> tuple[Path, bool]:
     """Write the day file and its post where their bytes change: the post's path, and whether
     either changed. ``made`` digests wait in the cache if the disk refuses them."""
     post = setup.store.post_path(day.date)
@@ -256,32 +264,7 @@ def _write(day: Day, setup: DaySetup, made: int) -> tuple[Path, bool]:
 
 
 async def _digest(
-    todo: list[Candidate], setup: DaySetup, run: RunOptions, progress: Progress, sleep: AsyncSleep
+    todo: list[Candidate], setup: RunSetup, run: RunOptions, progress: Progress, sleep: AsyncSleep
 ) -> list[PaperResult]:
-    async with day_pipeline(setup, run, progress, sleep) as pipeline:
+    async with open_pipeline(setup, run, progress=progress, sleep=sleep) as pipeline:
         return await pipeline.digest_papers(todo)
-
-
-def day_pipeline(
-    setup: DaySetup, run: RunOptions, progress: Progress, sleep: AsyncSleep
-) -> Pipeline:
-    """The pipeline of a run, for ``async with``."""
-    # Imported here: the LLM client, the arXiv client and the PDF readers take most of a
-    # second to import, and a finished day, re-run, needs none of them. The extraction workers
-    # are started first, to start up while that import runs.
-    from digest.text.extract import start_workers
-
-    workers = start_workers(setup.extract.extractor)
-    from digest.runs.pipeline import Pipeline
-
-    return Pipeline(
-        setup.llm,
-        setup.fetch,
-        setup.extract,
-        DigestCache(setup.cache_dir),
-        run,
-        sleep=sleep,
-        progress=progress,
-        workers=workers,
-        key_check=setup.key_check,
-    )

@@ -7,13 +7,15 @@ On a terminal, progress is a set of rich bars (one overall, one per stage); anyw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBars
 from rich.table import Table
 
-from digest.models import PaperReport, RunReport, RunTotals
+from digest.files import atomic_write_text
+from digest.models import PaperReport, Provenance, RunReport, RunTotals
 from digest.options import LlmOptions
 from digest.redact import redact
 from digest.runs.day import DayRun
@@ -127,24 +129,25 @@ class _Row:
 
 def _row(result: PaperResult) -> _Row:
     """A paper's line of the table, and what this run spent on it."""
-    label, status = result.label, result.status
     if result.spent is not None:  # failed at the LLM: its answers were paid for
         spent, cost = result.spent, result.spent_usd
-        money = "?" if cost is None else f"{cost:.4f}"
-        cells = [label, status, "", f"{spent.tokens_in}/{spent.tokens_out}", money, ""]
-        return _Row(cells, spent.tokens_in, spent.tokens_out, cost or 0.0)
+        cells = [result.label, result.status, "", f"{spent.tokens_in}/{spent.tokens_out}"]
+        return _Row([*cells, _money(cost), ""], spent.tokens_in, spent.tokens_out, cost or 0.0)
     provenance = result.entry.provenance if result.entry else None
-    if provenance is None or status in ("reused", "cached"):
+    if provenance is None or result.status in ("reused", "cached"):
         # Nothing was spent on it in this run.
         kind = (provenance.input or "") if provenance else ""
-        return _Row([label, status, kind, "", "", ""])
-    money = "?" if provenance.cost_usd is None else f"{provenance.cost_usd:.4f}"
+        return _Row([result.label, result.status, kind, "", "", ""])
+    return _paid_row(result.label, result.status, provenance)
+
+
+def _paid_row(label: str, status: str, provenance: Provenance) -> _Row:
     cells = [
         label,
         status,
         provenance.input or "",
         f"{provenance.tokens_in}/{provenance.tokens_out}",
-        money,
+        _money(provenance.cost_usd),
         f"{provenance.seconds or 0:.1f}",
     ]
     return _Row(
@@ -154,6 +157,10 @@ def _row(result: PaperResult) -> _Row:
         provenance.cost_usd or 0.0,
         provenance.seconds or 0.0,
     )
+
+
+def _money(cost: float | None) -> str:
+    return "?" if cost is None else f"{cost:.4f}"
 
 
 def run_report(run: DayRun, source: str, llm: LlmOptions) -> RunReport:
@@ -192,7 +199,7 @@ def _paper_report(result: PaperResult) -> PaperReport:
         tokens_in=provenance.tokens_in if provenance else tokens_in or None,
         tokens_out=provenance.tokens_out if provenance else tokens_out or None,
         cost_usd=provenance.cost_usd if provenance else cost or None,
-        stage_seconds={k: round(v, 3) for k, v in result.stage_seconds.items()},
+        stage_seconds={k: round(v, 3) for k, v in result.times.by_stage().items()},
     )
 
 
@@ -209,3 +216,13 @@ def _spent_now(result: PaperResult) -> tuple[int, int, float]:
 
 def dump_report(report: RunReport) -> str:
     return report.model_dump_json(indent=2) + "\n"
+
+
+def write_report(path: Path, report: RunReport) -> str | None:
+    """Write ``report`` to ``path``, its secrets masked; why it could not be, or None. The
+    day is written by then, and the report is a log: the run goes on without it."""
+    try:
+        atomic_write_text(path, redact(dump_report(report)))
+    except OSError as error:
+        return f"could not write {path}: {error.strerror}"
+    return None

@@ -10,11 +10,29 @@ from dataclasses import dataclass, field
 from typing import Protocol, get_args
 
 from digest.errors import PaperFailed, PaperStopped, SummaryFailed
-from digest.models import PaperEntry, Status, Usage
+from digest.models import UNFINISHED, PaperEntry, Status, Usage
 from digest.sources.papers import ArxivRef, LocalPdf
 
 STATUSES: tuple[Status, ...] = get_args(Status)
 STAGES = ("download", "extract", "summarize")
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Seconds one paper spent in each stage it went through in this run; None for a stage
+    it did not (a cached digest, the abstract for a PDF that could not be had, a batch)."""
+
+    download: float | None = None
+    extract: float | None = None
+    summarize: float | None = None
+
+    def by_stage(self) -> dict[str, float]:
+        """The stages it went through, in the order they run, with their seconds."""
+        return {stage: seconds for stage in STAGES if (seconds := getattr(self, stage)) is not None}
+
+    @property
+    def total(self) -> float:
+        return sum(self.by_stage().values())
 
 
 @dataclass
@@ -26,12 +44,17 @@ class PaperResult:
     status: Status = "done"
     failure: PaperFailed | None = None  # failed or stopped: why
     note: str | None = None  # skipped: why; a failed redo: that the earlier entry is kept
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    times: StageTimes = field(default_factory=StageTimes)
 
     @classmethod
     def failed(cls, ref: ArxivRef | LocalPdf, failure: PaperFailed) -> PaperResult:
         status: Status = "stopped" if isinstance(failure, PaperStopped) else "failed"
         return cls(ref, status=status, failure=failure)
+
+    @property
+    def unfinished(self) -> bool:
+        """Failed or stopped: the run meant to digest it and did not."""
+        return self.status in UNFINISHED
 
     @property
     def label(self) -> str:

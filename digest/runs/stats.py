@@ -205,7 +205,7 @@ class _Tally:
     def add_report(self, report: RunReport) -> None:
         self.run_reports += 1
         for paper in report.papers:
-            if paper.status not in ("failed", "stopped"):
+            if not paper.unfinished:
                 continue  # a digested paper's cost is in its entry already
             self.failed += 1
             self.failures[paper.failed_at or "unknown"] += 1

@@ -64,11 +64,19 @@ class Identity:
         return self.score >= MATCH_THRESHOLD
 
 
+# Runs of characters past ASCII: only they can be combining marks. A paper's text is mostly
+# ASCII, and looking at each of its characters in Python was most of an identity check's time.
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _without_marks(run: re.Match[str]) -> str:
+    return "".join(char for char in run.group() if not unicodedata.combining(char))
+
+
 def words(text: str) -> list[str]:
     """The words of ``text``: lower case, accents and ligatures folded, hyphenation at line
     ends undone (``struc-\\nture`` is ``structure``)."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(char for char in text if not unicodedata.combining(char)).lower()
+    text = _NON_ASCII.sub(_without_marks, unicodedata.normalize("NFKD", text)).lower()
     text = re.sub(r"(\w)-\s*\n\s*(\w)", r"\1\2", text)
     return _WORD.findall(text)
 
