@@ -83,6 +83,9 @@ def test_a_batch_backfill_matches_the_interactive_one_at_half_the_price(
     # One batch for the range's six papers, then a second round for the one re-ask.
     jobs = list(standin.batches.values())
     assert len(created(standin)) == 2
+    # The server's batches are listed once: the check that it has a Batch API is the page
+    # the lookup for batches with no record goes through.
+    assert standin.batch_api_calls.count(("GET", "/v1/batches")) == 1
     assert [len(batch_input(standin, job)) for job in jobs] == [6, 1]
     # The same request bodies the interactive run sent: same prompts, same response_format.
     canonical = {json.dumps(b, sort_keys=True, ensure_ascii=False) for b in interactive_bodies}
@@ -160,6 +163,7 @@ def kill_once_submitted(batches: int) -> None:
     assert sum(bool(r.get("batch_id")) for r in records()) == batches
 
 
+@pytest.mark.slow
 def test_the_saved_batch_is_collected_after_a_kill_and_nothing_is_resubmitted(
     standin: StandIn,
 ) -> None:
@@ -183,6 +187,7 @@ def test_the_saved_batch_is_collected_after_a_kill_and_nothing_is_resubmitted(
     assert len(created(standin)) == 1 and len(standin.batch_requests) == 6
 
 
+@pytest.mark.slow
 def test_a_kill_during_the_re_ask_round_resubmits_nothing(standin: StandIn) -> None:
     serve_days(standin)
     standin.llm_default = invalid_first(3)
@@ -434,6 +439,7 @@ def test_polls_back_off_and_show_the_counts(
     assert ": completed, 6 of 6 answered, 0 failed" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_the_batch_running(standin: StandIn) -> None:
     serve_days(standin)
     standin.stall_batches_from = 1

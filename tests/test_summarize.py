@@ -177,3 +177,45 @@ def test_usage_is_read_through_the_typed_model_and_never_fails_an_answer(
 
     call = call_usage(raw)
     assert (call.tokens_in, call.tokens_out, call.tokens_cached, call.tokens_reasoning) == expected
+
+
+def _strings_held(root: object, skip: set[int]) -> list[str]:
+    """Every string reachable from ``root`` through its attributes and containers, except
+    through the objects in ``skip``."""
+    found: list[str] = []
+    seen: set[int] = set(skip)
+    stack = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+    return found
+
+
+def test_a_detached_conversation_keeps_no_copy_of_its_papers_text() -> None:
+    # A batch holds thousands of conversations while their requests are out, with their
+    # texts on disk: the request a conversation made is kept as its size and limit alone.
+    # (It kept its messages once: 319 MB for a year of papers where 153 MB had been.)
+    from digest.llm.server import LlmServer
+    from digest.llm.summarize import DigestConversation
+
+    text = "Abstract. " + "A sentence found in this paper alone. " * 200
+    paper = PAPER.model_copy(update={"content": text})
+    server = LlmServer(load_settings().llm_options(), None)
+    conversation = DigestConversation(server, paper)
+    request = conversation.next_request()
+    assert any(text in message["content"] for message in request.messages)
+    conversation.detach()
+    del request
+    held = _strings_held(conversation, skip={id(server)})
+    assert not [string for string in held if "found in this paper alone" in string]

@@ -71,6 +71,10 @@ class BatchApi:
         self.client = server.client
         self.folder = folder
         self.tell = tell
+        # The server's latest batches, listed by check_available: recover looks through this
+        # page rather than asking again. A batch made since (by another run on this folder)
+        # has its record on disk, and recover only looks for batches no record describes.
+        self._recent: list[openai.types.Batch] | None = None
 
     async def _call(self, function: Callable[[], Awaitable[T]]) -> T:
         """A Batch or Files API request, retried as the LLM's are (429, 5xx, connections)."""
@@ -83,14 +87,16 @@ class BatchApi:
         )
 
     async def check_available(self) -> None:
-        """One cheap request that a server without a Batch API answers 404, before any paper
-        is read: ``BatchUnavailable`` then."""
+        """One request that a server without a Batch API answers 404, before any paper is
+        read: ``BatchUnavailable`` then. The batches it lists are those ``recover`` looks
+        through, so that a run lists them once."""
         try:
-            await self._call(lambda: self.client.batches.list(limit=1))
+            page = await self._call(lambda: self.client.batches.list(limit=_RECENT_BATCHES))
         except openai.NotFoundError:
             raise self._unavailable("Batch API", "/v1/batches") from None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
             raise LLMConfigError(key_refused(error.status_code, one_line(error.message))) from None
+        self._recent = page.data
 
     # -- Submitting -----------------------------------------------------------------------
 
@@ -259,7 +265,10 @@ class BatchApi:
         key) is noted, and not read again."""
         records = self.folder.records
         try:
-            page = await self._call(lambda: self.client.batches.list(limit=_RECENT_BATCHES))
+            recent = self._recent
+            if recent is None:
+                page = await self._call(lambda: self.client.batches.list(limit=_RECENT_BATCHES))
+                recent = page.data
         except openai.APIError as error:
             if records.unreadable:
                 names = ", ".join(sorted(path.name for path in records.unreadable))
@@ -271,7 +280,7 @@ class BatchApi:
             return False
         seen = self.folder.seen_inputs()
         found = 0
-        for batch in page.data:
+        for batch in recent:
             found += await self._recovered(batch, seen, waiting)
         self.folder.save_seen_inputs(seen)
         if found:

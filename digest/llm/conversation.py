@@ -92,6 +92,16 @@ class Request:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What a conversation keeps of its request while the answer is out: what the answer is
+    checked against. Not the messages: a batch holds thousands of conversations at once, and
+    their texts wait on disk."""
+
+    prompt_tokens: int
+    limit: int
+
+
 def prompt_tokens_of(messages: Messages) -> int:
     """The estimated prompt tokens of a request's messages."""
     return sum(estimate_tokens(message["content"]) for message in messages)
@@ -138,7 +148,7 @@ class Conversation(ABC, Generic[Subject, Result]):
         self._last: Answer | None = None  # the latest answer that failed, for the re-ask
         self._answered_by: str | None = None
         self._batch_calls = 0
-        self._out: Request | None = None
+        self._out: Sent | None = None  # the request the next answer answers
         self.restart_clock()
 
     # -- What a kind of conversation says ------------------------------------------------
@@ -221,8 +231,8 @@ class Conversation(ABC, Generic[Subject, Result]):
         limit = self.server.fitted_limit(sent, self._max_tokens)
         if isinstance(limit, str):
             raise self.fail(limit)
-        self._out = Request(messages, sent, limit, self.server.body(messages, limit, self.schema))
-        return self._out
+        self._out = Sent(sent, limit)
+        return Request(messages, sent, limit, self.server.body(messages, limit, self.schema))
 
     def count_requests(self, count: int) -> None:
         self._requests += count
@@ -230,9 +240,9 @@ class Conversation(ABC, Generic[Subject, Result]):
     def take(self, completion: dict[str, Any], *, via_batch: bool = False) -> Result | None:
         """The result when ``completion`` (the answer to ``next_request``) passes; None when
         the model is to be asked again; ``SummaryFailed`` when the subject is done for."""
-        request = self._out
-        assert request is not None, "take() answers next_request()"
-        answer = self._answer(completion, request)
+        sent = self._out
+        assert sent is not None, "take() answers next_request()"
+        answer = self._answer(completion, sent)
         self._batch_calls += via_batch
         result = self.judge(answer, self._reasks == self.server.options.max_reasks)
         if result is not None:
@@ -274,7 +284,7 @@ class Conversation(ABC, Generic[Subject, Result]):
 
     # -- Inside -------------------------------------------------------------------------
 
-    def _answer(self, completion: dict[str, Any], request: Request) -> Answer:
+    def _answer(self, completion: dict[str, Any], sent: Sent) -> Answer:
         call = self._usage.add(call_usage(completion.get("usage")))
         choice = completion["choices"][0]
         log.info(
@@ -285,7 +295,7 @@ class Conversation(ABC, Generic[Subject, Result]):
             call.tokens_out,
             choice.get("finish_reason"),
         )
-        cut = self.server.prompt_cut(call.tokens_in, request.prompt_tokens)
+        cut = self.server.prompt_cut(call.tokens_in, sent.prompt_tokens)
         if cut is not None:
             raise self.fail(cut)
         self._answered_by = self.server.note_model(completion.get("model")) or self._answered_by
@@ -296,9 +306,7 @@ class Conversation(ABC, Generic[Subject, Result]):
                 "(root): the answer repeated itself until it was cut off; write each line "
                 "once and close the JSON"
             ]
-            log.warning(
-                "the model repeated itself until it was cut off at %d tokens", request.limit
-            )
+            log.warning("the model repeated itself until it was cut off at %d tokens", sent.limit)
         call.outcome = (
             "ok" if answer.parsed is not None else "looped" if answer.looped
             else "cut off" if answer.cut_off else "refused" if answer.refused else "invalid"
