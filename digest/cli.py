@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from digest import DISTRIBUTION, __version__
-from digest.blog import render, schemas
+from digest.blog import render, schemas, weekly
 from digest.blog.post_parser import parse_post
 from digest.blog.store import OutputLock, OutputStore, dump_day
 from digest.errors import STOPPED_WITH_THE_RUN, DigestError, UsageError
@@ -264,14 +264,21 @@ def render_command(
         else:
             with OutputLock(settings.output_dir):
                 stale, broken = _render_days(store, wanted, check=False)
+        weeks = _weekly_posts_of(store, wanted)
+        if check:
+            stale += _render_weeks(store, weeks, check=True)
+        else:
+            with OutputLock(settings.output_dir):
+                stale += _render_weeks(store, weeks, check=False)
         if broken:
             stderr.print(f"{broken} of {len(wanted)} day files could not be read.")
             raise typer.Exit(2)
         if check:
+            posts = len(wanted) + len(weeks)
             if stale:
-                stderr.print(f"{len(stale)} of {len(wanted)} posts need 'digest render'.")
+                stderr.print(f"{len(stale)} of {posts} posts need 'digest render'.")
                 raise typer.Exit(1)
-            stderr.print(f"All {len(wanted)} posts are up to date.")
+            stderr.print(f"All {posts} posts are up to date.")
 
 
 def _render_days(
@@ -305,6 +312,77 @@ def _render_days(
             atomic_write_text(path, text.decode("utf-8"))
             stdout.print(f"{'wrote' if same is None else 'updated'}: {path}")
     return stale, broken
+
+
+def _weekly_posts_of(store: OutputStore, dates: list[dt.date]) -> list[tuple[weekly.Week, Path]]:
+    """The weekly posts whose week holds one of ``dates``."""
+    asked = {weekly.Week.of(date) for date in dates}
+    return [(week, path) for week, path in weekly.weekly_posts(store) if week in asked]
+
+
+def _render_weeks(
+    store: OutputStore, weeks: list[tuple[weekly.Week, Path]], *, check: bool
+) -> list[Path]:
+    """Make each weekly post again from its week's day files; in check mode only report.
+    Returns the weekly posts that were (or are) stale."""
+    stale = []
+    for week, path in weeks:
+        text = weekly.render_weekly(week, weekly.read_week(store, week, _warn))
+        if text is None:
+            stale.append(path)
+            stdout.print(f"no papers in its week's day files: {path}")
+            continue
+        if same_content(path, text.encode("utf-8")):
+            continue
+        stale.append(path)
+        if check:
+            stdout.print(f"out of date: {path}")
+        else:
+            atomic_write_text(path, text)
+            stdout.print(f"updated: {path}")
+    return stale
+
+
+def _warn(line: str) -> None:
+    stderr.print(f"warning: {redact(line)}", markup=False, highlight=False)
+
+
+@app.command("weekly")
+def weekly_command(
+    week: Annotated[
+        str | None,
+        typer.Option(
+            "--week",
+            help="The ISO week, Monday to Sunday (YYYY-Www, e.g. 2026-W49). Default: the "
+            "last complete week before today in the timezone setting's time zone.",
+        ),
+    ] = None,
+    output_dir: OutputDirOption = None,
+) -> None:
+    """Write a week's issue from its day files, with no network and no LLM."""
+    with _reporting():
+        settings = load_settings(output_dir=output_dir)
+        store = settings.output_store()
+        asked = (
+            weekly.parse_week(week)
+            if week is not None
+            else weekly.last_complete_week(settings.today())
+        )
+        with OutputLock(settings.output_dir):
+            text = weekly.render_weekly(asked, weekly.read_week(store, asked, _warn))
+            if text is None:
+                stderr.print(
+                    f"No papers in the day files of {asked.label} ({asked.monday} to "
+                    f"{asked.sunday}) in {store.data_dir}; nothing to write."
+                )
+                return
+            path = weekly.weekly_post_path(store, asked)
+            same = same_content(path, text.encode("utf-8"))
+            if same:
+                stdout.print(f"up to date: {path}")
+                return
+            atomic_write_text(path, text)
+            stdout.print(f"{'wrote' if same is None else 'updated'}: {path}")
 
 
 @app.command("import")
@@ -770,6 +848,8 @@ def _setup(settings: Settings) -> RunSetup:
         extract=settings.extract_options(),
         cache_dir=settings.cache_dir,
         new_day=settings.new_day,
+        notify=settings.notify_options(),
+        rank=settings.rank_options(),
     )
 
 
@@ -784,7 +864,9 @@ def _source(
     # render, import, schema and a re-run of a finished day need none of them.
     from digest.sources.fetch import ArxivMetadata, ArxivQuery
 
-    return ArxivQuery(ArxivMetadata(settings.fetch_options()), query or "", settings.limit)
+    # A ranked day is chosen from every paper of the day; else the newest few are enough.
+    limit = None if settings.rank_options() is not None else settings.limit
+    return ArxivQuery(ArxivMetadata(settings.fetch_options()), query or "", limit)
 
 
 def _check_source_options(
@@ -876,7 +958,7 @@ def paper_command(
         if as_json:
             text = result.entry.model_dump_json(indent=2) + "\n"
         else:
-            text = "\n".join(render.render_paper(result.entry, 1)) + "\n"
+            text = "\n".join(render.render_paper(result.entry, 1, settings.post_links)) + "\n"
         if out is None:
             stdout.out(text, end="", highlight=False)
         else:

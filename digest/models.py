@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
@@ -45,6 +46,7 @@ NEW_STYLE_ID = r"\d{4}\.\d{4,5}"
 OLD_STYLE_ID = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
 ARXIV_ID = re.compile(rf"(?:{NEW_STYLE_ID}|{OLD_STYLE_ID})")
 _URL = re.compile(r"https?://[^\s()<>\[\]{}\"'`\\]+")
+_HF_PAPER = re.compile(rf"https://huggingface\.co/papers/{NEW_STYLE_ID}")
 
 # The figures of the files (costs, token counts, durations) are summed over months by
 # 'digest stats'. Files come from older versions and from hand edits, and JSON can say NaN and
@@ -132,6 +134,73 @@ class Digest(BaseModel):
         return check_line_count(str(info.field_name), lines)
 
 
+# The links a post may show on the '>' line under each title, in the order a setting names.
+PostLink = Literal["alphaxiv", "code", "project", "hf", "pdf"]
+DEFAULT_POST_LINKS: tuple[PostLink, ...] = ("alphaxiv",)
+# Hosts of a code repository: the only ones a 'code' link may point to.
+CODE_HOSTS = frozenset({"github.com", "gitlab.com", "huggingface.co"})
+MAX_LINK_CHARS = 2000
+_HOSTNAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+# What a link target in a post may not hold: Markdown and kramdown syntax ("(", ")", "<",
+# ">", quotes, brackets, "|", a backslash), Liquid ("{{", "{%": every brace), whitespace and
+# control characters. A URL with any of them is refused whole, never cut or escaped.
+_LINK_SPECIAL = re.compile(r"[()<>\"'`\[\]{}\\|\s\x00-\x1f\x7f]")
+
+
+def link_problem(url: str) -> str | None:
+    """Why ``url`` may not be a code, project or Hugging Face link of a post; None if it may.
+
+    Such links come from Hugging Face, arXiv comments and the PDF's own text, all untrusted:
+    only a plain https URL to a proper host name, with no credentials and nothing Markdown,
+    kramdown or Liquid would read, is kept."""
+    if len(url) > MAX_LINK_CHARS:
+        return f"is longer than {MAX_LINK_CHARS} characters"
+    if not url.isascii():
+        return "has characters outside ASCII (an international host or path)"
+    if _LINK_SPECIAL.search(url):
+        return "has a space, bracket, quote, brace, '|' or backslash"
+    if not url.startswith("https://"):
+        return "is not an https:// URL"
+    host = url[len("https://") :].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in host:
+        return "has credentials in it"
+    if not _HOSTNAME.fullmatch(host.lower()):
+        return f"has no proper host name ({host!r})"
+    return None
+
+
+def code_problem(url: str) -> str | None:
+    """Why ``url`` is no code repository link: it must be a link (``link_problem``) to a
+    repository on github.com, gitlab.com or huggingface.co (not a paper's page there)."""
+    problem = link_problem(url)
+    if problem is not None:
+        return problem
+    host, _, path = url[len("https://") :].partition("/")
+    parts = [part for part in re.split(r"[?#]", path, maxsplit=1)[0].split("/") if part]
+    if host.lower().removeprefix("www.") not in CODE_HOSTS:
+        return "is not on github.com, gitlab.com or huggingface.co"
+    if len(parts) < 2 or (host.lower().endswith("huggingface.co") and parts[0] == "papers"):
+        return "names no repository"
+    return None
+
+
+def _checked(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    def check(url: str | None) -> str | None:
+        if url is not None and (problem := problem_of(url)) is not None:
+            shown = url if len(url) <= 60 else url[:57] + "..."
+            raise ValueError(f"{shown!r} {problem}")
+        return url
+
+    return AfterValidator(check)
+
+
+CodeLink = Annotated[str | None, _checked(code_problem)]
+PageLink = Annotated[str | None, _checked(link_problem)]
+# The links older day files do not have: left out of a file while unknown, so that a day
+# file without them is written as it was.
+_EXTRA_LINKS = ("code", "project", "hf", "github_stars")
+
+
 class Links(BaseModel):
     """Where the paper lives. A local PDF has none, and its post block shows no links."""
 
@@ -140,6 +209,14 @@ class Links(BaseModel):
     abs: str | None = None
     alphaxiv: str | None = None
     pdf: str | None = None
+    code: CodeLink = (
+        None  # the paper's code: a repository on github.com, gitlab.com, huggingface.co
+    )
+    project: PageLink = None  # the paper's project page
+    hf: PageLink = None  # the paper's Hugging Face page, when Hugging Face listed it
+    # The code repository's stars, as Hugging Face counted them; read as unknown when not a
+    # whole number from 0 to 10^9.
+    github_stars: Annotated[int | None, figure(10**9, where="links: ")] = None
 
     @field_validator("abs", "alphaxiv", "pdf")
     @classmethod
@@ -149,6 +226,21 @@ class Links(BaseModel):
                 f"{url!r} is not a plain http(s) URL (no spaces, brackets, quotes or braces)"
             )
         return url
+
+    @field_validator("hf")
+    @classmethod
+    def _hf_paper_page(cls, url: str | None) -> str | None:
+        if url is not None and not _HF_PAPER.fullmatch(url):
+            raise ValueError(f"{url!r} is not a paper's page https://huggingface.co/papers/ID")
+        return url
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unknown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _EXTRA_LINKS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
     @classmethod
     def for_arxiv(cls, arxiv_id: str) -> Links:
@@ -346,6 +438,24 @@ class PaperEntry(BaseModel):
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d")
 
 
+# Why a candidate of a day chosen by interests is not in it: a keyword left it out, its score
+# is under min_score, better ones filled the day's limit, or it was past the LLM's pool.
+DropReason = Literal["filtered out", "below min_score", "beyond limit", "beyond pool"]
+
+
+class CandidateScore(BaseModel):
+    """A candidate of a day chosen by interests (the ``interests`` setting): its score, why,
+    and why it was dropped when it was."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arxiv_id: str
+    score: Annotated[int, Field(ge=0, le=10)] | None = None  # None: not scored
+    reason: str | None = None  # the model's one line, in Korean
+    followed: bool = False  # by a followed author: kept whatever its score
+    dropped: DropReason | None = None
+
+
 class Day(BaseModel):
     """One day's post: front matter settings and the ordered papers."""
 
@@ -358,7 +468,13 @@ class Day(BaseModel):
     layout: str = "post"
     tags: list[str] = Field(default_factory=lambda: ["papers", "hugginface"])
     categories: list[str] = Field(default_factory=list)
+    # What the '>' line under each title shows, in this order (the post_links setting of the
+    # run that made the day). Left out of the file when it is the reference's Alphaxiv alone.
+    post_links: list[PostLink] = Field(default_factory=lambda: list(DEFAULT_POST_LINKS))
     papers: list[PaperEntry] = Field(default_factory=list)
+    # Every candidate of a day chosen by interests, in the source's order; left out of the
+    # file when the day was not (so an unranked day keeps its bytes).
+    candidates: list[CandidateScore] | None = None
 
     @field_validator("time")
     @classmethod
@@ -381,6 +497,29 @@ class Day(BaseModel):
             if not label.strip() or "\n" in label:
                 raise ValueError(f"{label!r} must be a non-empty single line")
         return labels
+
+    @field_validator("post_links")
+    @classmethod
+    def _links_once(cls, names: list[PostLink]) -> list[PostLink]:
+        return unique_post_links(names)
+
+    @model_serializer(mode="wrap")
+    def _leave_out_default_links(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A day file of the default post is written as it was before the setting existed.
+        data: dict[str, Any] = handler(self)
+        if tuple(data.get("post_links", ())) == DEFAULT_POST_LINKS:
+            data.pop("post_links", None)
+        if data.get("candidates", ()) is None:
+            data.pop("candidates")
+        return data
+
+
+def unique_post_links(names: list[PostLink]) -> list[PostLink]:
+    """``names``, refused when one is named twice."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"names {', '.join(twice)} more than once")
+    return names
 
 
 # What became of a paper in a run. done: digested now; cached: from the digest cache; reused:
@@ -449,6 +588,22 @@ class RunTotals(BaseModel):
     )
 
 
+class RankingTotals(BaseModel):
+    """What choosing a day's papers by interests did, and what its LLM requests cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidates: _StrictCount  # the source's, before the keywords
+    filtered: _StrictCount  # left out by the keywords
+    ranked: _StrictCount  # scored, now or from the cache
+    kept: _StrictCount  # taken into the day
+    requests: _StrictCount  # sent to the LLM this run
+    tokens_in: _StrictCount
+    tokens_out: _StrictCount
+    cost_usd: _StrictFigure | None = None  # None: the model has no price
+    failed: str | None = None  # why the scores are missing (the source's order was kept)
+
+
 class RunReport(BaseModel):
     """``DATE.run.json``, written next to the day file by every run that did something."""
 
@@ -464,3 +619,11 @@ class RunReport(BaseModel):
     post: str | None = Field(description="The post's path; null when the day has no paper.")
     papers: list[PaperReport]
     totals: RunTotals
+    ranking: RankingTotals | None = None  # left out when the day was not chosen by interests
+
+    @model_serializer(mode="wrap")
+    def _leave_out_no_ranking(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("ranking", ()) is None:
+            data.pop("ranking")
+        return data

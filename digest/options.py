@@ -137,6 +137,29 @@ class BatchOptions:
     reask_interactive: bool = False  # re-asks as interactive requests, not a second batch
 
 
+@dataclass(frozen=True)
+class NotifyOptions:
+    """Where a written post is announced (see ``digest.blog.notify``); no URL, no message."""
+
+    urls: Annotated[tuple[str, ...], Setting("notify")]  # Apprise URLs; they carry tokens
+    timeout: Annotated[float, Setting("notify_timeout")]  # seconds the message may take in all
+    site_url: Annotated[str | None, Setting()]  # the blog's base URL; None: from _config.yml
+
+
+@dataclass(frozen=True)
+class RankOptions:
+    """How a day's candidates are chosen by the reader's interests (see ``digest.llm.rank``
+    and ``digest.runs.ranking``); only made when ``interests`` is set."""
+
+    interests: Annotated[str, Setting()]
+    include_keywords: Annotated[tuple[str, ...], Setting()]
+    exclude_keywords: Annotated[tuple[str, ...], Setting()]
+    follow_authors: Annotated[tuple[str, ...], Setting()]
+    min_score: Annotated[int, Setting()]  # 0 to 10
+    rank_pool: Annotated[int, Setting()]  # the most candidates the LLM scores in a day
+    per_request: int = 20  # papers scored in one request
+
+
 # Papers in flight at the run's deadline get this long (at most a tenth of the deadline).
 DEADLINE_GRACE_S = 30.0
 

@@ -30,10 +30,11 @@ from pydantic_settings import (
 )
 
 from digest import redact
+from digest.blog.notify import register_apprise_url
 from digest.blog.store import OutputStore
 from digest.errors import UsageError
 from digest.files import read_bounded
-from digest.models import Day, Extractor, Price
+from digest.models import DEFAULT_POST_LINKS, Day, Extractor, PostLink, Price, unique_post_links
 from digest.net import RetryPolicy
 from digest.options import (
     BatchOptions,
@@ -42,6 +43,8 @@ from digest.options import (
     HfOptions,
     LlmMode,
     LlmOptions,
+    NotifyOptions,
+    RankOptions,
     ReasoningEffort,
     RunOptions,
     settings_taken,
@@ -222,6 +225,43 @@ class Settings(BaseSettings):
         default=True, description="leave out papers an earlier day already has"
     )
 
+    # Your interests: which of a day's candidates it takes (see "Your interests").
+    interests: str | None = Field(
+        default=None,
+        description="what you want to read about, in Korean or English free text; set, the "
+        "day's candidates are filtered by the keywords, scored 0 to 10 against it by the LLM "
+        "(titles and abstracts only, cached) and the best `limit` taken; unset, the source's "
+        "order as it is",
+        json_schema_extra={"shown_default": "none (off)"},
+    )
+    include_keywords: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="with `interests`: a candidate's title or abstract must name one of these "
+        "(case-insensitive; whole words in Latin script, any substring in Hangul)",
+    )
+    exclude_keywords: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="with `interests`: a candidate whose title or abstract names one of these "
+        "is left out (checked before `include_keywords`)",
+    )
+    follow_authors: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="with `interests`: authors whose papers are always taken, whatever their "
+        "score or the keywords (names compared without case, accents or punctuation)",
+    )
+    min_score: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="with `interests`: the lowest score (0 to 10) a paper is taken with",
+    )
+    rank_pool: int = Field(
+        default=50,
+        ge=1,
+        description="with `interests`: the most candidates the LLM scores in a day (after "
+        "the keywords; the rest are dropped as beyond the pool)",
+    )
+
     # arXiv.
     arxiv_api_url: str = Field(
         default="https://export.arxiv.org/api/query",
@@ -340,14 +380,81 @@ class Settings(BaseSettings):
         description="the post's title; `{date}` is replaced by the day (YYYY-MM-DD)",
     )
     post_layout: str = Field(default="post", description="the post's Jekyll layout")
+    post_links: Annotated[list[PostLink], NoDecode] = Field(
+        default=list(DEFAULT_POST_LINKS),
+        description="what the `>` line under each title links to, in this order, joined by "
+        "` · ` (those a paper has): `alphaxiv`, `code` (its repository), `project` (its "
+        "project page), `hf` (its Hugging Face page), `pdf`; a day keeps the links of the "
+        "run that made it",
+    )
 
-    @field_validator("post_tags", "post_categories", "pdf_redirect_hosts", mode="before")
+    # Notifications: a message once a post is written.
+    notify: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="[Apprise](https://github.com/caronc/apprise/wiki) URLs (Slack, Discord, "
+        "Telegram, e-mail, ntfy and more), separated by spaces or lines, each sent one message "
+        "when `daily` writes a post: the date, the number of papers, their titles and the "
+        "post's URL. They carry tokens, so they are read from the environment only "
+        "(`DIGEST_NOTIFY`, a repository secret in the nightly), never from `digest.toml`. A "
+        "message that fails is one warning; the run goes on as if none were asked",
+        json_schema_extra={"shown_default": "none"},
+    )
+    notify_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds the message may take in all; a receiver that hangs is left "
+        "behind then, with a warning",
+    )
+    site_url: str | None = Field(
+        default=None,
+        description="the blog's address (https), e.g. `https://you.github.io/myblog`, for the "
+        "post's URL in a message",
+        json_schema_extra={"shown_default": "`url` + `baseurl` of `_config.yml`, if set"},
+    )
+
+    @field_validator(
+        "post_tags",
+        "post_categories",
+        "post_links",
+        "pdf_redirect_hosts",
+        "include_keywords",
+        "exclude_keywords",
+        "follow_authors",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # The environment gives "papers,hugginface"; digest.toml gives a real list.
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _apprise_urls(cls, value: object) -> object:
+        # The environment gives the URLs separated by spaces or lines (a multi-line secret).
+        if isinstance(value, str):
+            value = value.split()
+        if isinstance(value, list | tuple):
+            for url in value:
+                if isinstance(url, str) and "://" not in url:
+                    raise ValueError(
+                        "each URL needs its service's scheme, e.g. discord://ID/TOKEN "
+                        "(see https://github.com/caronc/apprise/wiki)"
+                    )
+        return value
+
+    @field_validator("site_url")
+    @classmethod
+    def _https_site(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith("https://"):
+            raise ValueError("must begin with https://, e.g. https://you.github.io/myblog")
+        return url
+
+    @field_validator("post_links")
+    @classmethod
+    def _post_links_once(cls, names: list[PostLink]) -> list[PostLink]:
+        return unique_post_links(names)
 
     @field_validator("post_title")
     @classmethod
@@ -476,6 +583,15 @@ class Settings(BaseSettings):
         """The run's options; ``limit`` None takes every candidate (``--source ids``)."""
         return RunOptions(**self.taken_by(RunOptions), force=force, max_cost=max_cost, limit=limit)
 
+    def notify_options(self) -> NotifyOptions:
+        return NotifyOptions(**self.taken_by(NotifyOptions))
+
+    def rank_options(self) -> RankOptions | None:
+        """How a day's candidates are chosen by the interests; None when none are set."""
+        if self.interests is None or not self.interests.strip():
+            return None
+        return RankOptions(**self.taken_by(RankOptions))
+
     def output_store(self) -> OutputStore:
         """The output folder with the posts' and day files' folders these settings name."""
         return OutputStore(self.output_dir, posts_dir=self.posts_dir, data_dir=self.data_dir)
@@ -505,6 +621,7 @@ class Settings(BaseSettings):
             layout=self.post_layout,
             tags=self.post_tags,
             categories=self.post_categories,
+            post_links=self.post_links,
         )
 
 
@@ -537,6 +654,12 @@ def check_settings_file(path: Path) -> None:
     data = _read_settings_file(path)
     if data is None:
         return
+    if "notify" in data:
+        raise UsageError(
+            f"{path}: notify is not read from a settings file, as its URLs carry tokens; "
+            "remove it and set DIGEST_NOTIFY in the environment (in the nightly, the "
+            "repository secret DIGEST_NOTIFY)"
+        )
     known = set(Settings.model_fields)
     for key in data:
         if key not in known:
@@ -572,6 +695,8 @@ def load_settings(**flags: object) -> Settings:
     urls = (settings.base_url, settings.hf_api_url, settings.arxiv_api_url, settings.arxiv_pdf_url)
     for url in filter(None, urls):
         redact.register(_url_credential(url))
+    for url in settings.notify:
+        register_apprise_url(url)
     return settings
 
 

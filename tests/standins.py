@@ -511,7 +511,12 @@ class StandIn:
         if fault:
             return fault if isinstance(fault, tuple) else self._plain(fault, b"arXiv is down")
         if query.get("search_query", [""])[0]:
-            return 200, {"content-type": "application/atom+xml"}, atom_feed(self.search_results)
+            # Pages as the API gives them: at most 2,000 entries from ``start``.
+            start = int(query.get("start", ["0"])[0])
+            size = min(int(query.get("max_results", ["10"])[0]), 2000)
+            page = self.search_results[start : start + size]
+            feed = atom_feed(page, len(self.search_results))
+            return 200, {"content-type": "application/atom+xml"}, feed
         wanted = query.get("id_list", [""])[0].split(",")
         for item in wanted:
             if not _ARXIV_ACCEPTS.fullmatch(item):
@@ -1054,8 +1059,9 @@ def serve(state: StandIn) -> ThreadingHTTPServer:
     return server
 
 
-def hf_item(paper: ArxivPaper, upvotes: int) -> dict[str, Any]:
-    """One entry of Hugging Face's /api/daily_papers, with the fields digest reads and more."""
+def hf_item(paper: ArxivPaper, upvotes: int, **links: object) -> dict[str, Any]:
+    """One entry of Hugging Face's /api/daily_papers, with the fields digest reads and more.
+    ``links``: the paper's ``githubRepo``, ``githubStars`` and ``projectPage``, as given."""
     return {
         "paper": {
             "id": paper.arxiv_id,
@@ -1064,6 +1070,7 @@ def hf_item(paper: ArxivPaper, upvotes: int) -> dict[str, Any]:
             "upvotes": upvotes,
             "authors": [{"name": name} for name in paper.authors],
             "publishedAt": "2025-12-14T10:00:00.000Z",
+            **links,
         },
         "publishedAt": "2025-12-16T01:00:00.000Z",
         "title": paper.title,

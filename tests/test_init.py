@@ -152,7 +152,9 @@ def test_jekyll_publishes_the_blog_without_its_private_files(
         for path in (blog / "_site").rglob("*")
         if path.is_file()
     )
-    assert published == ["2025/12/16/daily-papers/index.html", "feed.xml", "index.html"]
+    assert published == [
+        "2025/12/16/daily-papers/index.html", "feed.xml", "index.html", "search/index.html",
+    ]  # fmt: skip
     index = (blog / "_site/index.html").read_text(encoding="utf-8")
     assert 'href="/2025/12/16/daily-papers/"' in index and f"Daily Papers — {DATE}" in index
     post = (blog / "_site/2025/12/16/daily-papers/index.html").read_text(encoding="utf-8")

@@ -21,6 +21,8 @@ from digest.options import (
     FetchOptions,
     HfOptions,
     LlmOptions,
+    NotifyOptions,
+    RankOptions,
     RunOptions,
     Setting,
     settings_taken,
@@ -35,6 +37,8 @@ BUILDERS: dict[type, Callable[[Settings], object]] = {
     ExtractOptions: Settings.extract_options,
     BatchOptions: Settings.batch_options,
     RunOptions: Settings.run_options,
+    NotifyOptions: Settings.notify_options,
+    RankOptions: Settings.rank_options,
 }
 
 # Fields named like a setting that are not its value as it is: worked out from it, or given
@@ -65,6 +69,7 @@ def _distinct(name: str, index: int) -> object:
         str: lambda: f"{name}-{index}",
         SecretStr: lambda: SecretStr(f"sk-{name}-{index}"),
         Path: lambda: Path(f"{name}-{index}"),
+        tuple[str, ...]: lambda: (f"{name}://{index}",),
     }
     if annotation not in made:
         pytest.fail(f"setting {name}: give _distinct a value for {annotation}")

@@ -157,7 +157,12 @@ def test_every_action_is_pinned_to_a_commit_with_its_version(where: str, blog: P
 def test_the_blog_pins_this_digest_and_installs_nothing_else(blog: Path) -> None:
     requirements = (blog / "requirements.txt").read_text(encoding="utf-8")
     lines = [line for line in requirements.splitlines() if line and not line.startswith("#")]
-    assert lines == [f"{DISTRIBUTION}=={__version__}"]
+    pagefind = re.search(r"^pagefind==(\S+)$", requirements, re.MULTILINE)
+    assert pagefind, requirements  # the search index's builder, for the pages workflow
+    version = pagefind.group(1)
+    assert lines == [
+        f"{DISTRIBUTION}=={__version__}", f"pagefind=={version}", f"pagefind-bin=={version}"
+    ]  # fmt: skip
     for workflow in workflows_of(blog).values():
         for job in workflow["jobs"].values():
             for step in job.get("steps", []):

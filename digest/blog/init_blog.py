@@ -35,6 +35,7 @@ BLOG_FILES: dict[str, str] = {
     "_config.yml": "_config.yml",
     "Gemfile": "Gemfile",
     "index.html": "index.html",
+    "search.html": "search.html",
     "_layouts/default.html": "_layouts/default.html",
     "_layouts/post.html": "_layouts/post.html",
     "gitignore": ".gitignore",

@@ -18,16 +18,26 @@ from typing import cast
 import yaml
 from pydantic import ValidationError
 
-from digest.blog.render import HARD_BREAK, unescape_text, unguard_liquid
+from digest.blog.render import (
+    HARD_BREAK,
+    LINK_LABELS,
+    LINK_SEPARATOR,
+    unescape_text,
+    unguard_liquid,
+)
 from digest.errors import PostFormatError
 from digest.files import read_bounded
-from digest.models import ARXIV_ID, Day, PaperEntry
+from digest.models import ARXIV_ID, DEFAULT_POST_LINKS, Day, PaperEntry, PostLink
 from digest.validation import field_path
 
 _PAPER_HEADING = re.compile(r"# (\d+)\. (.*)")
 _TITLE_LINK = re.compile(r"\[(?P<title>(?:\\.|[^\\\]])*)\]\((?P<url>[^()\s]+)\)")
 _ABS_URL = re.compile(rf"https?://(?:www\.)?arxiv\.org/abs/(?P<id>{ARXIV_ID.pattern})(?:v\d+)?")
-_ALPHAXIV = re.compile(r"> \[Alphaxiv\]\((?P<url>[^()\s]+)\)")
+# The '>' line: "> [Alphaxiv](url)", or several such links joined by " · ".
+_LINK_NAMES: dict[str, PostLink] = {label: name for name, label in LINK_LABELS.items()}
+_LINK = rf"\[(?:{'|'.join(_LINK_NAMES)})\]\([^()\s]+\)"
+_LINK_LINE = re.compile(rf"> {_LINK}(?:{LINK_SEPARATOR}{_LINK})*")
+_LINK_PARTS = re.compile(rf"\[(?P<label>{'|'.join(_LINK_NAMES)})\]\((?P<url>[^()\s]+)\)")
 _LABELS = ("Goal", "Motivation", "Contribution")
 _SECTIONS = ("Method", "Results", "Limitations", "Conclusion")
 _POST_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})-.*\.md")
@@ -70,7 +80,8 @@ class _PaperDraft:
     title: str
     abs_url: str | None
     arxiv_id: str | None
-    alphaxiv: str | None = None
+    links: dict[PostLink, str] = field(default_factory=dict)  # in the order of the post
+    links_line: int | None = None
     intro: list[tuple[int, str]] = field(default_factory=list)
     intro_labels: bool = True
     bullets: bool | None = None
@@ -125,7 +136,17 @@ def parse_post_text(text: str, path: Path) -> Day:
     except ValidationError as error:
         raise PostFormatError(path, 2, f"valid front matter ({error.errors()[0]['msg']})") from None
     day.papers = [_build_entry(draft, path) for draft in papers]
+    day.post_links = _post_links(papers)
     return day
+
+
+def _post_links(papers: list[_PaperDraft]) -> list[PostLink]:
+    """The links the post shows, in its order: each paper's, in the order first met. A post
+    that shows none is read as the default, which shows none a paper does not have."""
+    shown: list[PostLink] = []
+    for draft in papers:
+        shown += [name for name in draft.links if name not in shown]
+    return shown or list(DEFAULT_POST_LINKS)
 
 
 def _parse_front_matter(lines: _Lines) -> dict[str, object]:
@@ -259,7 +280,7 @@ _FRONT_MATTER_KEYS = frozenset(_FRONT_MATTER_FIELDS)
 def _parse_paper(lines: _Lines, expected_number: int) -> _PaperDraft:
     """One paper, its parts in the order render writes them."""
     draft = _parse_paper_heading(lines, expected_number)
-    draft.alphaxiv = _parse_alphaxiv(lines)
+    _parse_links(lines, draft)
     _parse_introduction(lines, draft)
     for name in _SECTIONS:
         draft.sections[name.lower()] = _parse_section(lines, name, draft)
@@ -296,15 +317,25 @@ def _title_link(text: str, path: Path, line: int) -> tuple[str, str | None, str 
     return link.group("title"), abs_url, abs_match.group("id")
 
 
-def _parse_alphaxiv(lines: _Lines) -> str | None:
-    """The optional '> [Alphaxiv](url)' line, and the blank lines around it."""
+def _parse_links(lines: _Lines, draft: _PaperDraft) -> None:
+    """The optional '> [Alphaxiv](url) · [Code](url) …' line, and the blank lines around it."""
     lines.skip_blank()
-    alphaxiv = _ALPHAXIV.fullmatch(lines.peek() or "")
-    if not alphaxiv:
-        return None
+    line = lines.peek() or ""
+    if not _LINK_LINE.fullmatch(line):
+        if line.startswith("> ["):
+            raise lines.fail(
+                "a links line '> [Alphaxiv](url) · [Code](url)' of "
+                + ", ".join(LINK_LABELS.values())
+            )
+        return
+    for part in _LINK_PARTS.finditer(line):
+        name = _LINK_NAMES[part.group("label")]
+        if name in draft.links:
+            raise lines.fail(f"each link once in the links line ({part.group('label')} twice)")
+        draft.links[name] = part.group("url")
+    draft.links_line = lines.number
     lines.next()
     lines.skip_blank()
-    return alphaxiv.group("url")
 
 
 def _parse_introduction(lines: _Lines, draft: _PaperDraft) -> None:
@@ -374,10 +405,13 @@ def _build_entry(draft: _PaperDraft, path: Path) -> PaperEntry:
         for index, (number, _) in enumerate(section):
             line_numbers[("digest", name, str(index))] = number
         line_numbers[("digest", name)] = section[0][0]
+    if draft.links_line is not None:
+        line_numbers[("links",)] = draft.links_line
+    links: dict[str, str | None] = {"abs": draft.abs_url, **dict(draft.links.items())}
     data = {
         "arxiv_id": draft.arxiv_id,
         "title": draft.title,
-        "links": {"abs": draft.abs_url, "alphaxiv": draft.alphaxiv},
+        "links": links,
         "digest": {
             "introduction": {"goal": goal, "motivation": motivation, "contribution": contribution},
             **{name: [text for _, text in section] for name, section in draft.sections.items()},
@@ -390,7 +424,10 @@ def _build_entry(draft: _PaperDraft, path: Path) -> PaperEntry:
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         location = tuple(str(part) for part in first["loc"])
-        number = line_numbers.get(location, line_numbers.get(location[:2], draft.heading_line))
+        number = line_numbers.get(
+            location,
+            line_numbers.get(location[:2], line_numbers.get(location[:1], draft.heading_line)),
+        )
         message = first["msg"].removeprefix("Value error, ")
         raise PostFormatError(
             path, number, f"a valid digest line ({field_path(first['loc'])} {message})"

@@ -22,8 +22,9 @@ none (like the reference) comes out byte-identical:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from digest.models import Day, PaperEntry
+from digest.models import DEFAULT_POST_LINKS, Day, Links, PaperEntry, PostLink
 from digest.validation import ENTITY_AFTER_AMPERSAND
 
 RAW_OPEN = "{% raw %}"
@@ -53,6 +54,15 @@ _START_ENTITY = re.compile(r"^(?:&#32;|&#9;|&#94;)")
 _ENTITY_CHARS = {"&#32;": " ", "&#9;": "\t", "&#94;": "^"}
 _YAML_PLAIN = re.compile(r"[^\W\d_][\w-]*")
 _YAML_NON_STRINGS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+# The '>' line's links: each name of the post_links setting, as the post shows it.
+LINK_LABELS: dict[PostLink, str] = {
+    "alphaxiv": "Alphaxiv",
+    "code": "Code",
+    "project": "Project",
+    "hf": "HF",
+    "pdf": "PDF",
+}
+LINK_SEPARATOR = " · "
 
 
 def _escape_span(match: re.Match[str]) -> str:
@@ -158,15 +168,27 @@ def render_front_matter(day: Day) -> list[str]:
     ]
 
 
-def render_paper(entry: PaperEntry, number: int) -> list[str]:
-    """One paper's block. Every content line ends in a hard break except the very last."""
+def link_line(links: Links, shown: Sequence[PostLink]) -> str | None:
+    """The '>' line under a title: the links named in ``shown`` that the paper has, in that
+    order; None when it has none of them. The URLs were checked when the entry was made
+    (``digest.models.link_problem``), so they go in as they are."""
+    parts = [f"[{LINK_LABELS[name]}]({url})" for name in shown if (url := getattr(links, name))]
+    return "> " + LINK_SEPARATOR.join(parts) if parts else None
+
+
+def render_paper(
+    entry: PaperEntry, number: int, shown: Sequence[PostLink] = DEFAULT_POST_LINKS
+) -> list[str]:
+    """One paper's block, with the links of ``shown`` under its title. Every content line ends
+    in a hard break except the very last."""
     title = guard_liquid(escape_title(entry.title))
     heading = (
         f"# {number}. [{title}]({entry.links.abs})" if entry.links.abs else f"# {number}. {title}"
     )
     lines = [heading, ""]
-    if entry.links.alphaxiv:
-        lines += [f"> [Alphaxiv]({entry.links.alphaxiv})", ""]
+    links = link_line(entry.links, shown)
+    if links is not None:
+        lines += [links, ""]
 
     intro = entry.digest.introduction
     lines.append("## Introduction")
@@ -205,5 +227,5 @@ def render_day(day: Day) -> str:
     for number, entry in enumerate(day.papers, start=1):
         if number > 1:
             lines.append("")
-        lines += render_paper(entry, number)
+        lines += render_paper(entry, number, day.post_links)
     return "\n".join(lines) + "\n"

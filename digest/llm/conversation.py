@@ -167,6 +167,11 @@ class Conversation(ABC, Generic[Subject, Result]):
         ``answer``, when it is to be asked again; ``fail`` when the subject is done for.
         ``last_chance``: no re-ask is left, so what can still be mended is mended here."""
 
+    def reask(self, question: Messages, answer: str, problems: list[str]) -> Messages:
+        """The question once more with the latest answer and its problems (``reask_messages``:
+        the digest's wording, unless a kind of conversation words it its own way)."""
+        return reask_messages(question, answer, problems)
+
     # -- The subject ---------------------------------------------------------------------
 
     @property
@@ -226,7 +231,7 @@ class Conversation(ABC, Generic[Subject, Result]):
         last = self._last
         if last is not None:
             cap = REASK_CHARS_PER_TOKEN * self._max_tokens
-            messages = reask_messages(messages, (last.content or "")[:cap], last.problems)
+            messages = self.reask(messages, (last.content or "")[:cap], last.problems)
         sent = prompt_tokens_of(messages)
         limit = self.server.fitted_limit(sent, self._max_tokens)
         if isinstance(limit, str):

@@ -26,10 +26,10 @@ from digest.llm.summarize import Summary
 from digest.net import AsyncSleep
 from digest.options import BatchOptions, RunOptions
 from digest.runs.day import DayPlan, DayRun, plan_day, write_day
-from digest.runs.events import BatchNote, NothingFound, Watcher
+from digest.runs.events import BatchNote, NothingFound, Warned, Watcher
 from digest.runs.results import PaperResult
 from digest.runs.setup import RunSetup, open_pipeline
-from digest.sources.papers import Source
+from digest.sources.papers import Candidate, Source
 
 if TYPE_CHECKING:
     from digest.runs.pipeline import Deferred, Pipeline
@@ -83,7 +83,8 @@ async def backfill_batch(
             if not candidates:
                 watcher.tell(NothingFound(date, source.nothing_found(date)))
                 continue
-            plan = plan_day(setup.store, candidates, date, run, published)
+            ranks = setup.rank is not None and source.name != "ids"
+            plan = await _plan(candidates, date, setup, run, published, costs, watcher, ranks)
             for arxiv_id in plan.order:
                 published.setdefault(arxiv_id, date)
             day = await waiting.read(plan)
@@ -95,6 +96,33 @@ async def backfill_batch(
     if batches.stop is not None:
         raise batches.stop
     return batches.resubmitted
+
+
+async def _plan(
+    candidates: list[Candidate],
+    date: dt.date,
+    setup: RunSetup,
+    run: RunOptions,
+    published: dict[str, dt.date],
+    costs: CostGuard,
+    watcher: Watcher,
+    ranks: bool,
+) -> DayPlan:
+    """The day's plan; with interests, from the candidates they choose (asked interactively,
+    before the batch), the ranking's cost counted against the range's ``--max-cost``."""
+    if not ranks:
+        return plan_day(setup.store, candidates, date, run, published)
+    from digest.runs.ranking import choose_by_interests
+
+    ranking = await choose_by_interests(
+        candidates, date, setup, replace(run, spent_before=costs.committed), published
+    )
+    costs.charge(0.0, ranking.cost_usd)
+    if ranking.warning is not None:
+        watcher.tell(Warned(ranking.warning))
+    plan = plan_day(setup.store, ranking.candidates, date, ranking.run, published)
+    plan.candidates, plan.ranking = ranking.scores, ranking.totals
+    return plan
 
 
 class _Days:

@@ -16,7 +16,7 @@ from pathlib import Path
 from digest.blog.render import render_day
 from digest.blog.store import OutputStore, dump_day, write_if_changed
 from digest.errors import OutputWriteFailed, RunStopped
-from digest.models import Day, PaperEntry
+from digest.models import CandidateScore, Day, PaperEntry, RankingTotals
 from digest.net import AsyncSleep
 from digest.options import RunOptions
 from digest.runs.results import PaperResult, Progress, Silent
@@ -43,6 +43,9 @@ class DayPlan:
     decided: dict[str, PaperResult]  # reused or skipped, by arXiv ID: no work to do
     todo: list[Candidate]  # with what the source said of each
     earlier: dict[str, PaperEntry]  # the day file's entries, kept for a redo that fails
+    # With interests: every candidate's score and fate, and the ranking's figures.
+    candidates: list[CandidateScore] | None = None
+    ranking: RankingTotals | None = None
 
     @property
     def total(self) -> int:
@@ -163,11 +166,17 @@ class DayRun:
     changed: bool
     started_at: dt.datetime
     seconds: float
+    ranking: RankingTotals | None = None  # when the day was chosen by interests
 
     @property
     def did_work(self) -> bool:
         """Whether the run changed a file or tried a paper (else it leaves no report)."""
-        return self.changed or any(r.status not in ("reused", "skipped") for r in self.results)
+        asked = self.ranking is not None and self.ranking.requests > 0
+        return (
+            asked
+            or self.changed
+            or any(r.status not in ("reused", "skipped") for r in self.results)
+        )
 
 
 async def run_day(
@@ -223,13 +232,15 @@ def write_day(
     results = [decided[arxiv_id] for arxiv_id in plan.order]
     day = plan.existing if plan.existing is not None else setup.new_day(plan.date)
     day = day.model_copy(update={"papers": _entries(plan, results)})
+    if plan.candidates is not None:
+        day = day.model_copy(update={"candidates": plan.candidates})
     post, changed = None, False
     if day.papers:
         if before_write is not None:
             before_write()  # the lock is still ours (see OutputLock.check_held)
         made = sum(result.status == "done" for result in results)
         post, changed = _write(day, setup, made)
-    return DayRun(day, results, post, changed, started_at, seconds)
+    return DayRun(day, results, post, changed, started_at, seconds, plan.ranking)
 
 
 def _entries(plan: DayPlan, results: list[PaperResult]) -> list[PaperEntry]:

@@ -42,6 +42,7 @@ from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, R
 from digest.runs.llm_stage import NOT_STARTED, LlmStage
 from digest.runs.reading import PaperReader, unusable
 from digest.runs.results import PaperResult, Progress, Silent, StageTimes
+from digest.sources.links import paper_links
 from digest.sources.papers import ArxivRef, Candidate, LocalPdf, PaperMetadata
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class Pipeline:
         async def defer(
             ref: ArxivRef, paper: PaperText, times: StageTimes, links: Links
         ) -> PaperResult | None:
-            cached = self._cached(ref, paper, times)
+            cached = self._cached(ref, paper, times, links)
             if cached is not None:
                 return cached
             hand_over(Deferred(ref, self._key(ref, paper), paper, links, times))
@@ -236,7 +237,7 @@ class Pipeline:
         pinned = ArxivRef(ref.arxiv_id, ref.version or metadata.version)
         # The text goes straight to ``finish``: no frame here keeps it while the LLM answers.
         return await finish(
-            pinned, *await self.reader.read(pinned, metadata), Links.for_arxiv(ref.arxiv_id)
+            pinned, *_with_links(metadata, *await self.reader.read(pinned, metadata))
         )
 
     def _key(self, ref: ArxivRef | LocalPdf, paper: PaperText) -> str:
@@ -245,7 +246,7 @@ class Pipeline:
         return DigestCache.key(paper.arxiv_id, version, paper.content, self.llm_options.model)
 
     def _cached(
-        self, ref: ArxivRef | LocalPdf, paper: PaperText, times: StageTimes
+        self, ref: ArxivRef | LocalPdf, paper: PaperText, times: StageTimes, links: Links
     ) -> PaperResult | None:
         """The paper's digest from the cache, unless the run is forced or it has none."""
         cached = None if self.run.force else self.cache.get(self._key(ref, paper))
@@ -254,12 +255,13 @@ class Pipeline:
         # Same text, same digest; but why it is the abstract is this run's to say.
         why = {"input_reason": paper.input_reason, "full_text_pending": paper.full_text_pending}
         cached.provenance = cached.provenance.model_copy(update=why)
+        cached.links = links  # the source's links of today, which a digest made before may lack
         return self._finish(PaperResult(ref, entry=cached, status="cached", times=times))
 
     async def _summarize(
         self, ref: ArxivRef | LocalPdf, paper: PaperText, times: StageTimes, links: Links
     ) -> PaperResult:
-        cached = self._cached(ref, paper, times)
+        cached = self._cached(ref, paper, times, links)
         if cached is not None:
             return cached
         digested = await self.llm_stage.digest(paper)
@@ -312,6 +314,14 @@ class Pipeline:
     def _finish(self, result: PaperResult) -> PaperResult:
         self.progress.paper_done(result)
         return result
+
+
+def _with_links(
+    metadata: PaperMetadata, paper: PaperText, times: StageTimes
+) -> tuple[PaperText, StageTimes, Links]:
+    """The paper's text and times, with its links: what its source and arXiv said, then what
+    the first pages of its text name."""
+    return paper, times, paper_links(metadata.arxiv_id, metadata.links, paper.content)
 
 
 def new_entry(

@@ -25,6 +25,7 @@ from digest.options import ExtractOptions, FetchOptions
 from digest.runs.results import Progress, StageTimes
 from digest.runs.workers import ExtractionWorkers
 from digest.sources.fetch import ArxivLookup, ArxivMetadata, PdfDownloader
+from digest.sources.links import first_known
 from digest.sources.papers import ArxivRef, Candidate, LocalPdf, PaperMetadata
 from digest.text.extract import ExtractedText
 from digest.text.identity import WRONG_DOCUMENT, identity
@@ -201,6 +202,7 @@ def _merge(source: PaperMetadata | None, api: PaperMetadata | None) -> PaperMeta
             "title": source.title or api.title,
             "abstract": source.abstract or api.abstract,
             "authors": source.authors or api.authors,
+            "links": first_known(source.links, api.links),
         }
     )
 

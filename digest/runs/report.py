@@ -182,9 +182,15 @@ def run_report(run: DayRun, source: str, llm: LlmOptions) -> RunReport:
             **counts,
             tokens_in=sum(tokens_in for tokens_in, _, _ in spent),
             tokens_out=sum(tokens_out for _, tokens_out, _ in spent),
-            cost_usd=round(sum(cost for _, _, cost in spent), 6),
+            # The ranking by interests is part of what the run paid.
+            cost_usd=round(sum(cost for _, _, cost in spent) + _ranking_cost(run), 6),
         ),
+        ranking=run.ranking,
     )
+
+
+def _ranking_cost(run: DayRun) -> float:
+    return (run.ranking.cost_usd or 0.0) if run.ranking is not None else 0.0
 
 
 def _paper_report(result: PaperResult) -> PaperReport:

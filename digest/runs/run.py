@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest.blog.notify import notify_post
 from digest.blog.store import OutputLock, OutputStore, remove_stale_temporaries
 from digest.errors import BatchesStillRunning, RunStopped, UsageError
 from digest.llm.prompts import estimate_tokens
@@ -95,7 +96,26 @@ def daily(
         setup.store.remove_stale_temporaries(lock)
         remove_stale_temporaries(setup.cache_dir, older_than=3600)
         done = _day(source, date, setup, run, watcher, lock.check_held)
-    return None if done is None else done[0]
+    if done is None:
+        return None
+    _announce(done[0], setup, watcher)
+    return done[0]
+
+
+def _announce(finished: DayRun, setup: RunSetup, watcher: Watcher) -> None:
+    """A message about the day's post, when one was written (new or changed) and
+    notifications are asked for; its failure is a warning, never the run's."""
+    if setup.notify is None or finished.post is None or not finished.changed:
+        return
+    day = finished.day
+    notify_post(
+        setup.notify,
+        day.title,
+        day.date.isoformat(),
+        [paper.title for paper in day.papers],
+        finished.post,
+        lambda line: watcher.tell(Warned(line)),
+    )
 
 
 @dataclass
@@ -233,7 +253,18 @@ async def _plan_and_run(
     if not candidates:
         watcher.tell(NothingFound(date, source.nothing_found(date)))
         return None
+    ranking = None
+    if setup.rank is not None and source.name != "ids":
+        # The LLM client takes most of a second to import: see open_pipeline.
+        from digest.runs.ranking import choose_by_interests
+
+        ranking = await choose_by_interests(candidates, date, setup, run, published)
+        if ranking.warning is not None:
+            watcher.tell(Warned(ranking.warning))
+        candidates, run = ranking.candidates, ranking.run
     plan = plan_day(setup.store, candidates, date, run, published)
+    if ranking is not None:
+        plan.candidates, plan.ranking = ranking.scores, ranking.totals
     if published is not None:
         for arxiv_id in plan.order:
             published.setdefault(arxiv_id, date)

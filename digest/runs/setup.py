@@ -18,7 +18,15 @@ from digest.blog.store import OutputStore
 from digest.llm.cache import DigestCache
 from digest.models import Day
 from digest.net import AsyncSleep
-from digest.options import ExtractOptions, FetchOptions, KeyCheck, LlmOptions, RunOptions
+from digest.options import (
+    ExtractOptions,
+    FetchOptions,
+    KeyCheck,
+    LlmOptions,
+    NotifyOptions,
+    RankOptions,
+    RunOptions,
+)
 from digest.runs.results import Progress
 
 if TYPE_CHECKING:
@@ -36,6 +44,8 @@ class RunSetup:
     cache_dir: Path
     new_day: Callable[[dt.date], Day]  # an empty day with the front matter the settings ask
     key_check: KeyCheck = field(default_factory=KeyCheck)  # one for all the days of a run
+    notify: NotifyOptions | None = None  # where a written post is announced
+    rank: RankOptions | None = None  # the day's candidates chosen by interests; None: off
 
 
 def open_pipeline(

@@ -19,9 +19,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from rich.console import Console, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
@@ -37,6 +37,15 @@ FAILURE_STAGES: tuple[str, ...] = (*get_args(Stage), "unknown")
 # a change, and stable from one run of the command to the next.
 _RATE_DIGITS = 4
 _USD_DIGITS = 6
+_RANKING_COUNTS = {
+    "candidates",
+    "filtered",
+    "ranked",
+    "kept",
+    "requests",
+    "tokens_in",
+    "tokens_out",
+}
 SPARKS = "▁▂▃▄▅▆▇█"
 
 # An abstract's reason names the paper's URL, the attempts made and counts of its own
@@ -101,6 +110,34 @@ class Figures(BaseModel):
     )
     models: dict[str, int] = Field(description="provenance.model of the LLM entries, by count.")
     prompt_versions: dict[str, int] = Field(description="provenance.prompt_version, by count.")
+    ranking: RankingFigures | None = Field(
+        default=None,
+        description="The days chosen by interests, from their run reports; left out when none.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _leave_out_no_ranking(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("ranking", ()) is None:
+            data.pop("ranking")
+        return data
+
+
+class RankingFigures(BaseModel):
+    """What choosing papers by interests did and cost, summed over the days it ran."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(description="Run reports with a ranking.")
+    candidates: int
+    filtered: int = Field(description="Left out by the keywords.")
+    ranked: int = Field(description="Scored, now or from the cache.")
+    kept: int
+    failed: int = Field(description="Days whose ranking failed (the source's order kept).")
+    requests: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float = Field(description="USD of the rankings whose cost is known.")
 
 
 # Bases listed after Figures put their fields first: "date" and "days" open each object.
@@ -165,6 +202,8 @@ class _Tally:
     batch_saved_usd: float = 0.0
     models: Counter[str] = field(default_factory=Counter)
     prompt_versions: Counter[str] = field(default_factory=Counter)
+    ranking: Counter[str] = field(default_factory=Counter)  # RankingFigures' counts
+    ranking_usd: float = 0.0
 
     def add_day(self, day: Day) -> None:
         for entry in day.papers:
@@ -204,6 +243,10 @@ class _Tally:
 
     def add_report(self, report: RunReport) -> None:
         self.run_reports += 1
+        if report.ranking is not None:
+            counts = report.ranking.model_dump(include=_RANKING_COUNTS)
+            self.ranking.update({"days": 1, "failed": report.ranking.failed is not None, **counts})
+            self.ranking_usd += report.ranking.cost_usd or 0.0
         for paper in report.papers:
             if not paper.unfinished:
                 continue  # a digested paper's cost is in its entry already
@@ -263,7 +306,14 @@ class _Tally:
             "batch_saved_usd": round(self.batch_saved_usd, _USD_DIGITS),
             "models": _by_count(self.models),
             "prompt_versions": _by_count(self.prompt_versions),
+            "ranking": self._ranking(),
         }
+
+    def _ranking(self) -> dict[str, object] | None:
+        if not self.ranking["days"]:
+            return None
+        counts = {name: self.ranking[name] for name in ("days", "failed", *_RANKING_COUNTS)}
+        return {**counts, "cost_usd": round(self.ranking_usd, _USD_DIGITS)}
 
 
 def reason_kind(reason: str | None) -> str:
@@ -504,6 +554,17 @@ def notes(stats: Stats) -> list[str]:
         lines.append(
             f"Batch API: {_count(total.batch, 'digest', 'digests')} answered at the batch "
             f"price, {total.batch_saved_usd:.4f} USD less than interactive requests would cost."
+        )
+    ranking = total.ranking
+    if ranking is not None:
+        lines.append(
+            f"Interests: {_count(ranking.days, 'day', 'days')} ranked, "
+            f"{ranking.candidates} candidates, {ranking.filtered} filtered out, "
+            f"{ranking.ranked} scored, {ranking.kept} kept"
+            + (f", {ranking.failed} failed" if ranking.failed else "")
+            + f"; {ranking.requests} requests, "
+            f"{_tokens(ranking.tokens_in, ranking.tokens_out)} tokens, "
+            f"{ranking.cost_usd:.4f} USD (not in the costs above)."
         )
     missing = sum(not day.run_report for day in stats.days)
     if missing:

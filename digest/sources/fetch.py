@@ -48,6 +48,7 @@ from digest.files import atomic_write_bytes
 from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
 from digest.net import AsyncSleep, Attempts, one_line, status_of, within
 from digest.options import FetchOptions
+from digest.sources.links import links_in
 from digest.sources.papers import ArxivRef, Candidate, PaperMetadata, parse_arxiv_ref
 from digest.text.extract import check_pdf_bytes
 
@@ -61,6 +62,10 @@ _ENTRY_ID = re.compile(
     r"(?:v(?P<version>\d+))?"
 )
 _UNATTRIBUTED = ""  # the key of a malformed entry whose <id> names no paper
+# The arXiv API gives at most 2,000 entries a request, and 30,000 for one query in all.
+ARXIV_PAGE_MAX = 2000
+ARXIV_QUERY_MAX = 30_000
+_LOOKUP_PAGE = 100  # entries a page when papers are looked up by ID
 
 
 class ArxivAnswerError(requests.HTTPError):
@@ -256,7 +261,9 @@ class ArxivMetadata:
             ),
         )
         self.sleep = sleep
-        self._client = arxiv.Client(page_size=100, delay_seconds=options.arxiv_delay, num_retries=0)
+        self._client = arxiv.Client(
+            page_size=_LOOKUP_PAGE, delay_seconds=options.arxiv_delay, num_retries=0
+        )
         self._client.query_url_format = options.arxiv_api_url + "?{}"
         # The package has no timeout option; its session is the one place to add one.
         self._session = _ArxivSession(options.http_timeout, options.arxiv_delay, sleep, clock)
@@ -271,9 +278,13 @@ class ArxivMetadata:
         async with self._lock:  # serialized: the client spaces its requests by arxiv_delay
             return await _in_daemon_thread(self._lookup, refs)
 
-    async def submitted_on(self, query: str, date: dt.date, limit: int) -> list[PaperMetadata]:
+    async def submitted_on(
+        self, query: str, date: dt.date, limit: int | None
+    ) -> list[PaperMetadata]:
         """Papers matching ``query`` submitted on ``date`` (midnight to midnight in the
-        ``timezone`` setting; arXiv's times are UTC), newest first."""
+        ``timezone`` setting; arXiv's times are UTC), newest first: at most ``limit``, or
+        every one (up to ``ARXIV_QUERY_MAX``) when None. They come in pages of up to
+        ``ARXIV_PAGE_MAX`` entries, ``arxiv_delay`` apart."""
         zone = ZoneInfo(self.options.timezone)
         start = dt.datetime.combine(date, dt.time(), zone)
         end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), zone)
@@ -281,14 +292,19 @@ class ArxivMetadata:
             moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M")
             for moment in (start, end - dt.timedelta(minutes=1))
         )
+        wanted = ARXIV_QUERY_MAX if limit is None else min(limit, ARXIV_QUERY_MAX)
         search = arxiv.Search(
             query=f"({query}) AND submittedDate:[{first} TO {last}]",
-            max_results=limit,
+            max_results=wanted,
             sort_by=arxiv.SortCriterion.SubmittedDate,
             sort_order=arxiv.SortOrder.Descending,
         )
         async with self._lock:
-            lookup = await _in_daemon_thread(self._search, search)
+            self._client.page_size = min(wanted, ARXIV_PAGE_MAX)
+            try:
+                lookup = await _in_daemon_thread(self._search, search)
+            finally:
+                self._client.page_size = _LOOKUP_PAGE
         return list(lookup.found.values())
 
     def _lookup(self, refs: list[ArxivRef]) -> ArxivLookup:
@@ -399,6 +415,7 @@ def _to_metadata(result: arxiv.Result) -> PaperMetadata:
         abstract=" ".join(result.summary.split()),
         published=result.published,
         withdrawn=bool(_WITHDRAWN.search(comment)),
+        links=links_in(comment),  # "Code: https://github.com/…", "Project page: https://…"
     )
 
 
@@ -571,18 +588,22 @@ ARXIV_SPARE = 20
 
 class ArxivQuery:
     """``--source arxiv``: the papers matching a query, submitted on the day, newest first.
-    Each candidate carries its full arXiv entry, so the papers need no second query."""
+    Each candidate carries its full arXiv entry, so the papers need no second query.
+
+    ``limit`` None takes the whole day (a ranked day: the reader's filters and ranking choose
+    from every paper, not from the newest few)."""
 
     name = "arxiv"
 
-    def __init__(self, metadata: ArxivMetadata, query: str, limit: int) -> None:
+    def __init__(self, metadata: ArxivMetadata, query: str, limit: int | None) -> None:
         self.metadata = metadata
         self.query = query
         self.limit = limit
 
     async def candidates(self, date: dt.date) -> list[Candidate]:
+        wanted = None if self.limit is None else self.limit + ARXIV_SPARE
         try:
-            found = await self.metadata.submitted_on(self.query, date, self.limit + ARXIV_SPARE)
+            found = await self.metadata.submitted_on(self.query, date, wanted)
         except MetadataError as error:
             raise SourceError(f"--source arxiv: {error}") from None
         return [Candidate(paper.ref, paper.title, metadata=paper) for paper in found]

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx2
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from digest.errors import DigestError, SourceError, TransientAnswer, UsageError
-from digest.models import NEW_STYLE_ID, OLD_STYLE_ID
+from digest.models import NEW_STYLE_ID, OLD_STYLE_ID, Links
 from digest.net import AsyncSleep, Attempts, describe, one_line, within
 from digest.options import HfOptions
+from digest.sources.links import hf_links
 
 _ID = rf"(?P<id>{NEW_STYLE_ID}|{OLD_STYLE_ID})(?:v(?P<version>[1-9]\d{{0,2}}))?"
 _BARE = re.compile(rf"(?:arxiv:)?{_ID}", re.IGNORECASE)
@@ -168,6 +169,8 @@ class PaperMetadata(BaseModel):
     abstract: str
     published: dt.datetime | None = None
     withdrawn: bool = False
+    # Its code, project and Hugging Face pages, as this source names them (digest.sources.links).
+    links: Links = Field(default_factory=Links)
 
     @property
     def ref(self) -> ArxivRef:
@@ -355,7 +358,12 @@ def _hf_candidate(item: object) -> Candidate | None:
         if isinstance(author, dict) and author.get("name")
     ]
     metadata = PaperMetadata(
-        arxiv_id=ref.arxiv_id, version=ref.version, title=title, authors=authors, abstract=abstract
+        arxiv_id=ref.arxiv_id,
+        version=ref.version,
+        title=title,
+        authors=authors,
+        abstract=abstract,
+        links=hf_links(paper, ref.arxiv_id),
     )
     return Candidate(
         ref,
