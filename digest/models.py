@@ -413,6 +413,16 @@ class PaperEntry(BaseModel):
     digest: Digest
     provenance: Provenance
     style: PaperStyle = Field(default_factory=PaperStyle)
+    # Hugging Face's upvotes when the day was made (what a weekly issue ranks by); None from
+    # any other source, and left out of the file then.
+    upvotes: Annotated[int | None, figure(10**9)] = None
+
+    @model_serializer(mode="wrap")
+    def _leave_out_no_upvotes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("upvotes", ()) is None:
+            data.pop("upvotes")
+        return data
 
     @field_validator("arxiv_id")
     @classmethod
@@ -454,6 +464,16 @@ class CandidateScore(BaseModel):
     reason: str | None = None  # the model's one line, in Korean
     followed: bool = False  # by a followed author: kept whatever its score
     dropped: DropReason | None = None
+    # Cosine similarity of its embedding to the interests' (the ``embedding_model`` setting's
+    # pre-rank); left out of the file when it was not embedded.
+    similarity: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _leave_out_no_similarity(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("similarity", ()) is None:
+            data.pop("similarity")
+        return data
 
 
 class Day(BaseModel):
@@ -600,8 +620,20 @@ class RankingTotals(BaseModel):
     requests: _StrictCount  # sent to the LLM this run
     tokens_in: _StrictCount
     tokens_out: _StrictCount
-    cost_usd: _StrictFigure | None = None  # None: the model has no price
+    cost_usd: _StrictFigure | None = None  # None: the model has no price; embeddings included
     failed: str | None = None  # why the scores are missing (the source's order was kept)
+    # The embedding pre-rank (the ``embedding_model`` setting); left out when it is not set.
+    embedding_requests: _StrictCount | None = None
+    embedding_tokens: _StrictCount | None = None
+    embedding_cost_usd: _StrictFigure | None = None  # None: not set, or the model has no price
+
+    @model_serializer(mode="wrap")
+    def _leave_out_no_embedding(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in ("embedding_requests", "embedding_tokens", "embedding_cost_usd"):
+            if data.get(name, ()) is None:
+                data.pop(name)
+        return data
 
 
 class RunReport(BaseModel):

@@ -158,6 +158,11 @@ class RankOptions:
     min_score: Annotated[int, Setting()]  # 0 to 10
     rank_pool: Annotated[int, Setting()]  # the most candidates the LLM scores in a day
     per_request: int = 20  # papers scored in one request
+    # The embedding pre-rank: when more than rank_pool candidates are left, the rank_pool
+    # most similar to the interests are scored. None: off.
+    embedding_model: Annotated[str | None, Setting()] = None
+    embedding_price: Price | None = None  # the embedding model's, input tokens only
+    embedding_batch: int = 256  # texts embedded in one request
 
 
 # Papers in flight at the run's deadline get this long (at most a tenth of the deadline).

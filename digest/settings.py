@@ -70,6 +70,9 @@ DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4o-mini": Price(0.15, 0.075, 0.60),
     "gpt-5-mini": Price(0.25, 0.025, 2.00),
     "gpt-5-nano": Price(0.05, 0.005, 0.40),
+    # Embedding models (the ``embedding_model`` setting): input tokens only.
+    "text-embedding-3-small": Price(0.02, 0.02, 0.0),
+    "text-embedding-3-large": Price(0.13, 0.13, 0.0),
 }
 
 
@@ -260,6 +263,15 @@ class Settings(BaseSettings):
         ge=1,
         description="with `interests`: the most candidates the LLM scores in a day (after "
         "the keywords; the rest are dropped as beyond the pool)",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description="with `interests`: an embedding model (`text-embedding-3-small`) on the LLM "
+        "server; set, a day with more than `rank_pool` candidates after the keywords sends "
+        "the `rank_pool` most similar to the interests to the LLM, not the first ones "
+        "(vectors cached; its tokens priced by `prices`, input only, and counted in "
+        "`--max-cost`)",
+        json_schema_extra={"shown_default": "none (off)"},
     )
 
     # arXiv.
@@ -590,7 +602,11 @@ class Settings(BaseSettings):
         """How a day's candidates are chosen by the interests; None when none are set."""
         if self.interests is None or not self.interests.strip():
             return None
-        return RankOptions(**self.taken_by(RankOptions))
+        model = self.embedding_model
+        return RankOptions(
+            **self.taken_by(RankOptions),
+            embedding_price=self.price_of(model) if model else None,
+        )
 
     def output_store(self) -> OutputStore:
         """The output folder with the posts' and day files' folders these settings name."""

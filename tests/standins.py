@@ -7,6 +7,9 @@ One threaded server answers three kinds of request, so the real ``openai``, ``ar
   (one scripted reply per request, then ``llm_default``) and records every request body.
   ``GET /v1/models`` lists ``models`` as OpenAI does (``models_route=False``: a server
   without it, 404). With ``api_key`` set, a request with another key gets OpenAI's 401.
+- ``POST /v1/embeddings``: OpenAI's embeddings, deterministic (``embed``: a bag of words
+  hashed into 64 dimensions, so texts that share words are similar); every request is
+  recorded in ``embedding_requests``, and ``embedding_tamper`` may rewrite each answer.
 - OpenAI's Batch API, over its Files API: ``POST /v1/files`` (a multipart upload),
   ``GET /v1/files``, ``GET /v1/files/<id>``, ``GET /v1/files/<id>/content``,
   ``DELETE /v1/files/<id>``, ``POST /v1/batches``, ``GET /v1/batches``,
@@ -27,6 +30,7 @@ answering normally.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import re
@@ -471,6 +475,12 @@ class StandIn:
     # A hostile or broken server: each Files or Batch API answer, as (method, path, reply),
     # may be rewritten before it is sent.
     batch_tamper: Callable[[str, str, Reply], Reply] | None = None
+    # POST /v1/embeddings: each request's body, and a hostile or slow server's hook, given the
+    # request and the answer it would get, that returns the answer (a JSON body or a Reply).
+    embedding_requests: list[dict[str, Any]] = field(default_factory=list)
+    embedding_tamper: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | Reply] | None = (
+        None
+    )
 
     def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         parsed = urlparse(path)
@@ -483,6 +493,8 @@ class StandIn:
             return self._chat(json.loads(body), headers)
         if method == "GET" and parsed.path.endswith("/v1/models"):
             return self._models(headers)
+        if method == "POST" and parsed.path.endswith("/v1/embeddings"):
+            return self._embeddings(json.loads(body), headers)
         if _BATCH_API.fullmatch(parsed.path):
             return self._batch_api(method, parsed.path, parse_qs(parsed.query), body, headers)
         if method == "GET" and parsed.path == "/api/query":
@@ -602,6 +614,28 @@ class StandIn:
         if step is None:
             return error_reply(500, "stand-in has no scripted answer")
         return self._count_prompt(request, step(request) if callable(step) else step)
+
+    def _embeddings(self, request: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """OpenAI's answer to an embeddings request, as ``embed`` makes the vectors."""
+        with self.lock:
+            self.embedding_requests.append(request)
+        refused = self._refused_key(headers)
+        if refused is not None:
+            return refused
+        given = request.get("input")
+        texts = [given] if isinstance(given, str) else list(given or [])
+        tokens = sum(len(text) // 4 + 1 for text in texts)
+        answer: dict[str, Any] = {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": index, "embedding": embed(text)}
+                for index, text in enumerate(texts)
+            ],
+            "model": request.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        tampered = self.embedding_tamper(request, answer) if self.embedding_tamper else answer
+        return tampered if isinstance(tampered, tuple) else json_reply(200, tampered)
 
     def _batch_api(
         self,
@@ -957,6 +991,20 @@ class StandIn:
     @staticmethod
     def _plain(status: int, body: bytes) -> Reply:
         return status, {"content-type": "text/plain"}, body
+
+
+EMBEDDING_DIMENSIONS = 64
+
+
+def embed(text: str) -> list[float]:
+    """A deterministic unit vector of ``text``: its words hashed into 64 dimensions, each with
+    a sign, so that texts sharing words point the same way and others are near orthogonal."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"\w+", text.casefold()):
+        digest = hashlib.md5(word.encode("utf-8")).digest()
+        vector[digest[0] % EMBEDDING_DIMENSIONS] += 1.0 if digest[1] % 2 else -1.0
+    norm = sum(value * value for value in vector) ** 0.5 or 1.0
+    return [round(value / norm, 6) for value in vector]
 
 
 def _kind(path: str) -> str:

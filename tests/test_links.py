@@ -151,6 +151,7 @@ def _paper(arxiv_id: str, title: str, abstract: str, comment: str = "") -> Arxiv
     return ArxivPaper(arxiv_id, 1, title, ["Kim"], abstract, comment=comment)
 
 
+@pytest.mark.slow  # extracts a whole corpus paper
 def test_daily_keeps_each_sources_links_in_the_day_file_and_shows_them(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

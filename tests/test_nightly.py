@@ -82,6 +82,9 @@ def test_hf_pages_until_empty_and_orders_by_upvotes_keeping_ties(standin: StandI
         ("2", "50", DATE),
     ]
     assert titles_in_post() == ["Paper number 7", "Paper number 3", "Paper number 55"]
+    # The day file keeps each paper's upvotes, which a weekly issue ranks by.
+    day = json.loads(DAY_FILE.read_text(encoding="utf-8"))
+    assert [entry["upvotes"] for entry in day["papers"]] == [100, 100, 90]
     # All three IDs went to arXiv in one query.
     assert standin.arxiv_requests[0]["id_list"] == ["2512.10007,2512.10003,2512.10055"]
 

@@ -63,7 +63,8 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits for it, at each test's end.
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     state.url = f"json://127.0.0.1:{server.server_address[1]}/hook/{TOKEN}"
     yield state
     state.released.set()
@@ -86,6 +87,7 @@ def daily(*more: str) -> tuple[int, str, str]:
     )
 
 
+@pytest.mark.slow  # Apprise loads its plugins: a second
 def test_a_written_post_is_announced_once(notified: Receiver) -> None:
     code, out, err = daily()
     assert code == 0, err

@@ -12,7 +12,7 @@ import pytest
 from digest.blog import weekly
 from digest.blog.render import escape_line, escape_title, guard_liquid, render_day
 from digest.blog.store import OutputStore, dump_day
-from digest.models import Day, PaperEntry
+from digest.models import CandidateScore, Day, PaperEntry
 from tests import jekyll
 from tests.conftest import DATA
 from tests.helpers import digest, make_day, make_digest, make_entry
@@ -75,15 +75,8 @@ def test_a_paper_on_two_days_appears_once_on_its_first_day(tmp_path: Path) -> No
     assert text.count("2026-12-03-daily-papers.md") == 1
 
 
-class Ranked(PaperEntry):
-    """An entry as it will be once day files carry upvotes (the ranking seam)."""
-
-    upvotes: int | None = None
-
-
 def ranked(arxiv_id: str, upvotes: int | None) -> PaperEntry:
-    entry = make_entry(arxiv_id, f"Paper {arxiv_id}")
-    return Ranked(**entry.model_dump(), upvotes=upvotes)
+    return make_entry(arxiv_id, f"Paper {arxiv_id}").model_copy(update={"upvotes": upvotes})
 
 
 def test_papers_rank_by_upvotes_then_day_then_list_order() -> None:
@@ -98,6 +91,24 @@ def test_papers_rank_by_upvotes_then_day_then_list_order() -> None:
     papers = weekly.week_papers([tuesday, monday])
     order = [paper.entry.arxiv_id for paper in papers]
     assert order == ["2512.00002", "2512.00003", "2512.00001", "2512.00005", "2512.00004"]
+
+
+def test_a_ranked_days_scores_come_before_upvotes() -> None:
+    # A day chosen by interests ranks its papers by their scores; they lead the week.
+    monday = make_day(make_entry(), date=MONDAY).model_copy(
+        update={
+            "papers": [ranked("2512.00001", 50), ranked("2512.00002", None)],
+            "candidates": [
+                CandidateScore(arxiv_id="2512.00001", score=4),
+                CandidateScore(arxiv_id="2512.00002", score=9),
+            ],
+        }
+    )
+    tuesday = make_day(make_entry(), date=MONDAY + dt.timedelta(days=1)).model_copy(
+        update={"papers": [ranked("2512.00003", 80)]}
+    )
+    order = [paper.entry.arxiv_id for paper in weekly.week_papers([monday, tuesday])]
+    assert order == ["2512.00002", "2512.00001", "2512.00003"]
 
 
 def test_without_upvotes_the_order_is_day_then_list_order(tmp_path: Path) -> None:

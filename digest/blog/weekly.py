@@ -2,7 +2,7 @@
 LLM.
 
 The week's papers are every entry of its day files (a paper listed on two days once, on its
-first day), ranked by ``rank_value`` (highest first), ties in day order then list order. Each
+first day), ranked by ``rank_key`` (scores, then upvotes), ties in day then list order. Each
 paper shows its linked title, its goal line, its links and a link to its day's post. The post
 is made of the day files alone, so ``digest render --check`` can make it again and compare.
 """
@@ -112,18 +112,16 @@ def read_week(store: OutputStore, week: Week, warn: Callable[[str], None]) -> li
     return days
 
 
-def rank_value(entry: PaperEntry) -> float | None:
-    """What ranks a paper in its week, highest first: its ranking score when entries carry
-    one, else its upvotes; None when it has neither (then day order, then list order).
-
-    The seam for ranking: day files hold neither field yet, so this reads them only if the
-    entry model has them.
-    """
-    for name in ("score", "upvotes"):
-        value = getattr(entry, name, None)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
+def rank_key(entry: PaperEntry, scores: dict[str, int]) -> tuple[int, int]:
+    """Where a paper ranks in its week, lowest first: by the score its day's ranking gave it
+    (a day chosen by interests), else by its Hugging Face upvotes; a paper with neither comes
+    after, in day then list order."""
+    arxiv_id = entry.arxiv_id or ""
+    if arxiv_id in scores:
+        return (0, -scores[arxiv_id])
+    if entry.upvotes is not None:
+        return (1, -entry.upvotes)
+    return (2, 0)
 
 
 @dataclass(frozen=True)
@@ -133,17 +131,18 @@ class WeeklyPaper:
 
 
 def week_papers(days: Iterable[Day]) -> list[WeeklyPaper]:
-    """The week's papers, each once (on its first day), ranked (see ``rank_value``)."""
+    """The week's papers, each once (on its first day), ranked (see ``rank_key``); ties in day
+    then list order."""
     seen: set[str] = set()
-    listed: list[tuple[tuple[bool, float, int, int], WeeklyPaper]] = []
+    listed: list[tuple[tuple[int, int, int, int], WeeklyPaper]] = []
     for day_number, day in enumerate(sorted(days, key=lambda day: day.date)):
+        scores = {c.arxiv_id: c.score for c in day.candidates or () if c.score is not None}
         for position, entry in enumerate(day.papers):
             key = entry.arxiv_id or entry.title
             if key in seen:
                 continue
             seen.add(key)
-            value = rank_value(entry)
-            order = (value is None, -(value or 0.0), day_number, position)
+            order = (*rank_key(entry, scores), day_number, position)
             listed.append((order, WeeklyPaper(entry, day)))
     listed.sort(key=lambda item: item[0])
     return [paper for _, paper in listed]

@@ -46,6 +46,8 @@ class DayPlan:
     # With interests: every candidate's score and fate, and the ranking's figures.
     candidates: list[CandidateScore] | None = None
     ranking: RankingTotals | None = None
+    # What the source said of each paper's upvotes (Hugging Face), for the entries made now.
+    upvotes: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -75,7 +77,9 @@ def plan_day(
         published = store.published_before(date)
     draft = _Draft() if run.force else _keep_earlier(earlier, candidates)
     draft.take_new(candidates, earlier, published, run.limit)
-    return DayPlan(date, existing, draft.order, draft.decided, list(draft.todo.values()), earlier)
+    upvotes = {c.ref.arxiv_id: c.upvotes for c in candidates if c.upvotes is not None}
+    todo = list(draft.todo.values())
+    return DayPlan(date, existing, draft.order, draft.decided, todo, earlier, upvotes=upvotes)
 
 
 @dataclass
@@ -244,7 +248,9 @@ def write_day(
 
 
 def _entries(plan: DayPlan, results: list[PaperResult]) -> list[PaperEntry]:
-    """Every paper's entry, in order; a redo that failed keeps its earlier one (and says so)."""
+    """Every paper's entry, in order; a redo that failed keeps its earlier one (and says so).
+    A paper digested now carries the upvotes its source gave it."""
+    upvotes = plan.upvotes
     papers = []
     for result in results:
         entry = result.entry
@@ -252,6 +258,8 @@ def _entries(plan: DayPlan, results: list[PaperResult]) -> list[PaperEntry]:
         if entry is None and kept is not None and result.unfinished:
             entry = kept
             result.note = "its earlier entry is kept"
+        elif entry is not None and entry is not kept and entry.arxiv_id in upvotes:
+            entry = entry.model_copy(update={"upvotes": upvotes[entry.arxiv_id]})
         if entry is not None:
             papers.append(entry)
     return papers

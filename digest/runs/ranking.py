@@ -9,7 +9,10 @@ Before the day is planned (``digest.runs.day.plan_day``), when interests are set
    case-insensitive, on word boundaries for Latin script ("RL" is not in "URL") and by
    substring for Hangul;
 3. the first ``rank_pool`` papers left, in the source's order, are scored by the LLM
-   (``digest.llm.rank``: the cache's scores first, only the rest asked);
+   (``digest.llm.rank``: the cache's scores first, only the rest asked); with
+   ``embedding_model`` set and more papers left than that, the ``rank_pool`` most similar
+   to the interests instead (``digest.llm.embed``; ties in the source's order), or, when the
+   embeddings fail, the first ones with a warning;
 4. the day takes the ``limit`` best-scored at or above ``min_score`` (ties in the source's
    order), and every paper of a followed author whatever its score or keywords.
 
@@ -28,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from digest.llm.embed import Embedder, EmbeddingCache, EmbeddingFailed, cosine
 from digest.llm.price import CostGuard
 from digest.llm.rank import PaperScore, RankCache, Ranker, RankPaper
 from digest.llm.server import LlmServer, make_client
@@ -131,11 +135,18 @@ class _Sorting:
     def __post_init__(self) -> None:
         self.place = {c.ref.arxiv_id: place for place, c in enumerate(self.source)}
         self.dropped: dict[str, DropReason] = {}
+        self.similarity: dict[str, float] = {}
         self.followed = {c.ref.arxiv_id for c in self.source if followed(c, self.options)}
 
-    def pool(self, skip: set[str]) -> list[Candidate]:
-        """The papers to score: those the keywords keep, up to ``rank_pool``, and those of
-        followed authors."""
+    def kept(self, skip: set[str]) -> list[Candidate]:
+        """The papers the keywords keep, followed authors' aside, in the source's order."""
+        aside = skip | self.followed
+        return [c for c in self.source
+                if c.ref.arxiv_id not in aside and not filtered_out(c, self.options)]  # fmt: skip
+
+    def pool(self, skip: set[str], allowed: set[str] | None = None) -> list[Candidate]:
+        """The papers to score: those the keywords keep, up to ``rank_pool`` (only the
+        ``allowed`` ones, when the pre-rank chose), and those of followed authors."""
         pool: list[Candidate] = []
         taken = 0
         for candidate in self.source:
@@ -146,7 +157,9 @@ class _Sorting:
                 pool.append(candidate)
             elif filtered_out(candidate, self.options):
                 self.dropped[arxiv_id] = "filtered out"
-            elif taken >= self.options.rank_pool:
+            elif taken >= self.options.rank_pool or (
+                allowed is not None and arxiv_id not in allowed
+            ):
                 self.dropped[arxiv_id] = "beyond pool"
             else:
                 pool.append(candidate)
@@ -189,6 +202,7 @@ class _Sorting:
                     reason=score.reason if score else None,
                     followed=arxiv_id in self.followed,
                     dropped=self.dropped.get(arxiv_id),
+                    similarity=self.similarity.get(arxiv_id),
                 )
             )
         return listed
@@ -206,25 +220,49 @@ async def rank_day(
     the papers of earlier days, which the plan skips."""
     skip = {c.ref.arxiv_id for c in candidates if c.withdrawn or c.ref.arxiv_id in published}
     sorting = _Sorting(candidates, options, run.limit)
-    pool = sorting.pool(skip)
     client = make_client(llm)
+    embedder: Embedder | None = None
+    warnings: list[str] = []
     try:
         costs = CostGuard(llm.price, llm.max_output_tokens, run.max_cost, run.spent_before)
-        ranker = Ranker(LlmServer(llm, client), options, RankCache(cache_dir), costs)
+        server = LlmServer(llm, client)
+        allowed = None
+        if options.embedding_model:
+            embedder = Embedder(
+                server,
+                options.embedding_model,
+                options.embedding_price,
+                EmbeddingCache(cache_dir),
+                costs,
+                options.embedding_batch,
+            )
+            try:
+                allowed = await _pre_rank(sorting, sorting.kept(skip), embedder)
+            except EmbeddingFailed as error:
+                sorting.similarity.clear()
+                warnings.append(
+                    f"the embedding pre-rank failed ({error}); the LLM ranks the first "
+                    f"{options.rank_pool} candidates in the source's order"
+                )
+        pool = sorting.pool(skip, allowed)
+        ranker = Ranker(server, options, RankCache(cache_dir), costs)
         papers = [RankPaper(arxiv_id=c.ref.arxiv_id, title=t, abstract=a)
                   for c in pool for t, a in [_text_of(c)]]  # fmt: skip
         scores = await ranker.scores(papers) if papers else {}
     finally:
         await client.close()
     spend = ranker.spend
-    warning = None
     if spend.failed is not None:
-        warning = (
+        warnings.append(
             f"the ranking by interests failed ({spend.failed}); the day takes the papers "
             "the keywords keep in the source's order"
         )
         scores = {}
     chosen = sorting.choose(pool, scores)
+    embedded = embedder.spend if embedder is not None else None
+    cost = spend.cost_usd
+    if cost is not None and embedded is not None and embedded.cost_usd is not None:
+        cost = round(cost + embedded.cost_usd, 6)
     totals = RankingTotals(
         candidates=len(candidates),
         filtered=sum(reason == "filtered out" for reason in sorting.dropped.values()),
@@ -233,10 +271,34 @@ async def rank_day(
         requests=spend.requests,
         tokens_in=spend.usage.tokens_in,
         tokens_out=spend.usage.tokens_out,
-        cost_usd=spend.cost_usd,
+        cost_usd=cost,
         failed=spend.failed,
+        embedding_requests=embedded.requests if embedded else None,
+        embedding_tokens=embedded.tokens if embedded else None,
+        embedding_cost_usd=embedded.cost_usd if embedded else None,
     )
+    spent = (spend.cost_usd or 0.0) + ((embedded.cost_usd or 0.0) if embedded else 0.0)
     skipped = [c for c in candidates if c.ref.arxiv_id in skip]
-    return DayRanking(
-        chosen + skipped, sorting.scored(scores), totals, spend.cost_usd or 0.0, warning
+    warning = "; ".join(warnings) or None
+    return DayRanking(chosen + skipped, sorting.scored(scores), totals, spent, warning)
+
+
+async def _pre_rank(
+    sorting: _Sorting, kept: list[Candidate], embedder: Embedder
+) -> set[str] | None:
+    """The ``rank_pool`` papers of ``kept`` most similar to the interests (ties in the
+    source's order), their similarities noted; None when all of them fit in the pool."""
+    options = sorting.options
+    if len(kept) <= options.rank_pool:
+        return None
+    texts = {"interests": options.interests.strip()}
+    texts.update({f"paper:{c.ref.arxiv_id}": "\n\n".join(_text_of(c)) for c in kept})
+    vectors = await embedder.vectors(texts)
+    wanted = vectors["interests"]
+    for candidate in kept:
+        arxiv_id = candidate.ref.arxiv_id
+        sorting.similarity[arxiv_id] = round(cosine(vectors[f"paper:{arxiv_id}"], wanted), 6)
+    best = sorted(
+        kept, key=lambda c: (-sorting.similarity[c.ref.arxiv_id], sorting.place[c.ref.arxiv_id])
     )
+    return {c.ref.arxiv_id for c in best[: options.rank_pool]}
