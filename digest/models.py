@@ -201,6 +201,15 @@ PageLink = Annotated[str | None, _checked(link_problem)]
 _EXTRA_LINKS = ("code", "project", "hf", "github_stars")
 
 
+def leave_out_none(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``data`` without those of ``names`` that are None: a field added later is absent from
+    a file until it has a value, so the files written before it keep their bytes."""
+    for name in names:
+        if name in data and data[name] is None:
+            del data[name]
+    return data
+
+
 class Links(BaseModel):
     """Where the paper lives. A local PDF has none, and its post block shows no links."""
 
@@ -236,11 +245,7 @@ class Links(BaseModel):
 
     @model_serializer(mode="wrap")
     def _leave_out_unknown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for name in _EXTRA_LINKS:
-            if data.get(name) is None:
-                data.pop(name, None)
-        return data
+        return leave_out_none(handler(self), *_EXTRA_LINKS)
 
     @classmethod
     def for_arxiv(cls, arxiv_id: str) -> Links:
@@ -379,10 +384,7 @@ class Provenance(BaseModel):
     @model_serializer(mode="wrap")
     def _leave_out_interactive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # An interactive entry's bytes stay what they were before batches existed.
-        data: dict[str, Any] = handler(self)
-        for name in _BATCH_ONLY:
-            if data.get(name) is None:
-                data.pop(name, None)
+        data = leave_out_none(handler(self), *_BATCH_ONLY)
         for name in _SERVER_TEXT:
             if isinstance(data.get(name), str):
                 data[name] = redact(data[name])
@@ -419,10 +421,7 @@ class PaperEntry(BaseModel):
 
     @model_serializer(mode="wrap")
     def _leave_out_no_upvotes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("upvotes", ()) is None:
-            data.pop("upvotes")
-        return data
+        return leave_out_none(handler(self), "upvotes")
 
     @field_validator("arxiv_id")
     @classmethod
@@ -470,10 +469,7 @@ class CandidateScore(BaseModel):
 
     @model_serializer(mode="wrap")
     def _leave_out_no_similarity(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("similarity", ()) is None:
-            data.pop("similarity")
-        return data
+        return leave_out_none(handler(self), "similarity")
 
 
 class Day(BaseModel):
@@ -529,9 +525,7 @@ class Day(BaseModel):
         data: dict[str, Any] = handler(self)
         if tuple(data.get("post_links", ())) == DEFAULT_POST_LINKS:
             data.pop("post_links", None)
-        if data.get("candidates", ()) is None:
-            data.pop("candidates")
-        return data
+        return leave_out_none(data, "candidates")
 
 
 def unique_post_links(names: list[PostLink]) -> list[PostLink]:
@@ -629,11 +623,8 @@ class RankingTotals(BaseModel):
 
     @model_serializer(mode="wrap")
     def _leave_out_no_embedding(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for name in ("embedding_requests", "embedding_tokens", "embedding_cost_usd"):
-            if data.get(name, ()) is None:
-                data.pop(name)
-        return data
+        names = ("embedding_requests", "embedding_tokens", "embedding_cost_usd")
+        return leave_out_none(handler(self), *names)
 
 
 class RunReport(BaseModel):
@@ -655,7 +646,4 @@ class RunReport(BaseModel):
 
     @model_serializer(mode="wrap")
     def _leave_out_no_ranking(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("ranking", ()) is None:
-            data.pop("ranking")
-        return data
+        return leave_out_none(handler(self), "ranking")

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from digest.blog.store import OutputStore
 from digest.errors import DataFileError
-from digest.models import Day, RunReport, Stage
+from digest.models import Day, RunReport, Stage, leave_out_none
 
 # Failures are grouped by the run report's ``failed_at``; reports written before that field
 # existed have null there, counted as "unknown" rather than guessed.
@@ -117,10 +117,7 @@ class Figures(BaseModel):
 
     @model_serializer(mode="wrap")
     def _leave_out_no_ranking(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("ranking", ()) is None:
-            data.pop("ranking")
-        return data
+        return leave_out_none(handler(self), "ranking")
 
 
 class RankingFigures(BaseModel):
