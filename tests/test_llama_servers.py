@@ -13,13 +13,16 @@ write the digest never gets a post: it fails cleanly, exit 1, with the validatio
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -27,6 +30,10 @@ from digest.llm.grounding import copies_example
 from digest.models import PaperEntry
 from tests import conftest, realserver
 from tests.conftest import PDFS, REPO
+from tests.helpers import digest, good
+from tests.standins import Reply, StandIn
+from tests.test_nightly import DATE, DAY_FILE, REPORT
+from tests.test_ranking import day_candidates, ids_in_post, is_ranking, make_paper, serve
 
 pytestmark = pytest.mark.realserver
 
@@ -231,3 +238,77 @@ def test_backfill_batch_on_a_server_without_a_batch_api_is_one_line_and_exit_2(
         "without --batch"
     )
     assert not (tmp_path / "outputs" / "_posts").exists()
+
+
+def ranking_by(url: str) -> Callable[[dict[str, Any]], Reply]:
+    """The stand-in's LLM: each ranking request passed on to the real server at ``url`` as it
+    came, and its answer (a 500 included) passed back; digests answered as ``good`` does.
+
+    SmolLM2 cannot write a Korean digest (test_a_model_too_weak_for_korean_never_gets_a_post), so a day whose digests it wrote
+    would fail; the ranking is what is under test, and it is the real server's."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def reply(request: dict[str, Any]) -> Reply:
+        if not is_ranking(request):
+            return good(request)
+        sent = urllib.request.Request(
+            f"{url}/chat/completions",
+            data=json.dumps(request).encode(),
+            headers={"content-type": "application/json"},
+        )
+        try:
+            with direct.open(sent, timeout=600) as answer:
+                return int(answer.status), {"content-type": "application/json"}, answer.read()
+        except urllib.error.HTTPError as error:
+            return int(error.code), {"content-type": "application/json"}, error.read()
+
+    return reply
+
+
+def test_llama_cpp_python_ranks_a_day_in_json_object_mode(
+    llama_cpp_python: str, standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    papers = [make_paper(number) for number in range(1, 4)]
+    serve(standin, papers)
+    standin.llm_default = ranking_by(llama_cpp_python)
+    for name, value in (SETTINGS | {"DIGEST_MAX_OUTPUT_TOKENS": "400"}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DIGEST_MODEL", "standin-model")  # the stand-in's price for the digest
+    monkeypatch.setenv("DIGEST_LLM_MODE", "auto")
+    monkeypatch.setenv("DIGEST_INTERESTS", "강화학습과 로봇 조작")
+    code, _, err = digest("--verbose", "daily", "--date", DATE, "--limit", "1")
+    print(f"--- digest daily: exit {code}\n{err[-3000:]}")
+    assert code == 0, err
+    # The ranking asked with the schema first; the real server said 500, and the ranking went
+    # on in json_object mode, the schema in the prompt.
+    asked = [request["response_format"]["type"] for request in standin.llm_requests
+             if is_ranking(request)]  # fmt: skip
+    assert asked[0] == "json_schema" and asked[1:] and set(asked[1:]) == {"json_object"}, asked
+    assert "rejected response_format json_schema (HTTP 500" in err
+    assert "retrying" not in err  # the 500 is a rejection, not a transient error
+    ranking = json.loads(REPORT.read_text(encoding="utf-8"))["ranking"]
+    assert ranking["requests"] == len(asked)  # the rejected one counted as sent
+    assert ranking["tokens_in"] > 0 and ranking["tokens_out"] > 0  # the server's usage, read
+    # The ranking's answers are logged before the digest's, each in json_object mode.
+    modes = [m[1] for m in ANSWER_LOG.finditer(err)]
+    assert modes[: len(asked) - 1] == ["json_object"] * (len(asked) - 1), modes
+    candidates = day_candidates()
+    assert list(candidates) == [paper.arxiv_id for paper in papers]
+    failed = [line for line in err.splitlines() if "the ranking by interests failed" in line]
+    if ranking["failed"] is None:  # the model's scores passed every check
+        print("--- the ranking passed:", candidates)
+        assert not failed
+        scores = [item["score"] for item in candidates.values()]
+        assert all(isinstance(score, int) and 0 <= score <= 10 for score in scores), scores
+        assert ranking["ranked"] == 3 and ranking["kept"] == 1
+        best = max(scores)
+        assert ids_in_post() == [papers[scores.index(best)].arxiv_id]  # ties: source order
+    else:  # a small model's scores may never pass: the day is chosen in the source's order
+        print("--- the ranking failed:", ranking["failed"])
+        assert len(failed) == 1, err
+        assert failed[0].startswith("warning: the ranking by interests failed (")
+        assert failed[0].endswith("the keywords keep in the source's order")
+        assert ranking["ranked"] == 0
+        assert all(item["score"] is None for item in candidates.values())
+        assert ids_in_post() == [papers[0].arxiv_id]
+    assert json.loads(DAY_FILE.read_text(encoding="utf-8"))["candidates"]
