@@ -24,6 +24,7 @@ def serve_days(standin: StandIn) -> None:
         standin.hf_days[day] = [hf_item(paper, 5) for paper in papers[2 * number : 2 * number + 2]]
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_three_day_backfill_then_again_costs_nothing(standin: StandIn) -> None:
     serve_days(standin)
     code, _, err = digest("backfill", "--from", DAYS[0], "--to", DAYS[-1])

@@ -61,6 +61,7 @@ def invalid_first(number: int) -> Any:
     return answer
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_batch_backfill_matches_the_interactive_one_at_half_the_price(
     standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +114,7 @@ def test_a_batch_backfill_matches_the_interactive_one_at_half_the_price(
     assert "Batch API: 6 digests answered at the batch price" in " ".join(out.split())
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_request_posted_and_a_request_batched_are_the_same_bytes(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -206,6 +208,7 @@ def test_a_kill_during_the_re_ask_round_resubmits_nothing(standin: StandIn) -> N
     assert [call["outcome"] for call in entry["provenance"]["calls"]] == ["invalid", "ok"]
 
 
+@pytest.mark.slow  # 0.5 s or more
 @pytest.mark.parametrize("created_on_the_server", [False, True])
 def test_a_kill_between_saving_and_creating_loses_nothing_and_sends_nothing_twice(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch, created_on_the_server: bool
@@ -262,6 +265,7 @@ def batch_input(standin: StandIn, job: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_failed_request_is_retried_in_new_batches_then_given_up(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,6 +296,7 @@ def test_a_failed_request_is_retried_in_new_batches_then_given_up(
     assert len(day_file(DAYS[1])["papers"]) == 2
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_failed_batch_is_sent_again_as_a_new_batch(standin: StandIn) -> None:
     serve_days(standin)
     standin.batch_outcomes = ["failed"]
@@ -318,6 +323,7 @@ def test_a_server_without_a_batch_api_is_one_line_and_exit_2(standin: StandIn) -
     assert standin.hf_requests == [] and standin.llm_requests == []  # asked before any paper
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_max_cost_refuses_a_batch_the_estimate_puts_over_the_cap(standin: StandIn) -> None:
     serve_days(standin)
     code, _, err = digest("backfill", *RANGE, "--batch", "--max-cost", "0.001")
@@ -331,6 +337,7 @@ def test_max_cost_refuses_a_batch_the_estimate_puts_over_the_cap(standin: StandI
     assert len(created(standin)) == 1
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_reask_interactive_sends_only_the_re_ask_interactively(standin: StandIn) -> None:
     serve_days(standin)
     standin.llm_default = invalid_first(2)
@@ -351,6 +358,7 @@ def test_reask_interactive_sends_only_the_re_ask_interactively(standin: StandIn)
     assert provenance["cost_usd"] == pytest.approx(cost / 1e6, abs=2e-6)
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_max_cost_also_bounds_the_interactive_re_asks(standin: StandIn) -> None:
     serve_days(standin)
     code, _, err = digest("backfill", *RANGE, "--batch", "--max-cost", "0")
@@ -384,6 +392,7 @@ def test_reask_interactive_needs_batch(standin: StandIn) -> None:
     assert code == 2 and "--reask-interactive goes with --batch" in err
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_requests_are_split_at_the_api_limits(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -490,6 +499,7 @@ def test_a_full_disk_after_the_submission_stops_cleanly_and_loses_nothing(
     assert all(post(day).exists() for day in DAYS)
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_full_disk_before_the_batch_fails_the_papers_with_the_reason(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,6 +58,7 @@ def all_days_written() -> bool:
 # --- 1. a line nested past any parser ---------------------------------------------------
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_an_output_line_nested_past_the_parser_is_skipped_and_its_paper_asked_again(
     standin: StandIn,
 ) -> None:
@@ -88,6 +89,7 @@ def test_an_output_line_nested_past_the_parser_is_skipped_and_its_paper_asked_ag
 # --- 2. an output file that 404s ----------------------------------------------------------
 
 
+@pytest.mark.slow  # 0.5 s or more
 @pytest.mark.parametrize("gone", [False, True])
 def test_an_output_file_that_404s_is_looked_up_again_then_given_up(
     standin: StandIn, gone: bool
@@ -164,6 +166,7 @@ def test_the_second_round_uploads_only_the_requests_max_cost_allows(
     assert len(record["requests"]) == 1
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_huge_answer_is_not_sent_back_whole_with_its_re_ask(standin: StandIn) -> None:
     serve_days(standin)
     huge = {"2512.10001"}
@@ -516,6 +519,7 @@ def test_a_saved_record_keeps_no_secret(tmp_path: Path, monkeypatch: pytest.Monk
     assert json.loads(saved)["errors"] == ["key ***6789 at http://***@host/v1"]
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_another_folder_s_batch_is_read_back_once_and_never_again(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

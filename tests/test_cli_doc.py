@@ -71,6 +71,7 @@ def test_the_page_is_the_same_on_every_terminal(monkeypatch: pytest.MonkeyPatch)
     assert help_text(["backfill"]) == plain
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_changed_help_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     page = _page()
     # The command is built anew from the app, not the one the test session keeps (conftest).
@@ -106,6 +107,7 @@ def test_a_drifted_page_is_detected() -> None:
     assert missing is not None and START_MARKER in missing
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_write_and_check_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     page = tmp_path / "cli.md"
     page.write_text(f"# CLI\n\n{START_MARKER}\nold\n{END_MARKER}\n", "utf-8")

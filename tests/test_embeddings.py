@@ -86,6 +86,7 @@ def test_the_llm_ranks_only_the_most_similar(embedding: StandIn) -> None:
     assert (ranking["embedding_requests"], ranking["requests"]) == (0, 0)
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_corrupt_cached_vector_is_fetched_again(embedding: StandIn) -> None:
     assert digest("daily", "--date", DATE, "--limit", "2")[0] == 0
     files = sorted(Path("cache/embeddings").glob("*.json"))

@@ -264,6 +264,7 @@ def test_a_paper_cut_to_its_budget_keeps_abstract_and_conclusion_but_no_referenc
     assert "\nReferences\n" not in result.text
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_a_last_section_standing_in_for_the_conclusion_keeps_its_heading_and_its_end(
     extractor: Extractor,
 ) -> None:

@@ -111,6 +111,7 @@ def test_every_line_of_a_digest_written_from_the_paper_is_grounded(arxiv_id: str
     assert find_ungrounded_names(digest, paper_names(WRITTEN_FROM[arxiv_id])) == []
 
 
+@pytest.mark.slow  # 0.5 s or more
 @pytest.mark.parametrize("arxiv_id", sorted(WRITTEN_FROM))
 def test_names_injected_into_a_real_digest_are_caught(arxiv_id: str) -> None:
     digest = hand_digest(arxiv_id)
@@ -301,6 +302,7 @@ def with_line(digest_: Digest, line: str) -> Reply:
     return completion(json.dumps(changed.model_dump(), ensure_ascii=False))
 
 
+@pytest.mark.slow  # 0.5 s or more
 def test_an_ungrounded_name_goes_back_with_the_re_ask(standin: StandIn) -> None:
     serve(standin, dpr(), "2004.04906v3.pdf")
     real = hand_digest("2004.04906")
