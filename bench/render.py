@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,12 +25,15 @@ sys.path.insert(0, str(REPO))
 
 from digest.blog.post_parser import parse_post  # noqa: E402
 from digest.blog.render import render_day  # noqa: E402
-from digest.blog.store import OutputStore, atomic_write_text  # noqa: E402
+from digest.blog.store import OutputStore  # noqa: E402
+from digest.files import atomic_write_text  # noqa: E402
+from digest.models import Day  # noqa: E402
 
 REFERENCE = REPO / "tests" / "data" / "2025-12-16-daily-papers.md"
 
 
-def generate(outputs: OutputStore, days: int) -> None:
+def reference_days(days: int) -> Iterator[Day]:
+    """``days`` days from 2023-01-01: the reference post's papers, titles varied by day."""
     template = parse_post(REFERENCE)
     start = dt.date(2023, 1, 1)
     for offset in range(days):
@@ -38,11 +42,15 @@ def generate(outputs: OutputStore, days: int) -> None:
             paper.model_copy(update={"title": f"{paper.title} #{offset}"})
             for paper in template.papers
         ]
-        day = template.model_copy(
+        yield template.model_copy(
             update={"date": date, "title": f"Daily Papers — {date}", "papers": papers}
         )
+
+
+def generate(outputs: OutputStore, days: int) -> None:
+    for day in reference_days(days):
         outputs.save_day(day)
-        atomic_write_text(outputs.post_path(date), render_day(day))
+        atomic_write_text(outputs.post_path(day.date), render_day(day))
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ the one the blog pins, run as its pages workflow runs it: ``python -m pagefind -
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -24,25 +23,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from digest.blog.init_blog import init_blog  # noqa: E402
-from digest.blog.post_parser import parse_post  # noqa: E402
 from digest.blog.render import render_day  # noqa: E402
 
-REFERENCE = REPO / "tests" / "data" / "2025-12-16-daily-papers.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from render import reference_days  # noqa: E402  (bench/render.py: the same generated days)
 
 
 def generate(blog: Path, days: int) -> None:
-    template = parse_post(REFERENCE)
-    start = dt.date(2023, 1, 1)
-    for offset in range(days):
-        date = start + dt.timedelta(days=offset)
-        papers = [
-            paper.model_copy(update={"title": f"{paper.title} #{offset}"})
-            for paper in template.papers
-        ]
-        day = template.model_copy(
-            update={"date": date, "title": f"Daily Papers — {date}", "papers": papers}
-        )
-        (blog / "_posts" / f"{date}-daily-papers.md").write_text(render_day(day), "utf-8")
+    for day in reference_days(days):
+        (blog / "_posts" / f"{day.date}-daily-papers.md").write_text(render_day(day), "utf-8")
 
 
 def timed(command: list[str], cwd: Path, environment: dict[str, str]) -> float:

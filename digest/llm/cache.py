@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from digest.errors import DataFileError
@@ -14,6 +15,15 @@ from digest.llm.prompts import PROMPT_VERSION, fingerprint
 from digest.models import Digest, PaperEntry
 
 log = logging.getLogger(__name__)
+
+
+def cache_key(parts: Mapping[str, object]) -> str:
+    """The name of a cache file: the hash of everything that decides what it holds."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class DigestCache:
@@ -32,14 +42,14 @@ class DigestCache:
         parts = {
             "arxiv_id": arxiv_id,
             "version": version,
-            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "text_sha256": text_hash(text),
             "prompt": f"{PROMPT_VERSION}:{fingerprint()}",
             "schema": hashlib.sha256(
                 json.dumps(Digest.model_json_schema(), sort_keys=True).encode()
             ).hexdigest(),
             "model": model,
         }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+        return cache_key(parts)
 
     def get(self, key: str) -> PaperEntry | None:
         path = self.folder / f"{key}.json"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from digest.errors import DataFileError, MalformedAnswer
 from digest.files import atomic_write_text, parse_model, read_bounded
+from digest.llm.cache import cache_key, text_hash
 from digest.llm.price import CostGuard
 from digest.llm.prompts import estimate_tokens
 from digest.llm.server import LlmServer
@@ -77,10 +77,10 @@ class EmbeddingCache:
     def key(owner: str, text: str, model: str) -> str:
         parts = {
             "owner": owner,
-            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "text_sha256": text_hash(text),
             "model": model,
         }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+        return cache_key(parts)
 
     def get(self, key: str) -> list[float] | None:
         path = self.folder / f"{key}.json"

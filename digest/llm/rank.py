@@ -16,7 +16,6 @@ not hold, a request per ``per_request`` papers, each reserved against the run's
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from digest.errors import DataFileError, LLMConfigError, SummaryFailed
 from digest.files import atomic_write_text, parse_model, read_bounded
+from digest.llm.cache import cache_key
 from digest.llm.conversation import Answer, Conversation, Outcome, converse, prompt_tokens_of
 from digest.llm.price import CostGuard
 from digest.llm.server import LlmServer, Messages
@@ -216,7 +216,7 @@ class RankCache:
             "model": model,
             "prompt": RANK_PROMPT_VERSION,
         }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+        return cache_key(parts)
 
     def get(self, key: str, arxiv_id: str) -> PaperScore | None:
         path = self.folder / f"{key}.json"
