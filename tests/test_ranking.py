@@ -239,6 +239,54 @@ def test_a_rerun_asks_no_score_again(standin: StandIn, interests: None) -> None:
     assert POST.read_bytes() == first
 
 
+def test_a_rerun_with_interests_keeps_the_day_within_its_limit(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A day written without interests keeps its papers; the ranking fills only the room the
+    # limit leaves (it had filled a whole limit's worth more), and a followed author's paper
+    # still comes in.
+    papers = [make_paper(n) for n in range(1, 6)]
+    papers[4] = make_paper(5, authors=["Followed Author"])
+    serve(standin, papers)
+    standin.llm_default = scoring({"2512.10004": 9, "2512.10003": 8})
+    assert digest("daily", "--date", DATE, "--limit", "2")[0] == 0
+    assert ids_in_post() == ["2512.10001", "2512.10002"]
+    monkeypatch.setenv("DIGEST_INTERESTS", "강화학습")
+    code, _, err = digest("daily", "--date", DATE, "--limit", "3")
+    assert code == 0, err
+    assert sorted(ids_in_post()) == ["2512.10001", "2512.10002", "2512.10004"]
+    assert day_candidates()["2512.10003"]["dropped"] == "beyond limit"
+    monkeypatch.setenv("DIGEST_FOLLOW_AUTHORS", "Followed Author")
+    code, _, err = digest("daily", "--date", DATE, "--limit", "3")
+    assert code == 0, err
+    assert sorted(ids_in_post()) == ["2512.10001", "2512.10002", "2512.10004", "2512.10005"]
+
+
+def test_a_failed_ranking_request_leaves_the_other_scores_standing(
+    standin: StandIn, interests: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 25 candidates: two requests (20 and 5 papers). The second never passes; the first's
+    # scores still choose the day, and the unscored papers follow in the source's order.
+    monkeypatch.setenv("DIGEST_MAX_REASKS", "0")
+    serve(standin, [make_paper(n) for n in range(1, 26)])
+
+    def reply(request: dict[str, Any]) -> Reply:
+        if is_ranking(request) and "2512.10025" in asked_ids(request):
+            return completion(json.dumps({"scores": []}))
+        return scoring({"2512.10007": 9, "2512.10011": 8})(request)
+
+    standin.llm_default = reply
+    code, _, err = digest("daily", "--date", DATE, "--limit", "2")
+    assert code == 0, err
+    assert len(ranking_requests(standin)) == 2
+    assert "has no score for 5 papers" in err
+    assert ids_in_post() == ["2512.10007", "2512.10011"]
+    candidates = day_candidates()
+    assert candidates["2512.10001"]["score"] == 5 and candidates["2512.10025"]["score"] is None
+    ranking = json.loads(REPORT.read_text(encoding="utf-8"))["ranking"]
+    assert ranking["ranked"] == 20 and ranking["failed"]
+
+
 def test_a_hostile_ranking_is_reasked_then_the_source_order_is_kept(
     standin: StandIn, interests: None
 ) -> None:
@@ -352,30 +400,141 @@ def test_stats_without_a_ranking_say_nothing_of_it(standin: StandIn) -> None:
     assert "Interests" not in digest("stats")[1]
 
 
+BACKFILL_DAYS = ["2025-12-14", "2025-12-15"]
+
+
+def serve_backfill(standin: StandIn, scores: dict[str, int]) -> list[ArxivPaper]:
+    """Two days of three papers each; the LLM scores them from ``scores``."""
+    papers = [make_paper(n) for n in range(1, 7)]
+    for item in papers:
+        standin.papers[item.arxiv_id] = item
+        standin.pdfs[f"{item.arxiv_id}v1"] = PDF
+    for number, day in enumerate(BACKFILL_DAYS):
+        standin.hf_days[day] = [hf_item(p, 5) for p in papers[3 * number : 3 * number + 3]]
+    standin.llm_default = scoring(scores)
+    return papers
+
+
+def backfill(*flags: str) -> tuple[int, str, str]:
+    days = ("--from", BACKFILL_DAYS[0], "--to", BACKFILL_DAYS[1])
+    return digest("backfill", *days, "--limit", "1", *flags)
+
+
+def backfilled_ids(day: str) -> list[str]:
+    post = Path(f"outputs/_posts/{day}-daily-papers.md").read_text(encoding="utf-8")
+    return re.findall(r"\(https://arxiv\.org/abs/(\S+?)\)", post)
+
+
+def backfilled_day(day: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(f"outputs/data/{day}.json").read_text("utf-8"))
+    return data
+
+
+def backfill_report(day: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(f"outputs/data/{day}.run.json").read_text("utf-8"))
+    return data
+
+
+def batch_rankings(standin: StandIn) -> list[dict[str, Any]]:
+    return [request for request in standin.batch_requests if is_ranking(request)]
+
+
 @pytest.mark.parametrize("batch", [False, True], ids=["interactive", "batch"])
 def test_a_backfill_chooses_each_day_by_interests(
     standin: StandIn, interests: None, batch: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
-    papers = [make_paper(n) for n in range(1, 7)]
-    days = ["2025-12-14", "2025-12-15"]
-    for item in papers:
-        standin.papers[item.arxiv_id] = item
-        standin.pdfs[f"{item.arxiv_id}v1"] = PDF
-    for number, day in enumerate(days):
-        standin.hf_days[day] = [hf_item(p, 5) for p in papers[3 * number : 3 * number + 3]]
-    standin.llm_default = scoring({"2512.10002": 9, "2512.10006": 8})
-    flags = ["--batch"] if batch else []
-    code, _, err = digest("backfill", "--from", days[0], "--to", days[1], "--limit", "1", *flags)
+    serve_backfill(standin, {"2512.10002": 9, "2512.10006": 8})
+    code, _, err = backfill(*(["--batch"] if batch else []))
     assert code == 0, err
-    assert len(ranking_requests(standin)) == 2  # one a day, interactive either way
-    for day, kept in zip(days, ["2512.10002", "2512.10006"], strict=True):
-        post = Path(f"outputs/_posts/{day}-daily-papers.md").read_text(encoding="utf-8")
-        assert re.findall(r"\(https://arxiv\.org/abs/(\S+?)\)", post) == [kept]
-        day_file = json.loads(Path(f"outputs/data/{day}.json").read_text(encoding="utf-8"))
+    # One request a day: interactive, or through the Batch API, before the digests' batch.
+    assert len(ranking_requests(standin)) == (0 if batch else 2)
+    assert len(batch_rankings(standin)) == (2 if batch else 0)
+    if batch:
+        created = [call for call in standin.batch_api_calls if call == ("POST", "/v1/batches")]
+        assert len(created) == 2  # the rankings', then the digests'
+    for day, kept in zip(BACKFILL_DAYS, ["2512.10002", "2512.10006"], strict=True):
+        assert backfilled_ids(day) == [kept]
+        day_file = backfilled_day(day)
         assert [c["score"] for c in day_file["candidates"]] == (
-            [5, 9, 5] if day == days[0] else [5, 5, 8]
+            [5, 9, 5] if day == BACKFILL_DAYS[0] else [5, 5, 8]
         )
+        ranking = backfill_report(day)["ranking"]
+        assert ranking["requests"] == 1 and ranking["ranked"] == 3 and ranking["kept"] == 1
+        assert ranking["tokens_in"] > 0 and ranking["cost_usd"] > 0
+
+
+def test_a_batch_backfill_ranks_each_paper_once_and_a_rerun_asks_nothing(
+    standin: StandIn, interests: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same paper on both days: scored once in the range, digested on its first day only.
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+    papers = serve_backfill(standin, {"2512.10002": 9})
+    standin.hf_days[BACKFILL_DAYS[1]].append(hf_item(papers[1], 5))
+    code, _, err = backfill("--batch")
+    assert code == 0, err
+    asked = [asked_ids(request) for request in batch_rankings(standin)]
+    assert sorted(sum(asked, [])) == [p.arxiv_id for p in papers]  # each once
+    assert backfilled_ids(BACKFILL_DAYS[0]) == ["2512.10002"]
+    assert "2512.10002" not in backfilled_ids(BACKFILL_DAYS[1])
+
+    standin.batch_requests.clear()
+    code, _, err = backfill("--batch")
+    assert code == 0, err
+    assert standin.batch_requests == [] and standin.llm_requests == []
+
+
+def test_a_ranking_batch_the_deadline_cuts_is_collected_by_the_next_run(
+    standin: StandIn, interests: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+    serve_backfill(standin, {"2512.10005": 9})
+    standin.stall_batches_from = 1  # the ranking's batch stays in progress
+    code, _, err = backfill("--batch", "--deadline", "0.01")
+    assert code == 1, err
+    assert "still running" in err and not Path("outputs/data").exists()
+    assert batch_rankings(standin) == []
+
+    standin.stall_batches_from = None
+    code, _, err = backfill("--batch")
+    assert code == 0, err
+    created = [call for call in standin.batch_api_calls if call == ("POST", "/v1/batches")]
+    assert len(created) == 2  # the saved ranking batch collected, then the digests'
+    assert len(batch_rankings(standin)) == 2  # each request answered once
+    assert backfilled_ids(BACKFILL_DAYS[1]) == ["2512.10005"]
+
+
+def test_a_failed_ranking_request_in_the_batch_leaves_its_day_in_the_source_order(
+    standin: StandIn, interests: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+    monkeypatch.setenv("DIGEST_MAX_REASKS", "0")
+    serve_backfill(standin, {"2512.10003": 9, "2512.10006": 9})
+
+    def reply(request: dict[str, Any]) -> Reply:
+        if is_ranking(request) and "2512.10004" in asked_ids(request):
+            return completion(json.dumps({"scores": []}))  # the second day's: never passes
+        return scoring({"2512.10003": 9, "2512.10006": 9})(request)
+
+    standin.llm_default = reply
+    code, _, err = backfill("--batch")
+    assert code == 0, err
+    assert "2025-12-15: the ranking by interests failed" in err
+    assert backfilled_ids(BACKFILL_DAYS[0]) == ["2512.10003"]
+    assert backfilled_ids(BACKFILL_DAYS[1]) == ["2512.10004"]  # the source's first
+    ranking = backfill_report(BACKFILL_DAYS[1])["ranking"]
+    assert ranking["failed"] and ranking["requests"] == 1 and ranking["ranked"] == 0
+
+
+def test_max_cost_counts_the_ranking_batch(
+    standin: StandIn, interests: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+    serve_backfill(standin, {})
+    code, _, err = backfill("--batch", "--max-cost", "0.000001")
+    assert code == 2, err
+    assert "would pass --max-cost" in err and "nothing was submitted" in err
+    assert batch_rankings(standin) == [] and standin.llm_requests == []
 
 
 # --- An arXiv-sized day -------------------------------------------------------------------

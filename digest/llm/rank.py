@@ -9,7 +9,8 @@ passes fails the way a digest does (``SummaryFailed``).
 
 ``Ranker`` asks for the papers the cache (``RankCache``, per paper, interests and model) does
 not hold, a request per ``per_request`` papers, each reserved against the run's
-``--max-cost`` (``CostGuard``) before it is sent. The server is the same seam as the digest's
+``--max-cost`` (``CostGuard``) before it is sent. A request that fails leaves only its own
+papers without scores. The server is the same seam as the digest's
 (``LlmServer``): the format fallback, the retries and the dropped parameters are its.
 """
 
@@ -19,6 +20,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,18 +252,42 @@ class RankSpend:
     cost_usd: float | None = 0.0  # None: the model has no price
     failed: str | None = None  # why some papers have no score
 
+    def add(self, usage: Usage, requests: int, cost: float | None) -> None:
+        """A conversation's requests, tokens and cost (None: unknown, and the total too)."""
+        self.requests += requests
+        for call in usage.calls:
+            self.usage.add(call)
+        if cost is None:
+            self.cost_usd = None
+        elif self.cost_usd is not None:
+            self.cost_usd = round(self.cost_usd + cost, 6)
+
+
+# How the papers the cache does not hold get their scores: the ranker, those papers, and the
+# scores they got (a failure is the ranker's ``spend.failed``). ``Ranker.ask`` by default.
+ScoreAsker = Callable[["Ranker", list[RankPaper]], Awaitable[dict[str, PaperScore]]]
+
 
 class Ranker:
-    """Scores papers against the interests: the cache's first, the rest asked."""
+    """Scores papers against the interests: the cache's first, the rest asked, ``per_request``
+    to a conversation (``ask``: interactively; a backfill's batch hands them to the Batch
+    API instead)."""
 
     def __init__(
-        self, server: LlmServer, options: RankOptions, cache: RankCache, costs: CostGuard
+        self,
+        server: LlmServer,
+        options: RankOptions,
+        cache: RankCache,
+        costs: CostGuard,
+        asker: ScoreAsker | None = None,
     ) -> None:
         self.server = server
         self.options = options
         self.cache = cache
         self.costs = costs
+        self.asker: ScoreAsker = asker or Ranker.ask
         self.spend = RankSpend(cost_usd=0.0 if costs.price is not None else None)
+        self._stopped = False  # no more requests: the run's configuration, or --max-cost
 
     def _key(self, arxiv_id: str) -> str:
         return RankCache.key(arxiv_id, self.options.interests, self.server.options.model)
@@ -277,47 +303,81 @@ class Ranker:
                 todo.append(paper)
             else:
                 found[paper.arxiv_id] = cached
+        if todo:
+            found.update(await self.asker(self, todo))
+        return found
+
+    def groups(self, papers: list[RankPaper]) -> list[list[RankPaper]]:
+        """``papers`` in requests of ``per_request``, in their order."""
         size = self.options.per_request
-        groups = [todo[start : start + size] for start in range(0, len(todo), size)]
+        return [papers[start : start + size] for start in range(0, len(papers), size)]
+
+    def conversation(
+        self, papers: list[RankPaper], server: LlmServer | None = None
+    ) -> RankConversation:
+        """The conversation that scores ``papers``, through ``server`` (the ranker's own by
+        default)."""
+        subject = RankSubject(interests=self.options.interests, papers=papers)
+        return RankConversation(server or self.server, subject)
+
+    def batch_key(self, papers: list[RankPaper]) -> str:
+        """A request's name in a batch: the same papers, interests and model, the same name,
+        so that a run after an interrupted one finds the batch that holds it."""
+        parts = {
+            "arxiv_ids": [paper.arxiv_id for paper in papers],
+            "interests": self.options.interests.strip(),
+            "model": self.server.options.model,
+            "prompt": RANK_PROMPT_VERSION,
+        }
+        return "rank-" + cache_key(parts)
+
+    def keep(self, ranked: Ranked) -> None:
+        """A request's scores, into the cache."""
+        for score in ranked.scores.values():
+            self.cache.put(self._key(score.arxiv_id), score)
+
+    async def ask(self, papers: list[RankPaper]) -> dict[str, PaperScore]:
+        """The scores of ``papers``, asked interactively, ``concurrency`` requests at a time.
+        A request that fails leaves its papers without scores (the others keep theirs); a
+        configuration error or ``--max-cost`` stops the requests not yet sent."""
+        found: dict[str, PaperScore] = {}
         slots = asyncio.Semaphore(self.server.options.concurrency)
 
         async def one(group: list[RankPaper]) -> None:
             async with slots:
                 found.update(await self._ask(group))
 
-        await asyncio.gather(*(one(group) for group in groups))
+        await asyncio.gather(*(one(group) for group in self.groups(papers)))
         return found
 
     async def _ask(self, papers: list[RankPaper]) -> dict[str, PaperScore]:
         """One request's scores, cached; none when it failed (``spend.failed`` says why)."""
-        conversation = RankConversation(
-            self.server, RankSubject(interests=self.options.interests, papers=papers)
-        )
-        estimate = self.costs.estimate(prompt_tokens_of(conversation.question()))
-        if self.spend.failed is not None:
+        if self._stopped:
             return {}
+        conversation = self.conversation(papers)
+        estimate = self.costs.estimate(prompt_tokens_of(conversation.question()))
         if not self.costs.reserve(estimate):
-            self.spend.failed = (
-                f"not asked: the estimated spend would pass --max-cost {self.costs.cap:g} USD"
-            )
+            self._stopped = True
+            cap = self.costs.cap
+            self.fail(f"not asked: the estimated spend would pass --max-cost {cap:g} USD")
             return {}
         try:
             ranked = await converse(conversation)
         except (SummaryFailed, LLMConfigError) as error:
-            self._charge(estimate, conversation.usage, conversation.requests)
-            self.spend.failed = str(error)
+            self._stopped = self._stopped or isinstance(error, LLMConfigError)
+            self.charge(estimate, conversation.usage, conversation.requests)
+            self.fail(str(error))
             return {}
-        self._charge(estimate, ranked.usage, ranked.attempts)
-        for score in ranked.scores.values():
-            self.cache.put(self._key(score.arxiv_id), score)
+        self.charge(estimate, ranked.usage, ranked.attempts)
+        self.keep(ranked)
         return ranked.scores
 
-    def _charge(self, estimate: float, usage: Usage, requests: int) -> None:
+    def fail(self, reason: str) -> None:
+        """Why some papers have no score: the first reason given."""
+        self.spend.failed = self.spend.failed or reason
+
+    def charge(self, estimate: float, usage: Usage, requests: int) -> None:
         price = self.costs.price
         cost = price.cost(usage) if price is not None else None
         self.costs.charge(estimate, cost)
-        self.spend.requests += requests
-        for call in usage.calls:
-            self.spend.usage.add(call)
-        if cost is not None and self.spend.cost_usd is not None:
-            self.spend.cost_usd = round(self.spend.cost_usd + cost, 6)
+        self.spend.add(usage, requests, cost)

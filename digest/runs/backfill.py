@@ -4,15 +4,17 @@ moment its last paper is settled.
 
 The days are planned in date order, each against the papers the days before it have (written
 or only planned), so that a paper is digested once, on its first day. A day whose papers all
-come from its file or the digest cache is written at once.
+come from its file or the digest cache is written at once. With interests, the days' rankings
+go through a batch of their own first (``digest.runs.batch_ranking``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
@@ -25,8 +27,9 @@ from digest.llm.price import CostGuard
 from digest.llm.summarize import Summary
 from digest.net import AsyncSleep
 from digest.options import BatchOptions, RunOptions
+from digest.runs.batch_ranking import BatchRanking, DaysWaiting
 from digest.runs.day import DayPlan, DayRun, plan_day, write_day
-from digest.runs.events import BatchNote, NothingFound, Warned, Watcher
+from digest.runs.events import BatchNote, NothingFound, Watcher
 from digest.runs.results import PaperResult
 from digest.runs.setup import RunSetup, open_pipeline
 from digest.sources.papers import Candidate, Source
@@ -66,36 +69,65 @@ async def backfill_batch(
         costs = CostGuard(
             setup.llm.price, setup.llm.max_output_tokens, run.max_cost, run.spent_before
         )
-        batches = BatchRun(
-            pipeline.summarizer.server,
-            BatchFolder(setup.cache_dir / "batches"),
-            options,
-            costs,
-            deadline=run.deadline,
-            sleep=sleep,
-            tell=lambda line: watcher.tell(BatchNote(line)),
-        )
+
+        def batch_run() -> BatchRun:
+            return BatchRun(
+                pipeline.summarizer.server,
+                BatchFolder(setup.cache_dir / "batches"),
+                options,
+                costs,
+                deadline=run.deadline,
+                sleep=sleep,
+                tell=lambda line: watcher.tell(BatchNote(line)),
+            )
+
+        batches = batch_run()
         await batches.api.check_available()  # before any paper is read
         waiting = _Days(pipeline, batches, setup, on_day, before_write)
         published = setup.store.published_before(days[0]) if run.skip_published else {}
-        for date in days:
-            candidates = await source.candidates(date)
-            if not candidates:
-                watcher.tell(NothingFound(date, source.nothing_found(date)))
-                continue
-            ranks = setup.rank is not None and source.name != "ids"
-            plan = await _plan(candidates, date, setup, run, published, costs, watcher, ranks)
-            for arxiv_id in plan.order:
-                published.setdefault(arxiv_id, date)
-            day = await waiting.read(plan)
-            count = f"{plan.total} paper{'' if plan.total == 1 else 's'}"
-            watcher.tell(BatchNote(f"{date}: {count}, {day.waiting} for the batch"))
-            if day.waiting == 0:
-                waiting.finish(day)
+        read = _days_read(source, days, watcher)
+        ranking: BatchRanking | None = None
+        if setup.rank is not None and source.name != "ids":
+            ranking = BatchRanking(batch_run(), setup, run, costs)
+            read = _each(await ranking.ask(read, published, watcher))
+        async with contextlib.aclosing(read):
+            async for date, candidates in read:
+                plan = await _plan(candidates, date, setup, run, published, ranking, watcher)
+                for arxiv_id in plan.order:
+                    published.setdefault(arxiv_id, date)
+                day = await waiting.read(plan)
+                count = f"{plan.total} paper{'' if plan.total == 1 else 's'}"
+                watcher.tell(BatchNote(f"{date}: {count}, {day.waiting} for the batch"))
+                if day.waiting == 0:
+                    waiting.finish(day)
         await batches.run()
-    if batches.stop is not None:
-        raise batches.stop
-    return batches.resubmitted
+    stop = batches.stop or (ranking.batches.stop if ranking is not None else None)
+    if stop is not None:
+        raise stop
+    return batches.resubmitted + (ranking.batches.resubmitted if ranking is not None else 0)
+
+
+async def _days_read(
+    source: Source, days: list[dt.date], watcher: Watcher
+) -> AsyncGenerator[tuple[dt.date, list[Candidate]]]:
+    """Each day's candidates from the source, in date order; a day without any is told."""
+    for date in days:
+        candidates = await source.candidates(date)
+        if not candidates:
+            watcher.tell(NothingFound(date, source.nothing_found(date)))
+            continue
+        yield date, candidates
+
+
+async def _each(
+    waiting: DaysWaiting,
+) -> AsyncGenerator[tuple[dt.date, list[Candidate]]]:
+    """The days kept by the ranking's first pass, read back; their file closed at the end."""
+    try:
+        for day in waiting:
+            yield day
+    finally:
+        waiting.close()
 
 
 async def _plan(
@@ -104,24 +136,16 @@ async def _plan(
     setup: RunSetup,
     run: RunOptions,
     published: dict[str, dt.date],
-    costs: CostGuard,
+    ranking: BatchRanking | None,
     watcher: Watcher,
-    ranks: bool,
 ) -> DayPlan:
-    """The day's plan; with interests, from the candidates they choose (asked interactively,
-    before the batch), the ranking's cost counted against the range's ``--max-cost``."""
-    if not ranks:
+    """The day's plan; with interests, from the candidates they choose (their scores asked
+    through the batch before: ``digest.runs.batch_ranking``)."""
+    if ranking is None:
         return plan_day(setup.store, candidates, date, run, published)
-    from digest.runs.ranking import choose_by_interests
-
-    ranking = await choose_by_interests(
-        candidates, date, setup, replace(run, spent_before=costs.committed), published
-    )
-    costs.charge(0.0, ranking.cost_usd)
-    if ranking.warning is not None:
-        watcher.tell(Warned(ranking.warning))
-    plan = plan_day(setup.store, ranking.candidates, date, ranking.run, published)
-    plan.candidates, plan.ranking = ranking.scores, ranking.totals
+    chosen = await ranking.choose(date, candidates, published, watcher)
+    plan = plan_day(setup.store, chosen.candidates, date, chosen.run, published)
+    plan.candidates, plan.ranking = chosen.scores, chosen.totals
     return plan
 
 

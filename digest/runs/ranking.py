@@ -27,13 +27,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from digest.llm.embed import Embedder, EmbeddingCache, EmbeddingFailed, cosine
+from digest.llm.embed import Embedder, EmbeddingCache, EmbeddingFailed, EmbedSpend, cosine
 from digest.llm.price import CostGuard
-from digest.llm.rank import PaperScore, RankCache, Ranker, RankPaper
+from digest.llm.rank import PaperScore, RankCache, Ranker, RankPaper, RankSpend, ScoreAsker
 from digest.llm.server import LlmServer, make_client
 from digest.models import CandidateScore, DropReason, RankingTotals
 from digest.options import LlmOptions, RankOptions, RunOptions
@@ -101,6 +101,7 @@ class DayRanking:
     # The run's options for planning the chosen ones: every one taken (the limit is the
     # ranking's), the ranking's cost counted in --max-cost.
     run: RunOptions = field(default_factory=RunOptions)
+    pooled: set[str] = field(default_factory=set)  # the papers the LLM was to score
 
 
 async def choose_by_interests(
@@ -109,19 +110,32 @@ async def choose_by_interests(
     setup: RunSetup,
     run: RunOptions,
     published: Mapping[str, dt.date] | None,
+    *,
+    asker: ScoreAsker | None = None,
+    embed: bool = True,
 ) -> DayRanking:
     """The day's candidates chosen by ``setup.rank``'s interests, with the run's options to
     plan them with. ``published``: the papers of the days before, when the caller knows them
-    better than the day files."""
+    better than the day files. ``asker``: how the scores the cache lacks are asked for (a
+    backfill's batch); ``embed``: False to rank without the embedding pre-rank."""
     assert setup.rank is not None
     if not run.skip_published:
         published = {}
     elif published is None:
         published = setup.store.published_before(date)
-    ranking = await rank_day(candidates, setup.rank, setup.llm, setup.cache_dir, run, published)
+    day = Ranking(setup.rank, setup.llm, setup.cache_dir, asker=asker, embed=embed)
+    ranking = await day.rank(candidates, run, published, _papers_had(setup, date, run))
     spent = run.spent_before + ranking.cost_usd
     ranking.run = replace(run, limit=None, spent_before=spent)
     return ranking
+
+
+def _papers_had(setup: RunSetup, date: dt.date, run: RunOptions) -> set[str]:
+    """The papers the day file has, which a re-run keeps (``plan_day``): they take their
+    places within ``limit`` before any new paper."""
+    if run.force or not setup.store.data_path(date).exists():
+        return set()
+    return {entry.arxiv_id or "" for entry in setup.store.load_day(date).papers}
 
 
 @dataclass
@@ -166,20 +180,23 @@ class _Sorting:
                 taken += 1
         return pool
 
-    def choose(self, pool: list[Candidate], scores: Mapping[str, PaperScore]) -> list[Candidate]:
+    def choose(
+        self, pool: list[Candidate], scores: Mapping[str, PaperScore], had: Collection[str]
+    ) -> list[Candidate]:
         """The day's papers by score (ties, and papers without one, in the source's order):
-        the ``limit`` best at or above ``min_score``, and every followed author's."""
+        the ``limit`` best at or above ``min_score``, and every followed author's. The papers
+        the day file ``had`` keep their places, and take room within the limit."""
 
         def order(candidate: Candidate) -> tuple[int, int]:
             score = scores.get(candidate.ref.arxiv_id)
             return (-(score.score if score else -1), self.place[candidate.ref.arxiv_id])
 
         chosen: list[Candidate] = []
-        room = self.limit
+        room = None if self.limit is None else self.limit - len(had)
         for candidate in sorted(pool, key=order) if scores else pool:
             arxiv_id = candidate.ref.arxiv_id
             score = scores.get(arxiv_id)
-            if arxiv_id in self.followed:
+            if arxiv_id in self.followed or arxiv_id in had:
                 chosen.append(candidate)
             elif score is not None and score.score < self.options.min_score:
                 self.dropped[arxiv_id] = "below min_score"
@@ -208,62 +225,115 @@ class _Sorting:
         return listed
 
 
-async def rank_day(
-    candidates: list[Candidate],
-    options: RankOptions,
-    llm: LlmOptions,
-    cache_dir: Path,
-    run: RunOptions,
-    published: Mapping[str, object],
-) -> DayRanking:
-    """The day's candidates chosen by interests (see the module docstring). ``published``:
-    the papers of earlier days, which the plan skips."""
-    skip = {c.ref.arxiv_id for c in candidates if c.withdrawn or c.ref.arxiv_id in published}
-    sorting = _Sorting(candidates, options, run.limit)
-    client = make_client(llm)
-    embedder: Embedder | None = None
-    warnings: list[str] = []
-    try:
+class Ranking:
+    """Choosing days by interests (see the module docstring), with one LLM and cache."""
+
+    def __init__(
+        self,
+        options: RankOptions,
+        llm: LlmOptions,
+        cache_dir: Path,
+        *,
+        asker: ScoreAsker | None = None,
+        embed: bool = True,
+    ) -> None:
+        self.options = options
+        self.llm = llm
+        self.cache_dir = cache_dir
+        self.asker = asker
+        self.embed = embed
+
+    async def rank(
+        self,
+        candidates: list[Candidate],
+        run: RunOptions,
+        published: Mapping[str, object],
+        had: Collection[str] = (),
+    ) -> DayRanking:
+        """The day's candidates chosen. ``published``: the papers of earlier days, which the
+        plan skips; ``had``: the papers the day file has."""
+        skip = {c.ref.arxiv_id for c in candidates if c.withdrawn or c.ref.arxiv_id in published}
+        sorting = _Sorting(candidates, self.options, run.limit)
+        llm = self.llm
         costs = CostGuard(llm.price, llm.max_output_tokens, run.max_cost, run.spent_before)
-        server = LlmServer(llm, client)
-        allowed = None
-        if options.embedding_model:
-            embedder = Embedder(
-                server,
-                options.embedding_model,
-                options.embedding_price,
-                EmbeddingCache(cache_dir),
-                costs,
-                options.embedding_batch,
-            )
-            try:
-                allowed = await _pre_rank(sorting, sorting.kept(skip), embedder)
-            except EmbeddingFailed as error:
-                sorting.similarity.clear()
-                warnings.append(
+        client = make_client(self.llm)
+        try:
+            server = LlmServer(self.llm, client)
+            embedder, allowed, warning = await self._pre_rank(server, costs, sorting, skip)
+            pool = sorting.pool(skip, allowed)
+            ranker = Ranker(server, self.options, RankCache(self.cache_dir), costs, self.asker)
+            scores = await ranker.scores([RankPaper(arxiv_id=c.ref.arxiv_id, title=t, abstract=a)
+                                          for c in pool for t, a in [_text_of(c)]])  # fmt: skip
+        finally:
+            await client.close()
+        warnings = [warning] if warning else []
+        if ranker.spend.failed is not None:
+            warnings.append(_failure_warning(ranker.spend.failed, len(pool) - len(scores), scores))
+        chosen = sorting.choose(pool, scores, had)
+        embedded = embedder.spend if embedder is not None else None
+        totals = _totals(candidates, sorting, scores, chosen, ranker.spend, embedded)
+        spent = (ranker.spend.cost_usd or 0.0) + ((embedded.cost_usd or 0.0) if embedded else 0.0)
+        skipped = [c for c in candidates if c.ref.arxiv_id in skip]
+        warned = "; ".join(warnings) or None
+        ranking = DayRanking(chosen + skipped, sorting.scored(scores), totals, spent, warned)
+        ranking.pooled = {candidate.ref.arxiv_id for candidate in pool}
+        return ranking
+
+    async def _pre_rank(
+        self, server: LlmServer, costs: CostGuard, sorting: _Sorting, skip: set[str]
+    ) -> tuple[Embedder | None, set[str] | None, str | None]:
+        """The embedder, the papers the pre-rank allows (None: all), and a warning when it
+        failed."""
+        options = self.options
+        if not self.embed or not options.embedding_model:
+            return None, None, None
+        embedder = Embedder(
+            server,
+            options.embedding_model,
+            options.embedding_price,
+            EmbeddingCache(self.cache_dir),
+            costs,
+            options.embedding_batch,
+        )
+        try:
+            return embedder, await _pre_rank(sorting, sorting.kept(skip), embedder), None
+        except EmbeddingFailed as error:
+            sorting.similarity.clear()
+            return (
+                embedder,
+                None,
+                (
                     f"the embedding pre-rank failed ({error}); the LLM ranks the first "
                     f"{options.rank_pool} candidates in the source's order"
-                )
-        pool = sorting.pool(skip, allowed)
-        ranker = Ranker(server, options, RankCache(cache_dir), costs)
-        papers = [RankPaper(arxiv_id=c.ref.arxiv_id, title=t, abstract=a)
-                  for c in pool for t, a in [_text_of(c)]]  # fmt: skip
-        scores = await ranker.scores(papers) if papers else {}
-    finally:
-        await client.close()
-    spend = ranker.spend
-    if spend.failed is not None:
-        warnings.append(
-            f"the ranking by interests failed ({spend.failed}); the day takes the papers "
-            "the keywords keep in the source's order"
+                ),
+            )
+
+
+def _failure_warning(why: str, unscored: int, scores: Mapping[str, PaperScore]) -> str:
+    if not scores:
+        return (
+            f"the ranking by interests failed ({why}); the day takes the papers the keywords "
+            "keep in the source's order"
         )
-        scores = {}
-    chosen = sorting.choose(pool, scores)
-    embedded = embedder.spend if embedder is not None else None
+    papers = f"{unscored} paper{'' if unscored == 1 else 's'}"
+    return (
+        f"the ranking by interests has no score for {papers} ({why}); they follow the "
+        "scored ones in the source's order"
+    )
+
+
+def _totals(
+    candidates: list[Candidate],
+    sorting: _Sorting,
+    scores: Mapping[str, PaperScore],
+    chosen: list[Candidate],
+    spend: RankSpend,
+    embedded: EmbedSpend | None,
+) -> RankingTotals:
     cost = spend.cost_usd
     if cost is not None and embedded is not None and embedded.cost_usd is not None:
         cost = round(cost + embedded.cost_usd, 6)
-    totals = RankingTotals(
+    return RankingTotals(
         candidates=len(candidates),
         filtered=sum(reason == "filtered out" for reason in sorting.dropped.values()),
         ranked=len(scores),
@@ -277,10 +347,6 @@ async def rank_day(
         embedding_tokens=embedded.tokens if embedded else None,
         embedding_cost_usd=embedded.cost_usd if embedded else None,
     )
-    spent = (spend.cost_usd or 0.0) + ((embedded.cost_usd or 0.0) if embedded else 0.0)
-    skipped = [c for c in candidates if c.ref.arxiv_id in skip]
-    warning = "; ".join(warnings) or None
-    return DayRanking(chosen + skipped, sorting.scored(scores), totals, spent, warning)
 
 
 async def _pre_rank(
