@@ -25,12 +25,13 @@ from rich.markup import escape
 
 from digest import DISTRIBUTION, __version__
 from digest.blog import render, schemas, weekly
+from digest.blog.notify import notify_post
 from digest.blog.post_parser import parse_post
 from digest.blog.store import OutputLock, OutputStore, dump_day
 from digest.errors import STOPPED_WITH_THE_RUN, DigestError, UsageError
 from digest.files import atomic_write_text, same_content
 from digest.models import Day
-from digest.options import BatchOptions, RunOptions
+from digest.options import BatchOptions, NotifyOptions, RunOptions
 from digest.redact import format_traceback, protect_std_streams, redact, redacting_stream
 from digest.runs.day import DayRun
 from digest.runs.events import BatchNote, DayBegun, DayDone, NothingFound, RunEvent, Warned
@@ -383,6 +384,78 @@ def weekly_command(
                 return
             atomic_write_text(path, text)
             stdout.print(f"{'wrote' if same is None else 'updated'}: {path}")
+        _announce_week(settings.notify_options(), store, asked, path)
+
+
+def _announce_week(
+    options: NotifyOptions, store: OutputStore, week: weekly.Week, post: Path
+) -> bool:
+    """The weekly post's message (the ``notify`` setting); whether it was taken."""
+    papers = weekly.week_papers(weekly.read_week(store, week, _warn))
+    return notify_post(
+        options,
+        weekly.WEEKLY_TITLE.format(week=week.label),
+        f"{week.label} ({week.monday} to {week.sunday})",
+        [paper.entry.title for paper in papers],
+        post,
+        _warn,
+    )
+
+
+@app.command("notify")
+def notify_command(
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="The day whose post is announced, YYYY-MM-DD."),
+    ] = None,
+    week: Annotated[
+        str | None,
+        typer.Option(
+            "--week",
+            help="The week whose issue is announced (YYYY-Www), or 'last' for the week "
+            "'digest weekly' writes by default.",
+        ),
+    ] = None,
+    output_dir: OutputDirOption = None,
+) -> None:
+    """Send the message of a written day post or weekly issue (the notify setting) again:
+    e.g. once the site is published, so that its link opens the post. Exit 1 when a
+    receiver did not take it."""
+    with _reporting():
+        if (date is None) == (week is None):
+            raise UsageError("give --date or --week (one of them): which post to announce")
+        settings = load_settings(output_dir=output_dir)
+        options = settings.notify_options()
+        if not options.urls:
+            raise UsageError(
+                "no notify URL is set: set DIGEST_NOTIFY to one or more Apprise URLs "
+                "(comma-separated), e.g. ntfy://ntfy.sh/your-topic"
+            )
+        store = settings.output_store()
+        if week is not None:
+            asked = (
+                weekly.last_complete_week(settings.today())
+                if week == "last"
+                else weekly.parse_week(week)
+            )
+            post = weekly.weekly_post_path(store, asked)
+            _must_exist(post, f"no weekly issue for {asked.label}: run 'digest weekly' first")
+            sent = _announce_week(options, store, asked, post)
+        else:
+            day = parse_date(date or "", "--date")
+            post = store.post_path(day)
+            _must_exist(post, f"no post for {day}: run 'digest daily --date {day}' first")
+            written = store.load_day(day, _warn)
+            titles = [paper.title for paper in written.papers]
+            sent = notify_post(options, written.title, day.isoformat(), titles, post, _warn)
+        if not sent:
+            raise typer.Exit(1)
+        stdout.print(f"announced: {post}")
+
+
+def _must_exist(post: Path, message: str) -> None:
+    if not post.is_file():
+        raise UsageError(f"{post}: {message}")
 
 
 @app.command("import")

@@ -405,9 +405,10 @@ class Settings(BaseSettings):
         default=(),
         description="[Apprise](https://github.com/caronc/apprise/wiki) URLs (Slack, Discord, "
         "Telegram, e-mail, ntfy and more), separated by spaces or lines, each sent one message "
-        "when `daily` writes a post: the date, the number of papers, their titles and the "
-        "post's URL. They carry tokens, so they are read from the environment only "
-        "(`DIGEST_NOTIFY`, a repository secret in the nightly), never from `digest.toml`. A "
+        "when `daily` writes a post or `weekly` an issue (and by `digest notify`): the date, "
+        "the number of papers, their titles and the post's URL. They carry tokens, so they "
+        "are read from the environment only (`DIGEST_NOTIFY`, a repository secret in the "
+        "nightly), never from `digest.toml`. A "
         "message that fails is one warning; the run goes on as if none were asked",
         json_schema_extra={"shown_default": "none"},
     )

@@ -210,3 +210,69 @@ def test_the_post_url_from_the_jekyll_site() -> None:
     Path("_config.yml").write_text("url: https://you.github.io\npermalink: /:nosuch/:title\n")
     assert post_url(None, post) is None
     assert message_body(DATE, ["One"], None) == f"{DATE}: 1 paper\n- One"
+
+
+# --- Announcing again, once the site is published ------------------------------------------
+
+
+@pytest.mark.slow  # Apprise loads its plugins: a second
+def test_notify_announces_a_written_post_again(
+    notified: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The nightly writes its post without a message, and announces it after Pages publishes.
+    with monkeypatch.context() as quiet:
+        quiet.delenv("DIGEST_NOTIFY")
+        assert daily()[0] == 0
+    assert notified.bodies == []
+    code, out, err = digest("notify", "--date", DATE)
+    assert code == 0, err
+    assert f"announced: {POST}" in " ".join(out.split())
+    (message,) = notified.bodies
+    assert message["title"] == f"Daily Papers — {DATE}"
+    assert message["message"].startswith(f"{DATE}: 2 papers\n- Paper number 1\n")
+    assert message["message"].endswith("https://example.org/blog/2025/12/16/daily-papers.html")
+    assert TOKEN not in out + err
+
+
+@pytest.mark.slow
+def test_a_weekly_issue_is_announced_when_written_and_again_by_notify(
+    notified: Receiver,
+) -> None:
+    assert daily()[0] == 0
+    notified.bodies.clear()
+    code, _, err = digest("weekly", "--week", "2025-W51")
+    assert code == 0, err
+    (message,) = notified.bodies
+    assert message["title"] == "Weekly Papers — 2025-W51"
+    assert message["message"] == (
+        "2025-W51 (2025-12-15 to 2025-12-21): 2 papers\n- Paper number 1\n- Paper number 2\n"
+        "https://example.org/blog/2025/12/21/weekly-papers-2025-W51.html"
+    )
+    assert digest("weekly", "--week", "2025-W51")[0] == 0  # up to date: no message
+    assert len(notified.bodies) == 1
+    code, _, err = digest("notify", "--week", "2025-W51")
+    assert code == 0, err
+    assert len(notified.bodies) == 2 and notified.bodies[1] == message
+
+
+@pytest.mark.slow
+def test_notify_that_fails_is_exit_1_and_one_warning(notified: Receiver) -> None:
+    assert daily()[0] == 0
+    notified.status = 500
+    code, out, err = digest("notify", "--date", DATE)
+    assert code == 1
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "500" in warnings[0] and TOKEN not in out + err
+
+
+def test_notify_names_what_is_missing(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = digest("notify", "--date", DATE)
+    assert code == 2 and "no notify URL is set: set DIGEST_NOTIFY" in err
+    monkeypatch.setenv("DIGEST_NOTIFY", receiver.url)
+    code, _, err = digest("notify", "--date", DATE)
+    assert code == 2 and f"no post for {DATE}: run 'digest daily --date {DATE}' first" in err
+    code, _, err = digest("notify", "--week", "2025-W51")
+    assert code == 2 and "no weekly issue for 2025-W51" in err
+    code, _, err = digest("notify")
+    assert code == 2 and "give --date or --week" in err
+    assert receiver.bodies == []

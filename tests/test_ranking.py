@@ -473,8 +473,8 @@ def test_a_batch_backfill_ranks_each_paper_once_and_a_rerun_asks_nothing(
     standin.hf_days[BACKFILL_DAYS[1]].append(hf_item(papers[1], 5))
     code, _, err = backfill("--batch")
     assert code == 0, err
-    asked = [asked_ids(request) for request in batch_rankings(standin)]
-    assert sorted(sum(asked, [])) == [p.arxiv_id for p in papers]  # each once
+    asked = [arxiv_id for request in batch_rankings(standin) for arxiv_id in asked_ids(request)]
+    assert sorted(asked) == [p.arxiv_id for p in papers]  # each once
     assert backfilled_ids(BACKFILL_DAYS[0]) == ["2512.10002"]
     assert "2512.10002" not in backfilled_ids(BACKFILL_DAYS[1])
 

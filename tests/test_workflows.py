@@ -315,6 +315,27 @@ def test_the_nightly_publishes_when_some_papers_failed(blog: Path) -> None:
     assert jobs["failed-papers"]["needs"] == ["digest", "publish"]
 
 
+def test_the_nightly_announces_its_posts_after_they_are_published(blog: Path) -> None:
+    # A message sent while the post is still being deployed links to a page not there yet:
+    # the secret reaches only the job that runs after the publication, from the pushed commit.
+    jobs = workflows_of(blog)["nightly.yml"]["jobs"]
+    holders = [
+        (name, step.get("name"))
+        for name, job in jobs.items()
+        for step in job.get("steps", [])
+        if "DIGEST_NOTIFY" in step.get("env", {})
+    ]
+    assert holders == [("announce", "announce the new posts")]
+    announce = jobs["announce"]
+    assert announce["needs"] == ["digest", "publish"]
+    assert announce["if"] == "needs.publish.result == 'success'"
+    checkout = announce["steps"][0]
+    assert checkout["with"]["ref"] == "${{ needs.digest.outputs.commit }}"
+    script = announce["steps"][-1]["run"]
+    assert 'digest notify --date "$DAY" || echo "::warning::' in script
+    assert "digest notify --week last || echo" in script
+
+
 def test_each_job_has_only_the_permissions_it_needs(blog: Path) -> None:
     for where in (REPO, blog):
         for name, workflow in workflows_of(where).items():
@@ -329,3 +350,61 @@ def test_each_job_has_only_the_permissions_it_needs(blog: Path) -> None:
                     ("release.yml", "publish"): {"id-token"},
                 }.get((name, job_name), set())
                 assert writes == allowed, f"{name}: {job_name}: {granted}"
+
+
+def run_commit_step(blog: Path, tmp_path: Path, day: str) -> dict[str, str]:
+    """The nightly's commit step, as bash runs it on the runner, against a bare repository
+    standing for GitHub; its outputs."""
+    jobs = workflows_of(blog)["nightly.yml"]["jobs"]
+    step = next(step for step in jobs["digest"]["steps"] if step.get("id") == "commit")
+    outputs = tmp_path / "outputs.txt"
+    outputs.write_text("")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "GITHUB_TOKEN": "not-a-token",
+        "GITHUB_SERVER_URL": str(tmp_path),
+        "GITHUB_REPOSITORY": "remote",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_OUTPUT": str(outputs),
+        "DAY": day,
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", step["run"]],
+        cwd=tmp_path / "site", env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+
+
+@pytest.mark.slow  # git, a dozen times
+def test_the_commit_step_says_which_posts_changed(tmp_path: Path, blog: Path) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(blog, site, ignore=shutil.ignore_patterns(".git"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(tmp_path / "remote.git")],
+                   check=True)  # fmt: skip
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=site, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=site, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=site, check=True)
+    subprocess.run(["git", "push", "-q", str(tmp_path / "remote.git"), "main"], cwd=site,
+                   check=True)  # fmt: skip
+    day = "2025-12-14"  # a Sunday: its day post and the week's issue share the date
+    (site / "_digest" / f"{day}.json").write_text("{}")
+    (site / "_posts" / f"{day}-daily-papers.md").write_text("day")
+    first = run_commit_step(blog, tmp_path, day)
+    assert (first["pushed"], first["day-changed"], first["week-changed"]) == (
+        "true", "true", "false",
+    )  # fmt: skip
+    (site / "_posts" / f"{day}-weekly-papers-2025-W50.md").write_text("week")
+    second = run_commit_step(blog, tmp_path, day)
+    assert (second["pushed"], second["day-changed"], second["week-changed"]) == (
+        "true", "false", "true",
+    )  # fmt: skip
+    third = run_commit_step(blog, tmp_path, day)
+    assert (third["pushed"], third["day-changed"], third["week-changed"]) == (
+        "false", "false", "false",
+    )  # fmt: skip
+    log = subprocess.run(["git", "log", "--oneline", "main"], cwd=tmp_path / "remote.git",
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert log.count(f"Daily Papers {day}") == 2

@@ -60,14 +60,14 @@ def notify_post(
     paper_titles: Sequence[str],
     post: Path | str,
     tell: Callable[[str], None],
-) -> None:
+) -> bool:
     """Send one message about a written post to every URL of ``options``: ``title``, then
     ``date_text`` with the number of papers, their titles and the post's URL (``post`` is the
     URL, or the post's file, whose URL is worked out from ``site_url`` or ``_config.yml``;
     none when neither names the site). Waits ``options.timeout`` seconds at most; a failure
-    is one line given to ``tell``."""
+    is one line given to ``tell``. Whether every URL took the message."""
     if not options.urls:
-        return
+        return True
     url = post if isinstance(post, str) else post_url(options.site_url, post)
     body = message_body(date_text, paper_titles, url)
     problems: list[str] = []
@@ -81,8 +81,11 @@ def notify_post(
             f"the notification had no answer within {options.timeout:g} s and was left "
             "behind; the post is written"
         )
-    elif problems:
+        return False
+    if problems:
         tell(redact.redact(" ".join(" ".join(problems).split())))
+        return False
+    return True
 
 
 def message_body(date_text: str, paper_titles: Sequence[str], url: str | None) -> str:
