@@ -30,7 +30,8 @@ from digest.blog.post_parser import parse_post
 from digest.blog.store import OutputLock, OutputStore, dump_day
 from digest.errors import STOPPED_WITH_THE_RUN, DigestError, UsageError
 from digest.files import atomic_write_text, same_content
-from digest.models import Day
+from digest.llm.grounding import digest_lines
+from digest.models import Day, PaperEntry
 from digest.options import BatchOptions, NotifyOptions, RunOptions
 from digest.redact import format_traceback, protect_std_streams, redact, redacting_stream
 from digest.runs.day import DayRun
@@ -957,6 +958,46 @@ def _check_source_options(
         raise UsageError("--min-upvotes goes with --source hf")
     if limit is not None and source is SourceName.ids:
         raise UsageError("--limit goes with --source hf or arxiv; --ids takes every ID given")
+
+
+@app.command("show")
+def show_command(
+    date: Annotated[str, typer.Argument(help="The day, YYYY-MM-DD.", show_default=False)],
+    arxiv_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Only this paper of the day (its arXiv ID)."),
+    ] = None,
+    output_dir: OutputDirOption = None,
+) -> None:
+    """Print a day's digests with each line's quotes of the paper, and mark every line that
+    has no verified evidence (entries made before it was asked for, and imported ones)."""
+    with _reporting():
+        day = parse_date(date, "DATE")
+        store = load_settings(output_dir=output_dir).output_store()
+        if not store.data_path(day).is_file():
+            raise UsageError(f"{store.data_path(day)}: no day file for {day}")
+        papers = store.load_day(day, _warn).papers
+        if arxiv_id is not None:
+            papers = [entry for entry in papers if entry.arxiv_id == arxiv_id]
+            if not papers:
+                raise UsageError(f"{store.data_path(day)}: no paper {arxiv_id!r} on {day}")
+        for number, entry in enumerate(papers, start=1):
+            if number > 1:
+                stdout.print()
+            for line in evidence_lines(entry, number):
+                stdout.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def evidence_lines(entry: PaperEntry, number: int) -> list[str]:
+    """A paper's digest as ``digest show`` prints it: each line, then its quotes."""
+    shown = [f"{number}. {entry.title}" + (f" ({entry.arxiv_id})" if entry.arxiv_id else "")]
+    quotes = entry.evidence.by_field() if entry.evidence is not None else {}
+    for field, line in digest_lines(entry.digest):
+        shown.append(f"  {field}: {line}")
+        if field not in quotes:
+            shown.append("      ! no verified evidence")
+        shown += [f"      > {' '.join(quote.split())}" for quote in quotes.get(field, [])]
+    return shown
 
 
 @app.command("stats")

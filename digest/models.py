@@ -28,6 +28,7 @@ from pydantic import (
     WrapValidator,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from digest.redact import redact
@@ -39,8 +40,11 @@ Extractor = Literal["pypdf", "pypdfium2"]
 # What the LLM read of a paper: its full text, or its abstract (the reason says why).
 InputKind = Literal["full-text", "abstract"]
 # What became of one LLM answer. ungrounded: numbers or names the paper does not have;
+# unsupported: lines whose quotes are not in the paper (digest.llm.evidence);
 # copied: the prompt's worked example.
-CallOutcome = Literal["ok", "invalid", "ungrounded", "copied", "cut off", "refused", "looped"]
+CallOutcome = Literal[
+    "ok", "invalid", "ungrounded", "unsupported", "copied", "cut off", "refused", "looped"
+]
 
 NEW_STYLE_ID = r"\d{4}\.\d{4,5}"
 OLD_STYLE_ID = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}"
@@ -132,6 +136,128 @@ class Digest(BaseModel):
     @classmethod
     def _line_count(cls, lines: object, info: ValidationInfo) -> object:
         return check_line_count(str(info.field_name), lines)
+
+
+# One quote of the paper behind a line (``digest.llm.evidence``): a few words to a sentence or
+# two; the bound keeps a hostile file from holding megabytes in one.
+Quote = Annotated[str, Field(min_length=1, max_length=2000)]
+LineQuotes = Annotated[list[Quote], Field(min_length=1, max_length=2)]
+
+
+class IntroductionEvidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal: LineQuotes
+    motivation: LineQuotes
+    contribution: LineQuotes
+
+
+class Evidence(BaseModel):
+    """Each line's verbatim quotes of the paper, in the digest's shape, each found in the text
+    the LLM was sent when the digest was made. Entries made before evidence was asked for, or
+    imported from posts, have none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    introduction: IntroductionEvidence
+    method: Annotated[list[LineQuotes], Field(max_length=4)]
+    results: Annotated[list[LineQuotes], Field(max_length=3)]
+    limitations: Annotated[list[LineQuotes], Field(max_length=2)]
+    conclusion: Annotated[list[LineQuotes], Field(max_length=2)]
+
+    def by_field(self) -> dict[str, list[str]]:
+        """Each line's quotes by its field name (``introduction.goal``, ``results[0]``)."""
+        intro = self.introduction
+        found = {
+            f"introduction.{name}": list(getattr(intro, name))
+            for name in ("goal", "motivation", "contribution")
+        }
+        for section in ("method", "results", "limitations", "conclusion"):
+            for index, quotes in enumerate(getattr(self, section)):
+                found[f"{section}[{index}]"] = list(quotes)
+        return found
+
+    def fits(self, digest: Digest) -> bool:
+        """Whether it has quotes for exactly the lines of ``digest``."""
+        return all(
+            len(getattr(self, section)) == len(getattr(digest, section))
+            for section in ("method", "results", "limitations", "conclusion")
+        )
+
+    def without(self, dropped: dict[str, set[int]]) -> Evidence:
+        """The evidence of the lines left when the lines ``dropped`` (by section, indexes)
+        are taken out."""
+        data = self.model_dump()
+        for section, indexes in dropped.items():
+            data[section] = [q for i, q in enumerate(data[section]) if i not in indexes]
+        return Evidence.model_validate(data)
+
+
+# What the model answers a digest request with: the digest's lines, each an object with its
+# Korean text and its quotes of the paper (digest.llm.evidence checks them). ``Quoted.split``
+# gives the ``Digest`` a post shows and the ``Evidence`` the day file keeps beside it.
+QUOTES_HELP = (
+    "1 or 2 short quotes (about 6 to 40 words each), copied verbatim from the paper text "
+    "given in <paper>, in the paper's language, that state what the line says; every number "
+    "of the line must appear in one of them."
+)
+
+
+class QuotedLine(BaseModel):
+    """A line of the digest and the paper's words behind it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The line, in Korean.")
+    quotes: list[str] = Field(description=QUOTES_HELP)
+
+
+class QuotedIntroduction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal: QuotedLine = Field(
+        description="One Korean line: what the paper sets out to do "
+        "(e.g. '본 연구는 … 방법을 제안하는 것이다.')."
+    )
+    motivation: QuotedLine = Field(
+        description="One Korean line: the gap or problem in earlier work that motivates it."
+    )
+    contribution: QuotedLine = Field(
+        description="One Korean line: what the paper contributes (method, dataset, finding)."
+    )
+
+
+class Quoted(BaseModel):
+    """A paper's structured Korean digest, every line with its quotes of the paper."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    introduction: QuotedIntroduction
+    method: list[QuotedLine] = Field(
+        description="1 to 4 Korean lines on how the method works, naming its key components."
+    )
+    results: list[QuotedLine] = Field(
+        description="1 to 3 Korean lines with concrete benchmarks and numbers from the paper."
+    )
+    limitations: list[QuotedLine] = Field(
+        description="1 to 2 Korean lines on the limitations the paper states or implies."
+    )
+    conclusion: list[QuotedLine] = Field(
+        description="1 to 2 Korean lines on what the work achieves and why it matters."
+    )
+
+    def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The digest's data (its lines' texts) and the evidence's (their quotes), for
+        ``Digest`` and ``Evidence`` to validate."""
+        intro = self.introduction
+        names = ("goal", "motivation", "contribution")
+        digest: dict[str, Any] = {"introduction": {n: getattr(intro, n).text for n in names}}
+        evidence: dict[str, Any] = {"introduction": {n: getattr(intro, n).quotes for n in names}}
+        for section in ("method", "results", "limitations", "conclusion"):
+            lines: list[QuotedLine] = getattr(self, section)
+            digest[section] = [line.text for line in lines]
+            evidence[section] = [line.quotes for line in lines]
+        return digest, evidence
 
 
 # The links a post may show on the '>' line under each title, in the order a setting names.
@@ -418,10 +544,19 @@ class PaperEntry(BaseModel):
     # Hugging Face's upvotes when the day was made (what a weekly issue ranks by); None from
     # any other source, and left out of the file then.
     upvotes: Annotated[int | None, figure(10**9)] = None
+    # Each line's quotes of the paper, verified when the digest was made; None (left out of
+    # the file) for entries made before, and imported ones.
+    evidence: Evidence | None = None
 
     @model_serializer(mode="wrap")
     def _leave_out_no_upvotes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return leave_out_none(handler(self), "upvotes")
+        return leave_out_none(handler(self), "upvotes", "evidence")
+
+    @model_validator(mode="after")
+    def _evidence_fits(self) -> PaperEntry:
+        if self.evidence is not None and not self.evidence.fits(self.digest):
+            raise ValueError("evidence: its lines are not the digest's")
+        return self
 
     @field_validator("arxiv_id")
     @classmethod
@@ -487,6 +622,9 @@ class Day(BaseModel):
     # What the '>' line under each title shows, in this order (the post_links setting of the
     # run that made the day). Left out of the file when it is the reference's Alphaxiv alone.
     post_links: list[PostLink] = Field(default_factory=lambda: list(DEFAULT_POST_LINKS))
+    # Whether the post shows each paper's quotes under it (the post_evidence setting of the
+    # run that made the day). Left out of the file when it does not.
+    post_evidence: bool = False
     papers: list[PaperEntry] = Field(default_factory=list)
     # Every candidate of a day chosen by interests, in the source's order; left out of the
     # file when the day was not (so an unranked day keeps its bytes).
@@ -525,6 +663,8 @@ class Day(BaseModel):
         data: dict[str, Any] = handler(self)
         if tuple(data.get("post_links", ())) == DEFAULT_POST_LINKS:
             data.pop("post_links", None)
+        if not data.get("post_evidence"):
+            data.pop("post_evidence", None)
         return leave_out_none(data, "candidates")
 
 

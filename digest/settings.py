@@ -399,6 +399,11 @@ class Settings(BaseSettings):
         "project page), `hf` (its Hugging Face page), `pdf`; a day keeps the links of the "
         "run that made it",
     )
+    post_evidence: bool = Field(
+        default=False,
+        description="add each paper's quotes of the paper (the evidence behind its lines) "
+        "under it as a collapsed list; a day keeps the choice of the run that made it",
+    )
 
     # Notifications: a message once a post is written.
     notify: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -639,6 +644,7 @@ class Settings(BaseSettings):
             tags=self.post_tags,
             categories=self.post_categories,
             post_links=self.post_links,
+            post_evidence=self.post_evidence,
         )
 
 

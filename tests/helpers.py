@@ -63,17 +63,115 @@ def make_day(*entries: PaperEntry, date: dt.date = dt.date(2026, 1, 5), **front:
 
 # --- the LLM's answers ----------------------------------------------------------------------
 
-DIGEST_JSON = json.dumps(make_digest().model_dump(), ensure_ascii=False)
+# Words of the paper most stand-ins serve (tests/data/pdfs/0908.0054v1.pdf, whose abstract the
+# stand-in papers' metadata carries): the quote of every line of the stand-ins' answers.
+STANDIN_QUOTE = (
+    "the cosmological effects that a species of Ultra Light Bosonic Dark Matter imprints in "
+    "the Acoustic Peaks of the CMB"
+)
+_SECTIONS = ("method", "results", "limitations", "conclusion")
+
+
+def quoted(data: dict[str, Any], quote: str = STANDIN_QUOTE) -> dict[str, Any]:
+    """A digest's data as the model answers it: each line (a string) an object with ``quote``
+    as its evidence; whatever is not a line (a hostile answer's) as it is."""
+
+    def line(value: Any) -> Any:
+        return {"text": value, "quotes": [quote]} if isinstance(value, str) else value
+
+    answer = dict(data)
+    intro = answer.get("introduction")
+    if isinstance(intro, dict):
+        answer["introduction"] = {name: line(value) for name, value in intro.items()}
+    for section in _SECTIONS:
+        if isinstance(answer.get(section), list):
+            answer[section] = [line(value) for value in answer[section]]
+    return answer
+
+
+def answer_json(data: dict[str, Any], quote: str = STANDIN_QUOTE) -> str:
+    """``quoted(data)`` as the model's JSON."""
+    return json.dumps(quoted(data, quote), ensure_ascii=False)
+
+
+DIGEST_JSON = answer_json(make_digest().model_dump())
+
+
+def paper_text(request: dict[str, Any]) -> list[str]:
+    """The words of the paper a digest request sends: its title and text."""
+    papers = [
+        message["content"]
+        for message in request["messages"]
+        if message["role"] == "user" and "<paper>" in message["content"]
+    ]
+    text = papers[-1].split("<paper>", 1)[1].split("</paper>", 1)[0]
+    body = [line for line in text.splitlines() if not line.startswith(("Authors:", "arXiv:"))]
+    return " ".join(body).replace("Title:", " ").split()
+
+
+def paper_quotes(request: dict[str, Any], line: str = "") -> list[str]:
+    """Runs of the paper's words that a digest request sends, to quote for ``line``: one or two
+    that hold every number of the line where the paper has them, else its first dozen words."""
+    from digest.llm.grounding import numbers_in, value
+
+    words = paper_text(request)
+    wanted = {value(number) for number in numbers_in(line)}
+    quotes: list[str] = []
+    for _ in range(2):
+        if not wanted:
+            break
+        best, held = None, set()
+        for start in range(0, max(1, len(words) - 5)):
+            window = words[start : start + 40]
+            found = wanted & {value(n) for n in numbers_in(" ".join(window))}
+            if len(found) > len(held):
+                best, held = window, found
+        if best is None:
+            break
+        quotes.append(" ".join(best))
+        wanted -= held
+    return quotes or [" ".join(words[:12])]
+
+
+def answering(data: dict[str, Any] | Digest) -> Any:
+    """A stand-in LLM that answers every request with ``data``, each line quoting the paper
+    it was sent (a run of its words holding the line's numbers)."""
+    plain = data.model_dump() if isinstance(data, Digest) else data
+
+    def reply(request: dict[str, Any]) -> Reply:
+        def line(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            return {"text": value, "quotes": paper_quotes(request, value)}
+
+        answer = dict(plain)
+        intro = answer.get("introduction")
+        if isinstance(intro, dict):
+            answer["introduction"] = {name: line(v) for name, v in intro.items()}
+        for section in _SECTIONS:
+            if isinstance(answer.get(section), list):
+                answer[section] = [line(v) for v in answer[section]]
+        return completion(json.dumps(answer, ensure_ascii=False))
+
+    return reply
+
+
+def good_json(request: dict[str, Any]) -> str:
+    """``good``'s answer, as its JSON text."""
+    return json.dumps(
+        quoted(make_digest().model_dump(), paper_quotes(request)[0]), ensure_ascii=False
+    )
 
 
 def good(request: dict[str, Any]) -> Reply:
-    """A stand-in LLM answer: a valid digest, whatever was asked."""
-    return completion(DIGEST_JSON)
+    """A stand-in LLM answer: a valid digest of whatever paper was sent, each line quoting it."""
+    reply: Reply = answering(make_digest())(request)
+    return reply
 
 
 def with_digest(**changes: Any) -> Reply:
     """A valid digest with some fields replaced (to make it invalid, mostly)."""
-    return completion(json.dumps({**make_digest().model_dump(), **changes}, ensure_ascii=False))
+    return completion(answer_json({**make_digest().model_dump(), **changes}))
 
 
 # --- the command line -----------------------------------------------------------------------

@@ -1169,11 +1169,15 @@ def like_llama_cpp_python(
 
 
 def reasoning_model(
-    content: str, *, reasoning_tokens: int = 3000, answer_tokens: int = 250
+    content: str | Callable[[dict[str, Any]], str],
+    *,
+    reasoning_tokens: int = 3000,
+    answer_tokens: int = 250,
 ) -> Callable[[dict[str, Any]], Reply]:
     """An OpenAI reasoning model (o-series, gpt-5): only the default temperature, no
     max_tokens, and its reasoning spent out of max_completion_tokens (all of it, and no
-    answer, when the limit is too small)."""
+    answer, when the limit is too small). ``content``: its answer, or what makes it from the
+    request."""
 
     def reply(request: dict[str, Any]) -> Reply:
         temperature = request.get("temperature")
@@ -1202,7 +1206,8 @@ def reasoning_model(
                 finish_reason="length",
                 usage=_usage(limit, min(limit, reasoning_tokens)),
             )
-        return completion(content, usage=_usage(reasoning_tokens + answer_tokens, reasoning_tokens))
+        text = content(request) if callable(content) else content
+        return completion(text, usage=_usage(reasoning_tokens + answer_tokens, reasoning_tokens))
 
     return reply
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import digest, make_digest
+from tests.helpers import answer_json, digest, make_digest
 from tests.standins import StandIn, completion, hf_item
 from tests.test_nightly import serve_papers
 
@@ -48,7 +48,7 @@ def test_a_three_day_backfill_then_again_costs_nothing(standin: StandIn) -> None
 def test_max_cost_covers_the_whole_range(standin: StandIn) -> None:
     serve_days(standin)
     usage = {"prompt_tokens": 10_000, "completion_tokens": 2_000}
-    answer = json.dumps(make_digest().model_dump(), ensure_ascii=False)
+    answer = answer_json(make_digest().model_dump())
     standin.llm_default = lambda request: completion(answer, usage=usage)
     # A paper costs 0.0072 USD: two papers fit in 0.015, the third would pass it.
     code, _, err = digest("backfill", "--from", DAYS[0], "--to", DAYS[-1], "--max-cost", "0.015")

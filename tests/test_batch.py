@@ -365,7 +365,8 @@ def test_max_cost_also_bounds_the_interactive_re_asks(standin: StandIn) -> None:
     assert code == 2
     first_round = float(re.search(r"estimated cost, ([0-9.]+) USD for 6 requests", err)[1])  # type: ignore[index]
     standin.llm_default = invalid_first(2)
-    cap = f"{first_round + 0.00001:.6f}"  # the batch fits; a re-ask at the list price does not
+    # The batch fits (its estimate is shown to 4 decimals); a re-ask at the list price does not.
+    cap = f"{first_round + 0.0001:.6f}"
     code, _, err = digest("backfill", *RANGE, "--batch", "--reask-interactive", "--max-cost", cap)
     assert code == 1
     assert standin.llm_requests == []  # the re-ask was never sent

@@ -7,9 +7,17 @@ from typing import Any
 
 import pytest
 
-from digest.models import Digest
+from digest.models import Quoted
 from tests.conftest import PDF_ABSTRACT, PDFS
-from tests.helpers import DIGEST_JSON, digest, good, make_digest, with_digest
+from tests.helpers import (
+    DIGEST_JSON,
+    answer_json,
+    digest,
+    good,
+    make_digest,
+    quoted,
+    with_digest,
+)
 from tests.standins import ArxivPaper, StandIn, completion, error_reply
 from tests.test_pipeline import PAPER, add_paper
 
@@ -19,7 +27,9 @@ Reply = tuple[int, dict[str, str], bytes]
 def like_vllm(request: dict[str, Any]) -> Reply:
     """Takes json_schema but ignores ``strict``: its first answer has an extra field."""
     if len([m for m in request["messages"] if m["role"] == "assistant"]) == 1:
-        return completion(json.dumps({**make_digest().model_dump(), "summary": ["추가 필드이다."]}))
+        return completion(
+            answer_json({**make_digest().model_dump(), "summary": ["추가 필드이다."]})
+        )
     return good(request)
 
 
@@ -28,7 +38,7 @@ def like_llama_cpp(request: dict[str, Any]) -> Reply:
     response_format = request.get("response_format", {})
     if response_format.get("type") != "json_object":
         return error_reply(400, "response_format.type must be 'json_object' or 'text'")
-    assert response_format["schema"] == Digest.model_json_schema()
+    assert response_format["schema"] == Quoted.model_json_schema()
     # llama-cpp-python's server knows only max_tokens; OpenAI's reasoning models only
     # max_completion_tokens. JSON mode sends both, the same limit.
     assert request["max_tokens"] == request["max_completion_tokens"] == 2000
@@ -70,7 +80,7 @@ def test_json_object_mode_answers_go_through_the_same_checks(
     standin.llm_script = [
         completion("not json at all"),
         completion(
-            json.dumps({**make_digest().model_dump(), "results": ["The results are great."]})
+            answer_json({**make_digest().model_dump(), "results": ["The results are great."]})
         ),
         completion(None, finish_reason="length"),
     ]
@@ -122,9 +132,33 @@ def with_results(*lines: str) -> Reply:
     return with_digest(results=list(lines))
 
 
-def test_an_ungrounded_number_is_sent_back(standin: StandIn) -> None:
+def test_a_number_in_none_of_its_quotes_is_sent_back(standin: StandIn) -> None:
+    # 42.7 is not in the paper, so no quote of the paper holds it: the line's evidence fails.
     add_paper(standin)
     standin.llm_script = [with_results(UNGROUNDED)]
+    standin.llm_default = good
+    code, out, err = digest("paper", "0908.0054", "--json")
+    assert code == 0, err
+    feedback = standin.llm_requests[1]["messages"][5]["content"]
+    assert "results[0]: the number 42.7 of the line is in none of its quotes" in feedback
+    provenance = json.loads(out)["provenance"]
+    assert [call["outcome"] for call in provenance["calls"]] == ["unsupported", "ok"]
+    assert provenance["grounding_repairs"] == []
+
+
+def misquoting(*lines: str) -> Reply:
+    """Answers whose last result quotes the paper with one word of twelve changed to 42.7:
+    near enough to be found as the paper's words, but the number is not the paper's."""
+
+    misquote = PDF_ABSTRACT.replace("this work", "this 42.7%")
+    answer = quoted({**make_digest().model_dump(), "results": list(lines)})
+    answer["results"][-1]["quotes"] = [misquote]
+    return completion(json.dumps(answer, ensure_ascii=False))
+
+
+def test_an_ungrounded_number_in_a_near_quote_is_sent_back(standin: StandIn) -> None:
+    add_paper(standin)
+    standin.llm_script = [misquoting(UNGROUNDED)]
     standin.llm_default = good
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
@@ -132,7 +166,6 @@ def test_an_ungrounded_number_is_sent_back(standin: StandIn) -> None:
     assert "results[0]: the number 42.7 does not appear in the paper" in feedback
     provenance = json.loads(out)["provenance"]
     assert [call["outcome"] for call in provenance["calls"]] == ["ungrounded", "ok"]
-    assert provenance["grounding_repairs"] == []
 
 
 def test_a_number_that_survives_the_reasks_is_taken_out_and_recorded(standin: StandIn) -> None:
@@ -140,7 +173,7 @@ def test_a_number_that_survives_the_reasks_is_taken_out_and_recorded(standin: St
     grounded = (
         "제안 방법은 장시간 생성에서 오차를 기존 방법보다 크게 낮추며 최고 성능을 달성하였다."
     )
-    standin.llm_default = lambda request: with_results(grounded, UNGROUNDED)
+    standin.llm_default = misquoting(grounded, UNGROUNDED)
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
     entry = json.loads(out)
@@ -148,6 +181,8 @@ def test_a_number_that_survives_the_reasks_is_taken_out_and_recorded(standin: St
     assert entry["provenance"]["grounding_repairs"] == [
         "results[1]: line dropped (ungrounded 42.7)"
     ]
+    # The dropped line's quotes go with it.
+    assert len(entry["evidence"]["results"]) == 1
     assert len(standin.llm_requests) == 3
 
 

@@ -3,8 +3,13 @@ was sent despite what PDF extraction does to it, and nothing else is found there
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from digest.blog.render import render_day
 from digest.llm.evidence import (
     NOT_IN_PAPER,
     LineEvidence,
@@ -14,6 +19,12 @@ from digest.llm.evidence import (
     normalize,
 )
 from digest.llm.prompts import prompt_text
+from digest.models import Evidence, PaperEntry
+from tests import jekyll
+from tests.conftest import missing
+from tests.helpers import digest, good, make_day, make_digest, make_entry, paper_quotes, quoted
+from tests.standins import Reply, StandIn, completion, hf_item, like_deepseek
+from tests.test_nightly import DATE, DAY_FILE, POST, REPORT, serve_papers
 
 # The text as pypdf hands it over: a word broken across a line, ligatures, curly quotes, an en
 # dash, line breaks inside sentences, a soft hyphen.
@@ -132,3 +143,191 @@ def test_normalize_is_stable() -> None:
     once = normalize(SENT)
     assert normalize(once) == once
     assert "generalization" in once and "ﬁ" not in once and "“" not in once
+
+
+# --- End to end: the digest's answers carry their evidence ----------------------------------
+
+INVENTED = "Our method outperforms every baseline on all benchmarks by a wide margin"
+
+
+def inventing(request: dict[str, Any]) -> Reply:
+    """A digest whose goal quotes a sentence the paper never wrote."""
+    answer = quoted(make_digest().model_dump(), paper_quotes(request)[0])
+    answer["introduction"]["goal"]["quotes"] = [INVENTED]
+    return completion(json.dumps(answer, ensure_ascii=False))
+
+
+def daily(count: int = 1) -> tuple[int, str, str]:
+    ids = ",".join(f"2512.{10001 + number}" for number in range(count))
+    return digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
+
+
+def entries() -> list[dict[str, Any]]:
+    papers: list[dict[str, Any]] = json.loads(DAY_FILE.read_text(encoding="utf-8"))["papers"]
+    return papers
+
+
+def test_every_line_of_a_new_day_file_has_its_verified_quotes(standin: StandIn) -> None:
+    serve_papers(standin, 2)
+    code, _, err = daily(2)
+    assert code == 0, err
+    for entry in entries():
+        evidence = entry["evidence"]
+        assert list(evidence) == ["introduction", "method", "results", "limitations", "conclusion"]
+        assert len(evidence["method"]) == len(entry["digest"]["method"])
+        for quotes in [*evidence["introduction"].values(), *evidence["method"]]:
+            assert quotes and all(q.split()[0] for q in quotes)
+    # The post shows no quotes: it is the same as one rendered from the digests alone.
+    post = POST.read_text(encoding="utf-8")
+    assert "evidence" not in post and "Ultra Light" not in post
+
+
+def test_a_reask_that_mends_the_quotes_is_published(standin: StandIn) -> None:
+    serve_papers(standin, 1)
+    standin.llm_script = [inventing]
+    code, _, err = daily()
+    assert code == 0, err
+    feedback = standin.llm_requests[1]["messages"][-1]["content"]
+    assert (
+        f"introduction.goal: quote {INVENTED!r} is not in the paper: quote the paper verbatim"
+        in feedback
+    )
+    (entry,) = entries()
+    assert [call["outcome"] for call in entry["provenance"]["calls"]] == ["unsupported", "ok"]
+    assert INVENTED not in json.dumps(entry)
+    stats = json.loads(digest("stats", "--json")[1])["total"]
+    assert (stats["lines"], stats["evidenced_lines"], stats["evidence_share"]) == (8, 8, 1.0)
+    assert stats["evidence_reasks"] == 1
+    assert (
+        "Evidence: 1 answer was sent back for quotes that were not in the paper."
+        in digest("stats")[1]
+    )
+
+
+def test_a_paper_whose_quotes_never_hold_fails_with_its_spend_and_is_not_cached(
+    standin: StandIn,
+) -> None:
+    serve_papers(standin, 1)
+    standin.llm_default = inventing
+    code, _, err = daily()
+    assert code == 1
+    assert "lines without the paper's words as evidence survived 3 answers" in err
+    assert "introduction.goal: quote" in err and "is not in the paper" in err
+    report = json.loads(REPORT.read_text(encoding="utf-8"))
+    (paper,) = report["papers"]
+    assert paper["status"] == "failed" and paper["failed_at"] == "summarize"
+    assert paper["tokens_out"] > 0 and paper["cost_usd"] > 0  # the three answers, paid for
+    assert not list(Path("cache").glob("digests/*.json"))
+    assert not POST.exists() or "Paper number 1" not in POST.read_text(encoding="utf-8")
+
+
+def test_json_object_mode_and_the_batch_carry_the_evidence(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, second = serve_papers(standin, 2)
+    standin.llm_default = like_deepseek(good)
+    code, _, err = daily()
+    assert code == 0, err
+    (entry,) = entries()
+    assert entry["evidence"]["introduction"]["goal"]
+    schema_mode = [r["response_format"]["type"] for r in standin.llm_requests]
+    assert schema_mode == ["json_schema", "json_object"]
+
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+    standin.llm_default = good
+    standin.hf_days["2025-12-17"] = [hf_item(second, 5)]
+    code, _, err = digest("backfill", "--from", "2025-12-17", "--to", "2025-12-17", "--batch")
+    assert code == 0, err
+    day = json.loads(Path("outputs/data/2025-12-17.json").read_text(encoding="utf-8"))
+    assert all(paper["evidence"] for paper in day["papers"])
+    assert standin.batch_requests  # the digests went through the Batch API
+
+
+def test_show_prints_each_line_with_its_quotes_and_marks_lines_without(
+    standin: StandIn,
+) -> None:
+    serve_papers(standin, 1)
+    assert daily()[0] == 0
+    # An entry made before quotes were asked for: the same digest, without them.
+    day = json.loads(DAY_FILE.read_text(encoding="utf-8"))
+    older = {key: value for key, value in day["papers"][0].items() if key != "evidence"}
+    older["arxiv_id"] = "2512.19999"
+    day["papers"].append(older)
+    DAY_FILE.write_text(json.dumps(day, ensure_ascii=False), encoding="utf-8")
+
+    code, out, err = digest("show", DATE)
+    assert code == 0, err
+    lines = out.splitlines()
+    quote = day["papers"][0]["evidence"]["introduction"]["goal"][0]
+    assert lines[0] == "1. Paper number 1 (2512.10001)"
+    assert lines[1].startswith("  introduction.goal: 본 연구는")
+    assert lines[2] == f"      > {' '.join(quote.split())}"
+    assert sum(line.startswith("      > ") for line in lines) == 8
+    assert lines.count("      ! no verified evidence") == 8  # every line of the older entry
+
+    code, out, _ = digest("show", DATE, "--id", "2512.19999")
+    assert code == 0 and out.splitlines()[0] == "1. Paper number 1 (2512.19999)"
+    code, _, err = digest("show", DATE, "--id", "2512.00000")
+    assert code == 2 and "no paper '2512.00000'" in err
+    code, _, err = digest("show", "2025-01-01")
+    assert code == 2 and "no day file for 2025-01-01" in err
+
+
+# --- post_evidence: the quotes in the post -------------------------------------------------
+
+
+HOSTILE_QUOTE = "a *bold* claim {{ site.github }} <script>alert(1)</script> | with a pipe"
+
+
+def evidenced_entry() -> PaperEntry:
+    entry = make_entry()
+    quotes = {"goal": [HOSTILE_QUOTE], "motivation": ["second quote of the paper here"],
+              "contribution": ["third quote of the paper here", "and a fourth one here too"]}  # fmt: skip
+    entry.evidence = Evidence.model_validate(
+        {
+            "introduction": quotes,
+            "method": [["method quote one is here"], ["method quote two is here"]],
+            "results": [["results quote is right here"]],
+            "limitations": [["limitations quote is here"]],
+            "conclusion": [["conclusion quote is here"]],
+        }
+    )
+    return entry
+
+
+def test_post_evidence_off_keeps_the_post_byte_for_byte() -> None:
+    plain, evidenced = make_entry(), evidenced_entry()
+    assert render_day(make_day(evidenced)) == render_day(make_day(plain))
+    day = make_day(evidenced)
+    assert "post_evidence" not in day.model_dump(mode="json")
+
+
+def test_post_evidence_adds_a_collapsed_list_escaped_like_every_line() -> None:
+    day = make_day(evidenced_entry(), post_evidence=True)
+    assert day.model_dump(mode="json")["post_evidence"] is True
+    post = render_day(day)
+    block = post[post.index('<details markdown="1">') :]
+    assert block.splitlines()[:4] == [
+        '<details markdown="1">',
+        "<summary>근거: 논문 인용</summary>",
+        "",
+        "- Goal: “{% raw %}a \\*bold\\* claim {{ site.github }} \\<script\\>alert(1)"
+        "\\</script\\> \\| with a pipe{% endraw %}”",
+    ]
+    assert "- Contribution: “and a fourth one here too”" in block
+    assert "- Method 2: “method quote two is here”" in block
+    assert block.rstrip().endswith("</details>")
+
+
+@pytest.mark.slow  # a real Jekyll build
+def test_jekyll_shows_the_quotes_collapsed_and_literal(tmp_path: Path) -> None:
+    if jekyll.jekyll_available() is None:
+        missing("jekyll is not installed (apt-get install jekyll)", "DIGEST_REQUIRE_JEKYLL")
+    day = make_day(evidenced_entry(), post_evidence=True)
+    name = "2026-01-05-daily-papers.md"
+    html = jekyll.build_site({name: render_day(day)}, workdir=tmp_path)[name]
+    assert "<details>" in html and "<summary>근거: 논문 인용</summary>" in html
+    assert "<script>" not in html
+    lines = jekyll.text_lines(html)
+    assert f"Goal: “{HOSTILE_QUOTE}”" in lines
+    assert "Method 2: “method quote two is here”" in lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,8 @@ from digest.models import Digest
 from digest.text.extract import extract_pdf
 from digest.text.identity import MATCH_THRESHOLD, identity
 from tests.conftest import DATA, PDFS
-from tests.helpers import digest, good
-from tests.standins import ArxivPaper, Reply, StandIn, completion
+from tests.helpers import answering, digest, good
+from tests.standins import ArxivPaper, StandIn
 from tests.test_pipeline import user_message
 
 DIGESTS = DATA / "digests"
@@ -285,9 +286,7 @@ def test_another_paper_s_pdf_is_not_digested_under_this_title(standin: StandIn, 
 @pytest.mark.slow  # extracts whole corpus papers
 def test_the_right_pdf_passes_with_its_score(standin: StandIn) -> None:
     serve(standin, dpr(), "2004.04906v3.pdf")
-    standin.llm_default = lambda request: completion(
-        json.dumps(hand_digest("2004.04906").model_dump(), ensure_ascii=False)
-    )
+    standin.llm_default = answering(hand_digest("2004.04906"))
     code, out, err = digest("paper", "2004.04906", "--json")
     assert code == 0, err
     entry = json.loads(out)
@@ -297,9 +296,9 @@ def test_the_right_pdf_passes_with_its_score(standin: StandIn) -> None:
     assert [call["outcome"] for call in entry["provenance"]["calls"]] == ["ok"]
 
 
-def with_line(digest_: Digest, line: str) -> Reply:
+def with_line(digest_: Digest, line: str) -> Any:
     changed = digest_.model_copy(update={"results": [line, *digest_.results[1:]]})
-    return completion(json.dumps(changed.model_dump(), ensure_ascii=False))
+    return answering(changed)
 
 
 @pytest.mark.slow  # 0.5 s or more
@@ -307,7 +306,7 @@ def test_an_ungrounded_name_goes_back_with_the_re_ask(standin: StandIn) -> None:
     serve(standin, dpr(), "2004.04906v3.pdf")
     real = hand_digest("2004.04906")
     standin.llm_script = [with_line(real, "ImageNet에서도 " + real.results[0])]
-    standin.llm_default = lambda request: with_line(real, real.results[0])
+    standin.llm_default = with_line(real, real.results[0])
     code, out, err = digest("paper", "2004.04906", "--json")
     assert code == 0, err
     feedback = standin.llm_requests[1]["messages"][-1]["content"]
@@ -323,7 +322,7 @@ def test_a_name_that_survives_the_re_asks_is_published_listed_and_never_cached(
     serve(standin, dpr(), "2004.04906v3.pdf")
     real = hand_digest("2004.04906")
     line = "ImageNet에서도 " + real.results[0]
-    standin.llm_default = lambda request: with_line(real, line)
+    standin.llm_default = with_line(real, line)
     code, out, err = digest("paper", "2004.04906", "--json")
     assert code == 0, err
     entry = json.loads(out)
@@ -338,8 +337,7 @@ def test_a_name_that_survives_the_re_asks_is_published_listed_and_never_cached(
 
 def test_the_worked_example_copied_is_never_published(standin: StandIn) -> None:
     serve(standin, dpr(), "2004.04906v3.pdf")
-    copied = json.dumps(example_digest().model_dump(), ensure_ascii=False)
-    standin.llm_default = lambda request: completion(copied)
+    standin.llm_default = answering(example_digest())
     code, out, err = digest("paper", "2004.04906", "--json")
     assert code == 1 and out == ""
     assert "repeated the prompt's worked example instead of digesting the paper (3 answers)" in err
@@ -349,9 +347,7 @@ def test_the_worked_example_copied_is_never_published(standin: StandIn) -> None:
 
 
 def test_a_local_pdf_has_nothing_to_check_against_and_is_exempt(standin: StandIn) -> None:
-    standin.llm_default = lambda request: completion(
-        json.dumps(hand_digest("2004.04906").model_dump(), ensure_ascii=False)
-    )
+    standin.llm_default = answering(hand_digest("2004.04906"))
     code, out, err = digest("paper", str(PDFS / "2004.04906v3.pdf"), "--json")
     assert code == 0, err
     provenance = json.loads(out)["provenance"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import digest, good
+from tests.helpers import answer_json, digest, good
 from tests.standins import StandIn
 from tests.test_nightly import DATE, DAY_FILE, serve_papers
 
@@ -375,7 +375,7 @@ def test_a_paper_that_fails_after_llm_calls_counts_its_spend_and_stops_the_next(
     english = {"conclusion": ["This is an English sentence only."]}
     from tests.helpers import make_digest
 
-    bad = json.dumps(make_digest().model_dump() | english)
+    bad = answer_json(make_digest().model_dump() | english)
     standin.llm_default = lambda request: completion(bad)  # fails validation 3 times
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
     # The second PDF half a second after the first, so that the first paper is sent first.

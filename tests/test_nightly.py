@@ -24,7 +24,7 @@ from digest.runs.report import BarProgress
 from digest.runs.results import PaperResult
 from digest.sources.papers import ArxivRef
 from tests.conftest import PDF_ABSTRACT, PDFS, REPO
-from tests.helpers import digest, good, make_digest
+from tests.helpers import answer_json, digest, good, make_digest
 from tests.standins import ArxivPaper, StandIn, completion, error_reply, hf_item
 
 DATE = "2025-12-16"
@@ -398,7 +398,7 @@ def test_max_cost_stops_starting_papers(standin: StandIn, monkeypatch: pytest.Mo
     papers = serve_papers(standin, 3)
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
     usage = {"prompt_tokens": 10_000, "completion_tokens": 2_000, "prompt_tokens_details": {}}
-    digest_json = json.dumps(make_digest().model_dump(), ensure_ascii=False)
+    digest_json = answer_json(make_digest().model_dump())
     standin.llm_default = lambda request: completion(digest_json, usage=usage)
     ids = ",".join(p.arxiv_id for p in papers)
     # A paper is estimated at about 0.0035 USD and costs 0.0072: after the first, the next

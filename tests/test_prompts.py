@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from digest.llm.evidence import SentText, check_lines
 from digest.llm.grounding import find_ungrounded, numbers_of_source
 from digest.llm.prompts import (
     PROMPT_VERSION,
@@ -14,8 +15,8 @@ from digest.llm.prompts import (
     fingerprint,
     prompt_text,
 )
-from digest.llm.summarize import PaperText, Summarizer
-from digest.models import Digest
+from digest.llm.summarize import PaperText, Summarizer, parse_digest
+from digest.models import Quoted
 from digest.settings import load_settings
 
 # The fingerprint of every file of each released version. Editing a prompt fails this test:
@@ -23,9 +24,10 @@ from digest.settings import load_settings
 RELEASED = {
     "v1": "18f25c1d7d47ce99",
     "v2": "8268ea530b62e0b3",
+    "v3": "40415e51bac65c79",
 }
 # The instructions and the worked example, without the paper (README: "Prompts").
-FIXED_PROMPT_TOKEN_LIMIT = 1_500
+FIXED_PROMPT_TOKEN_LIMIT = 1_800
 
 
 @pytest.mark.parametrize("version", sorted(RELEASED))
@@ -42,9 +44,12 @@ def test_every_version_folder_is_released_and_the_current_one_is_the_newest() ->
 
 
 def test_the_worked_example_passes_our_own_checks() -> None:
-    example = Digest.model_validate_json(prompt_text("example-assistant.json"))
+    answered, problems = parse_digest(prompt_text("example-assistant.json"))
+    assert problems == [] and answered is not None
     source = numbers_of_source(prompt_text("example-user.md"))
-    assert find_ungrounded(example, source) == []
+    assert find_ungrounded(answered.digest, source) == []
+    # Its quotes are the example paper's words, each line's numbers among them.
+    assert check_lines(answered.lines(), SentText(prompt_text("example-user.md"))) == []
 
 
 def paper() -> PaperText:
@@ -72,7 +77,7 @@ def test_json_object_mode_puts_the_schema_in_the_prompt() -> None:
     settings = load_settings(llm_mode="json_object")
     system = Summarizer(settings.llm_options(), None).messages_for(paper())[0]["content"]
     schema_text = system[system.index("{") :]
-    assert json.loads(schema_text) == Digest.model_json_schema()
+    assert json.loads(schema_text) == Quoted.model_json_schema()
 
 
 def test_the_fixed_prompt_stays_under_its_documented_size() -> None:

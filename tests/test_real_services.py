@@ -22,7 +22,15 @@ from digest.settings import load_settings
 from digest.sources.fetch import _DownloadRate
 from digest.sources.papers import hf_daily_papers
 from tests.conftest import PDF_ABSTRACT, PDFS
-from tests.helpers import DIGEST_JSON, FakeClock, digest, good, make_digest
+from tests.helpers import (
+    DIGEST_JSON,
+    FakeClock,
+    answer_json,
+    digest,
+    good,
+    good_json,
+    make_digest,
+)
 from tests.standins import (
     ARXIV_429,
     HTML_PAGE,
@@ -341,7 +349,16 @@ def test_hf_metadata_is_what_the_llm_reads(standin: StandIn) -> None:
 
 def two_papers(standin: StandIn) -> str:
     add_paper(standin)
-    add_paper(standin, ArxivPaper("2512.10655", 1, "Second", ["Kim"], "Second abstract."))
+    add_paper(
+        standin,
+        ArxivPaper(
+            "2512.10655",
+            1,
+            "Second",
+            ["Kim"],
+            "The second paper studies how small language models summarize long documents.",
+        ),
+    )
     return "0908.0054,2512.10655"
 
 
@@ -355,7 +372,7 @@ def test_auto_falls_back_on_a_format_rejection_of_any_status_without_retrying_it
 ) -> None:
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
     ids = two_papers(standin)
-    standin.llm_default = server(lambda request: completion(DIGEST_JSON))
+    standin.llm_default = server(good)
     code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
     assert code == 0, err
     kinds = [r["response_format"]["type"] for r in standin.llm_requests]
@@ -384,7 +401,7 @@ def test_a_reasoning_model_gives_a_valid_digest_with_its_reasoning_priced(
     monkeypatch.setenv("DIGEST_PRICES", '{"gpt-5-mini": [0.25, 0.025, 2.0]}')
     monkeypatch.setenv("DIGEST_CONCURRENCY", "1")
     ids = two_papers(standin)
-    standin.llm_default = reasoning_model(DIGEST_JSON, reasoning_tokens=3000)
+    standin.llm_default = reasoning_model(good_json, reasoning_tokens=3000)
     code, _, err = digest("daily", "--source", "ids", "--ids", ids, "--date", DATE)
     assert code == 0, err
     first, second, third = standin.llm_requests
@@ -408,7 +425,7 @@ def test_reasoning_that_uses_up_the_limit_is_asked_again_with_twice_the_limit(
     monkeypatch.setenv("DIGEST_TEMPERATURE", "none")
     monkeypatch.setenv("DIGEST_REASONING_EFFORT", "minimal")
     add_paper(standin)
-    standin.llm_default = reasoning_model(DIGEST_JSON, reasoning_tokens=5000)
+    standin.llm_default = reasoning_model(good_json, reasoning_tokens=5000)
     code, out, err = digest("paper", "0908.0054", "--json")
     assert code == 0, err
     limits = [r["max_completion_tokens"] for r in standin.llm_requests]
@@ -426,7 +443,7 @@ def test_json_object_mode_drops_max_tokens_for_a_model_that_rejects_it(
     monkeypatch.setenv("DIGEST_LLM_MODE", "json_object")
     monkeypatch.setenv("DIGEST_TEMPERATURE", "none")
     add_paper(standin)
-    standin.llm_default = reasoning_model(DIGEST_JSON)
+    standin.llm_default = reasoning_model(good_json)
     code, _, err = digest("paper", "0908.0054")
     assert code == 0, err
     first, second = standin.llm_requests
@@ -504,7 +521,7 @@ def test_raw_line_breaks_in_strings_are_read_and_the_line_checks_go_back(
     broken["method"][0] = (
         "제안 방법은 긴 비디오 생성 과정을\n여러 단계로 나누어 각 단계의 정보를 전달한다."
     )
-    raw = json.dumps(broken, ensure_ascii=False).replace("\\n", "\n")  # a raw line break
+    raw = answer_json(broken).replace("\\n", "\n")  # a raw line break
     standin.llm_script = [completion(raw)]
     standin.llm_default = good
     code, _, err = digest("paper", "0908.0054")
@@ -514,8 +531,9 @@ def test_raw_line_breaks_in_strings_are_read_and_the_line_checks_go_back(
 
 
 def test_parse_digest_is_lenient_only_where_the_fix_is_certain() -> None:
-    digest_json = json.dumps(make_digest().model_dump(), ensure_ascii=False)
-    assert parse_digest(f"```json\n{digest_json}\n```")[0] == make_digest()
+    digest_json = answer_json(make_digest().model_dump())
+    parsed = parse_digest(f"```json\n{digest_json}\n```")[0]
+    assert parsed is not None and parsed.digest == make_digest()
     digest_obj, problems = parse_digest('{"introduction": ')
     assert digest_obj is None and problems[0].startswith("(root): Invalid JSON")
 
@@ -559,10 +577,11 @@ def test_repeats_itself() -> None:
 def test_reasks_stay_the_same_size(standin: StandIn) -> None:
     add_paper(standin)
     english = make_digest().model_dump() | {"conclusion": ["This is an English sentence only."]}
-    standin.llm_default = lambda request: completion(json.dumps(english))
+    standin.llm_default = lambda request: completion(answer_json(english))
     digest("paper", "0908.0054")
     sizes = [sum(len(m["content"]) for m in r["messages"]) for r in standin.llm_requests]
-    assert len(sizes) == 3 and sizes[1] == sizes[2] and sizes[1] - sizes[0] < 2000
+    # The re-ask adds the answer (with its quotes) and the problems, once.
+    assert len(sizes) == 3 and sizes[1] == sizes[2] and sizes[1] - sizes[0] < 3000
 
 
 def answering_as(model: str) -> Any:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,9 +101,9 @@ def test_a_crash_and_another_librarys_log_line_are_redacted_in_a_real_process(
     assert SECRET_KEY not in done.stdout + done.stderr
 
 
-def answered_as(model: str) -> Reply:
+def answered_as(model: str, request: dict[str, Any]) -> Reply:
     """A valid digest, from a server that names ``model`` as the one that answered."""
-    status, headers, body = good({})
+    status, headers, body = good(request)
     return status, headers, json.dumps({**json.loads(body), "model": model}).encode()
 
 
@@ -145,7 +146,7 @@ def test_a_run_on_a_terminal_masks_what_it_logs_while_its_progress_bars_run(
     standin: StandIn,
 ) -> None:
     serve_papers(standin, 1)
-    standin.llm_default = lambda request: answered_as(f"gateway-{SECRET_KEY}")
+    standin.llm_default = lambda request: answered_as(f"gateway-{SECRET_KEY}", request)
     code, printed = run_on_a_terminal("daily", *IDS)
     assert code == 0, printed
     assert f"but the server answered as 'gateway-{MASKED_KEY}'" in printed
@@ -156,7 +157,7 @@ def test_a_model_name_echoing_the_key_is_masked_in_the_day_file_and_the_cache(
     standin: StandIn,
 ) -> None:
     serve_papers(standin, 1)
-    standin.llm_default = lambda request: answered_as(f"gateway-{SECRET_KEY}")
+    standin.llm_default = lambda request: answered_as(f"gateway-{SECRET_KEY}", request)
     code, out, err = digest("daily", *IDS)
     assert code == 0, err
     (entry,) = json.loads(DAY_FILE.read_text(encoding="utf-8"))["papers"]

@@ -85,25 +85,25 @@ def test_quality_table_shows_each_day_and_the_total(days: Path) -> None:
     assert code == 0, err
     rows = table(out, "quality")
     assert list(rows) == ["2025-12-13", "2025-12-14", "2025-12-15", "2025-12-16", "total"]
-    # date, papers, full text, 1st ok, re-asks, repairs, names, failed, model, prompt
+    # date, papers, full text, 1st ok, re-asks, repairs, names, evidence, failed, model, prompt
     assert rows["2025-12-13"] == [
-        *["2025-12-13", "2", "100%", "100%", "0.00", "0", "0", "unknown 1"],
+        *["2025-12-13", "2", "100%", "100%", "0.00", "0", "0", "0%", "unknown 1"],
         *["gpt-4.1-mini", "v1"],
     ]
     assert rows["2025-12-14"] == [
-        *["2025-12-14", "4", "75%", "75%", "0.25", "1 in 1", "0", "metadata 1"],
+        *["2025-12-14", "4", "75%", "75%", "0.25", "1 in 1", "0", "0%", "metadata 1"],
         *["gpt-4.1-mini", "v2"],
     ]
     assert rows["2025-12-15"] == [
-        *["2025-12-15", "3", "67%", "33%", "1.00", "2 in 1", "1", "summarize 1, run 1"],
+        *["2025-12-15", "3", "67%", "33%", "1.00", "2 in 1", "1", "0%", "summarize 1, run 1"],
         *["gpt-4.1-mini", "v3"],
     ]
     assert rows["2025-12-16"] == [
-        *["2025-12-16", "4 (2 imported)", "100%", "50%", "0.50", "0", "0", "no report"],
+        *["2025-12-16", "4 (2 imported)", "100%", "50%", "0.50", "0", "0", "0%", "no report"],
         *["gpt-4.1-mini ×1, my-local ×1", "v3"],
     ]
     assert rows["total"] == [
-        *["total", "13 (2 imported)", "82%", "60%", "0.50", "3 in 2", "1"],
+        *["total", "13 (2 imported)", "82%", "60%", "0.50", "3 in 2", "1", "0%"],
         "metadata 1, summarize 1, run 1, unknown 1",
         "gpt-4.1-mini ×10, my-local ×1",
         "v3 ×5, v2 ×4, v1 ×2",
@@ -166,7 +166,8 @@ FIGURE_KEYS = [
     *["papers", "imported", "llm", "full_text", "abstract", "full_text_share"],
     *["abstract_share", "abstract_reasons", "answered", "first_answer_ok"],
     *["first_answer_pass_rate", "reasks", "reasks_per_paper", "repaired_papers"],
-    *["grounding_repairs", "ungrounded_names", "run_reports", "failed", "failures_by_stage"],
+    *["grounding_repairs", "ungrounded_names", "lines", "evidenced_lines", "evidence_share"],
+    *["evidence_reasks", "run_reports", "failed", "failures_by_stage"],
     *["tokens_in", "tokens_out", "cost_usd", "unpriced", "cost_per_paper_usd"],
     *["failed_tokens_in", "failed_tokens_out", "failed_cost_usd", "failed_unpriced"],
     *["total_cost_usd", "batch", "batch_saved_usd", "models", "prompt_versions"],
@@ -181,6 +182,9 @@ def test_json_keys_are_stable(days: Path) -> None:
     assert list(data["total"]["failures_by_stage"]) == [
         *["metadata", "download", "extract", "summarize", "run", "other", "unknown"]
     ]
+
+
+LINES_OF_2025_12_15 = 24  # three digests of eight lines
 
 
 def test_json_figures_of_a_day_are_exact(days: Path) -> None:
@@ -206,6 +210,10 @@ def test_json_figures_of_a_day_are_exact(days: Path) -> None:
         "repaired_papers": 1,
         "grounding_repairs": 2,
         "ungrounded_names": 1,
+        "lines": LINES_OF_2025_12_15,
+        "evidenced_lines": 0,
+        "evidence_share": 0.0,
+        "evidence_reasks": 0,
         "run_reports": 1,
         "failed": 2,
         "failures_by_stage": {
@@ -344,8 +352,8 @@ def test_a_malformed_run_report_is_named_and_the_day_counts_without_failures(day
     assert code == 0
     assert "warning: outputs/data/2025-12-15.run.json: invalid run report" in err
     assert "its failures are not counted" in err
-    assert table(out, "quality")["2025-12-15"][1:8] == [
-        *["3", "67%", "33%", "1.00", "2 in 1", "1", "no report"]
+    assert table(out, "quality")["2025-12-15"][1:9] == [
+        *["3", "67%", "33%", "1.00", "2 in 1", "1", "0%", "no report"]
     ]
     day = day_of(stats_json(), "2025-12-15")
     assert day["run_report"] is False and day["failed"] == 0 and day["failed_cost_usd"] == 0
@@ -356,7 +364,7 @@ def test_a_missing_run_report_means_no_failures_known(days: Path) -> None:
     (DATA_DIR / "2025-12-15.run.json").unlink()
     code, out, err = digest("stats")
     assert code == 0 and err == ""  # no report is normal (an imported day), not a warning
-    assert table(out, "quality")["2025-12-15"][7] == "no report"
+    assert table(out, "quality")["2025-12-15"][8] == "no report"
     assert table(out, "cost")["2025-12-15"][4:] == ["–", "–", "0.0146"]
     assert "2 days without a run report: no failures are known for them." in out
     total = stats_json()["total"]
@@ -456,4 +464,4 @@ def test_names_from_the_files_are_shown_as_they_are(days: Path) -> None:
     text = path.read_text(encoding="utf-8").replace('"my-local"', '"[bold]my-local"')
     path.write_text(text, encoding="utf-8")
     _, out, _ = digest("stats")
-    assert table(out, "quality")["2025-12-16"][8] == "[bold]my-local ×1, gpt-4.1-mini ×1"
+    assert table(out, "quality")["2025-12-16"][9] == "[bold]my-local ×1, gpt-4.1-mini ×1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import time
 
 import httpx2
@@ -15,11 +14,15 @@ from digest.errors import SummaryFailed
 from digest.llm.server import make_client, retry_after_seconds
 from digest.llm.summarize import PaperText, Summarizer
 from digest.settings import load_settings
-from tests.helpers import good, make_digest
+from tests.helpers import answer_json, good, make_digest
 from tests.standins import StandIn, completion, error_reply
 
 PAPER = PaperText(
-    arxiv_id="2512.13604", title="T", authors=["A"], input="abstract", content="Abstract."
+    arxiv_id="2512.13604",
+    title="T",
+    authors=["A"],
+    input="abstract",
+    content="We study how small language models summarize long scientific documents.",
 )
 
 
@@ -72,7 +75,7 @@ def test_the_budget_bounds_a_paper_across_its_reasks(standin: StandIn) -> None:
     def slow_english(request: dict[str, object]) -> tuple[int, dict[str, str], bytes]:
         time.sleep(0.4)
         english = make_digest().model_dump() | {"conclusion": ["This is an English sentence."]}
-        return completion(json.dumps(english))
+        return completion(answer_json(english))
 
     standin.llm_default = slow_english
     with pytest.raises(SummaryFailed, match=r"^gave up after \d+ s at the LLM, more than "):

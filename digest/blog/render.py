@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from digest.models import DEFAULT_POST_LINKS, Day, Links, PaperEntry, PostLink
+from digest.models import DEFAULT_POST_LINKS, Day, Evidence, Links, PaperEntry, PostLink
 from digest.validation import ENTITY_AFTER_AMPERSAND
 
 RAW_OPEN = "{% raw %}"
@@ -177,10 +177,14 @@ def link_line(links: Links, shown: Sequence[PostLink]) -> str | None:
 
 
 def render_paper(
-    entry: PaperEntry, number: int, shown: Sequence[PostLink] = DEFAULT_POST_LINKS
+    entry: PaperEntry,
+    number: int,
+    shown: Sequence[PostLink] = DEFAULT_POST_LINKS,
+    evidence: bool = False,
 ) -> list[str]:
-    """One paper's block, with the links of ``shown`` under its title. Every content line ends
-    in a hard break except the very last."""
+    """One paper's block, with the links of ``shown`` under its title, and with ``evidence``
+    its quotes of the paper after it (``evidence_block``). Every content line ends in a hard
+    break except the very last of the digest."""
     title = guard_liquid(escape_title(entry.title))
     heading = (
         f"# {number}. [{title}]({entry.links.abs})" if entry.links.abs else f"# {number}. {title}"
@@ -214,7 +218,26 @@ def render_paper(
         lines += ["", f"## {name}{HARD_BREAK}"]
         lines += [f"{bullet}{_line(text)}{HARD_BREAK}" for text in texts]
     lines[-1] = lines[-1].removesuffix(HARD_BREAK)
+    if evidence and entry.evidence is not None:
+        lines += evidence_block(entry.evidence)
     return lines
+
+
+EVIDENCE_SUMMARY = "근거: 논문 인용"
+
+
+def evidence_block(evidence: Evidence) -> list[str]:
+    """A paper's quotes as a collapsed list (HTML ``details``, whose Markdown kramdown reads
+    with ``markdown="1"``), each line's quotes after its label, escaped as the lines are."""
+    labels = {"introduction.goal": "Goal", "introduction.motivation": "Motivation",
+              "introduction.contribution": "Contribution"}  # fmt: skip
+    items = []
+    for field, quotes in evidence.by_field().items():
+        section, _, index = field.partition("[")
+        label = labels.get(field) or f"{section.capitalize()} {int(index.rstrip(']')) + 1}"
+        items += [f"- {label}: “{_line(' '.join(quote.split()))}”" for quote in quotes]
+    return ["", '<details markdown="1">', f"<summary>{EVIDENCE_SUMMARY}</summary>", "", *items,
+            "", "</details>"]  # fmt: skip
 
 
 def _line(text: str) -> str:
@@ -227,5 +250,5 @@ def render_day(day: Day) -> str:
     for number, entry in enumerate(day.papers, start=1):
         if number > 1:
             lines.append("")
-        lines += render_paper(entry, number, day.post_links)
+        lines += render_paper(entry, number, day.post_links, day.post_evidence)
     return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """JSON Schemas generated from the models, kept in ``schemas/`` and checked in CI.
 
-``digest.schema.json`` is exactly what the LLM is asked to fill; ``day.schema.json`` is a day
-file's, ``run-report.schema.json`` a run report's (``DATE.run.json``). OpenAI's strict structured
+``digest.schema.json`` is exactly what the LLM is asked to fill (each line with its quotes);
+``day.schema.json`` is a day file's, ``run-report.schema.json`` a run report's
+(``DATE.run.json``). OpenAI's strict structured
 outputs accept it only if every object lists all its properties as required, sets
 ``additionalProperties: false``, and uses no ``default`` or length keywords; ``strict_problems``
 checks that, and the models are written so it holds (counts and lengths are validators).
@@ -13,12 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from openai.lib._pydantic import to_strict_json_schema
 from pydantic import BaseModel
 
-from digest.models import Day, Digest, RunReport
+from digest.models import Day, Quoted, RunReport
 
 SCHEMA_FILES: dict[str, type[BaseModel]] = {
-    "digest.schema.json": Digest,
+    "digest.schema.json": Quoted,
     "day.schema.json": Day,
     "run-report.schema.json": RunReport,
 }
@@ -28,15 +30,19 @@ _STRICT_FORBIDDEN = {"default", "minLength", "maxLength", "minItems", "maxItems"
 
 
 def generate() -> dict[str, str]:
-    """File name → file text for every schema."""
+    """File name → file text for every schema; the LLM's as the server is sent it."""
+    schemas = {name: model.model_json_schema() for name, model in SCHEMA_FILES.items()}
+    schemas["digest.schema.json"] = llm_schema()
     return {
-        name: json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
-        for name, model in SCHEMA_FILES.items()
+        name: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        for name, schema in schemas.items()
     }
 
 
 def llm_schema() -> dict[str, Any]:
-    return Digest.model_json_schema()
+    """The answer's schema as a request in ``json_schema`` mode carries it: the OpenAI SDK's
+    strict form, which inlines a ``$ref`` that has a description beside it."""
+    return to_strict_json_schema(Quoted)
 
 
 def strict_problems(schema: dict[str, Any], path: str = "#") -> list[str]:

@@ -38,7 +38,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 
 from digest.llm.prompts import PROMPTS_DIR
-from digest.models import Digest
+from digest.models import Digest, Quoted
 from digest.validation import HANGUL, SECTION_LINE_COUNTS, line_problems
 
 # Digits not preceded by a letter, a digit or a decimal point; thousands separators allowed.
@@ -147,6 +147,19 @@ def repair(digest: Digest, ungrounded: list[Ungrounded]) -> tuple[Digest | None,
     for section, indexes in dropped.items():
         data[section] = [line for i, line in enumerate(data[section]) if i not in indexes]
     return Digest.model_validate(data), notes
+
+
+_DROPPED = re.compile(r"(\w+)\[(\d+)\]: line dropped ")
+
+
+def dropped_lines(notes: list[str]) -> dict[str, set[int]]:
+    """The lines ``repair``'s notes say it dropped: their indexes, by section."""
+    dropped: dict[str, set[int]] = {}
+    for note in notes:
+        match = _DROPPED.match(note)
+        if match:
+            dropped.setdefault(match[1], set()).add(int(match[2]))
+    return dropped
 
 
 def _remove_numbers(line: str, numbers: list[str]) -> str | None:
@@ -304,7 +317,10 @@ def example_grams() -> tuple[frozenset[str], ...]:
     """The 4-grams of each worked example's answer, in every prompt version."""
     examples = []
     for path in sorted(PROMPTS_DIR.glob("*/example-assistant.json")):
-        digest = Digest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data["introduction"]["goal"], dict):  # from v3 on, each line quoted
+            data = Quoted.model_validate(data).split()[0]
+        digest = Digest.model_validate(data)
         examples.append(frozenset(_grams(_digest_text(digest))))
     return tuple(examples)
 

@@ -22,7 +22,9 @@ import asyncio
 import json
 import logging
 import re
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from openai import AsyncOpenAI
 from pydantic import BaseModel, Field, ValidationError
@@ -35,9 +37,12 @@ from digest.llm.conversation import (
     converse,
     prompt_tokens_of,
 )
+from digest.llm.evidence import LineEvidence, SentText, check_lines
 from digest.llm.grounding import (
     PaperNames,
     copies_example,
+    digest_lines,
+    dropped_lines,
     find_ungrounded,
     find_ungrounded_names,
     numbers_of_source,
@@ -46,7 +51,7 @@ from digest.llm.grounding import (
 )
 from digest.llm.prompts import chars_for_tokens, prompt_text, render_prompt
 from digest.llm.server import LlmServer, Messages
-from digest.models import Digest, Extractor, InputKind
+from digest.models import Digest, Evidence, Extractor, InputKind, Quoted
 from digest.net import AsyncSleep
 from digest.options import AnswerFormat, LlmOptions
 from digest.validation import describe_validation_error
@@ -84,6 +89,7 @@ class Summary(Outcome):
     """A paper's digest, and what it took."""
 
     digest: Digest
+    evidence: Evidence | None = None  # each line's quotes, found in the text sent
     grounding_repairs: list[str] = Field(default_factory=list)
     # names the paper never mentions, kept (see grounding)
     ungrounded_names: list[str] = Field(default_factory=list)
@@ -104,7 +110,7 @@ def digest_messages(paper: PaperText, mode: AnswerFormat) -> Messages:
     )
     system = render_prompt("system")
     if mode == "json_object":
-        schema = json.dumps(Digest.model_json_schema(), ensure_ascii=False)
+        schema = json.dumps(Quoted.model_json_schema(), ensure_ascii=False)
         system += "\n" + render_prompt("json-mode", schema=schema)
     return [
         {"role": "system", "content": system},
@@ -114,8 +120,33 @@ def digest_messages(paper: PaperText, mode: AnswerFormat) -> Messages:
     ]
 
 
-def parse_digest(content: str) -> tuple[Digest | None, list[str]]:
-    """The digest in an answer, or the problems to send back.
+@dataclass(frozen=True)
+class Answered:
+    """A digest as the model gave it: its lines (checked as a ``Digest``), and each line's
+    quotes, not yet looked for in the paper."""
+
+    digest: Digest
+    quotes: dict[str, Any]  # in the shape of ``Evidence``
+
+    def lines(self) -> list[LineEvidence]:
+        quotes = _quotes_by_field(self.quotes)
+        return [
+            LineEvidence(field, line, tuple(quotes.get(field, ())))
+            for field, line in digest_lines(self.digest)
+        ]
+
+
+def _quotes_by_field(data: dict[str, Any]) -> dict[str, list[str]]:
+    intro = data["introduction"]
+    found = {f"introduction.{name}": intro[name] for name in ("goal", "motivation", "contribution")}
+    for section in ("method", "results", "limitations", "conclusion"):
+        for index, quotes in enumerate(data[section]):
+            found[f"{section}[{index}]"] = quotes
+    return found
+
+
+def parse_digest(content: str) -> tuple[Answered | None, list[str]]:
+    """The digest in an answer and its quotes, or the problems to send back.
 
     Lenient where weak models stumble and the fix is certain: raw line breaks and tabs inside
     JSON strings (JSON forbids them; the line checks then say that a line must be one line),
@@ -125,17 +156,18 @@ def parse_digest(content: str) -> tuple[Digest | None, list[str]]:
     if fenced:
         text = fenced.group(1)
     try:
-        return Digest.model_validate_json(text), []
+        quoted = Quoted.model_validate_json(text)
     except ValidationError as error:
         if not any(item["type"] == "json_invalid" for item in error.errors()):
             return None, describe_validation_error(error)
         strict_error = error
+        try:
+            quoted = Quoted.model_validate(json.loads(text, strict=False))
+        except ValueError:
+            return None, describe_validation_error(strict_error)
+    digest_data, quotes = quoted.split()
     try:
-        data = json.loads(text, strict=False)
-    except ValueError:
-        return None, describe_validation_error(strict_error)
-    try:
-        return Digest.model_validate(data), []
+        return Answered(Digest.model_validate(digest_data), quotes), []
     except ValidationError as error:
         return None, describe_validation_error(error)
 
@@ -143,33 +175,56 @@ def parse_digest(content: str) -> tuple[Digest | None, list[str]]:
 class DigestConversation(Conversation[PaperText, Summary]):
     """One paper's conversation: see the module docstring."""
 
-    schema = Digest
+    schema = Quoted
     noun = "digest"
 
     def __init__(self, server: LlmServer, paper: PaperText) -> None:
         super().__init__(server, paper)
         self._grounding: tuple[set[Decimal], PaperNames] | None = None
+        self._sent: SentText | None = None
 
     def question(self) -> Messages:
         return digest_messages(self.subject, self.server.mode)
 
-    def read(self, content: str) -> tuple[Digest | None, list[str]]:
+    def read(self, content: str) -> tuple[Answered | None, list[str]]:
         return parse_digest(content)
 
     def detach(self) -> PaperText:
-        self._grounding = None  # read again from the paper when it comes back
+        # Read again from the paper when it comes back.
+        self._grounding = self._sent = None
         return super().detach()
 
     def judge(self, answer: Answer, last_chance: bool) -> Summary | None:
-        digest: Digest | None = answer.parsed
-        if digest is not None and copies_example(digest):
+        answered: Answered | None = answer.parsed
+        if answered is not None and copies_example(answered.digest):
             self.mark("copied")
             answer.copied, answer.parsed = True, None
             answer.problems = [_COPIED_EXAMPLE]
             return None
-        if digest is None:
+        if answered is None:
             return None
-        return self._grounded(answer, digest, last_chance)
+        unsupported = check_lines(answered.lines(), self._sent_text())
+        if unsupported:
+            if not last_chance:
+                self.mark("unsupported")
+                answer.problems = [item.problem() for item in unsupported]
+                return None
+            answers = self.reasks + 1
+            raise self.fail(
+                f"lines without the paper's words as evidence survived {answers} "
+                f"answer{'' if answers == 1 else 's'}: "
+                + "; ".join(item.problem() for item in unsupported[:3])
+                + (f"; and {len(unsupported) - 3} more" if len(unsupported) > 3 else "")
+            )
+        evidence = Evidence.model_validate(answered.quotes)
+        return self._grounded(answer, answered.digest, evidence, last_chance)
+
+    def _sent_text(self) -> SentText:
+        """What of the paper the model was sent (its title and text), read once."""
+        if self._sent is None:
+            paper = self.subject
+            self._sent = SentText(f"{paper.title}\n{paper.content}")
+        return self._sent
 
     def _grounding_of_paper(self) -> tuple[set[Decimal], PaperNames]:
         """The numbers and names the paper states, read once."""
@@ -179,7 +234,9 @@ class DigestConversation(Conversation[PaperText, Summary]):
             self._grounding = numbers_of_source(source), PaperNames.of(source)
         return self._grounding
 
-    def _grounded(self, answer: Answer, digest: Digest, last_chance: bool) -> Summary | None:
+    def _grounded(
+        self, answer: Answer, digest: Digest, evidence: Evidence, last_chance: bool
+    ) -> Summary | None:
         """The summary when every number and name of ``digest`` is in the paper; else None,
         with the problems on ``answer`` for the re-ask; after the last re-ask, what can be
         mended (see the module docstring)."""
@@ -187,7 +244,7 @@ class DigestConversation(Conversation[PaperText, Summary]):
         ungrounded = find_ungrounded(digest, grounded)
         strangers = find_ungrounded_names(digest, names)
         if not ungrounded and not strangers:
-            return self._summary(digest)
+            return self._summary(digest, evidence)
         if not last_chance:
             self.mark("ungrounded")
             answer.problems = [item.problem() for item in ungrounded]
@@ -210,18 +267,18 @@ class DigestConversation(Conversation[PaperText, Summary]):
                     f"not be taken out and leave a readable line: {problems}"
                 )
             log.warning("published without ungrounded numbers: %s", "; ".join(notes))
-            digest = repaired
+            digest, evidence = repaired, evidence.without(dropped_lines(notes))
         kept = list(dict.fromkeys(item.name for item in strangers))
         if kept:
             log.warning(
                 "published with names the paper does not mention (listed in its provenance): %s",
                 ", ".join(kept),
             )
-        summary = self._summary(digest)
+        summary = self._summary(digest, evidence)
         return summary.model_copy(update={"grounding_repairs": notes, "ungrounded_names": kept})
 
-    def _summary(self, digest: Digest) -> Summary:
-        return Summary(digest=digest, **self.outcome_fields())
+    def _summary(self, digest: Digest, evidence: Evidence) -> Summary:
+        return Summary(digest=digest, evidence=evidence, **self.outcome_fields())
 
 
 class Summarizer:

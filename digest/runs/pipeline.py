@@ -345,6 +345,7 @@ def new_entry(
         authors=paper.authors,
         links=links,
         digest=summary.digest,
+        evidence=summary.evidence,
         provenance=Provenance(
             source="llm",
             model=model,

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from digest.blog.store import OutputStore
 from digest.errors import DataFileError
+from digest.llm.grounding import digest_lines
 from digest.models import Day, RunReport, Stage, leave_out_none
 
 # Failures are grouped by the run report's ``failed_at``; reports written before that field
@@ -85,6 +86,16 @@ class Figures(BaseModel):
     repaired_papers: int = Field(description="Entries with a grounding repair of a number.")
     grounding_repairs: int = Field(description="Grounding repairs (numbers), in all.")
     ungrounded_names: int = Field(description="Names the paper never mentions, in all.")
+    lines: int = Field(description="Lines of every entry's digest, imported ones included.")
+    evidenced_lines: int = Field(
+        description="Of those, lines with quotes of the paper verified when the digest was made "
+        "(entries made before evidence was asked for, and imported ones, have none)."
+    )
+    evidence_share: float | None = Field(description="evidenced_lines / lines; null when none.")
+    evidence_reasks: int = Field(
+        description="Answers of the LLM entries sent back because a line's quotes were not in "
+        "the paper (calls with outcome 'unsupported')."
+    )
     run_reports: int = Field(description="Days whose run report was read.")
     failed: int = Field(description="Papers of the run reports that failed or were stopped.")
     failures_by_stage: dict[str, int] = Field(
@@ -184,6 +195,9 @@ class _Tally:
     repaired_papers: int = 0
     grounding_repairs: int = 0
     ungrounded_names: int = 0
+    lines: int = 0
+    evidenced_lines: int = 0
+    evidence_reasks: int = 0
     run_reports: int = 0
     failed: int = 0
     failures: Counter[str] = field(default_factory=Counter)
@@ -205,6 +219,9 @@ class _Tally:
     def add_day(self, day: Day) -> None:
         for entry in day.papers:
             self.papers += 1
+            count = len(digest_lines(entry.digest))
+            self.lines += count
+            self.evidenced_lines += count if entry.evidence is not None else 0
             provenance = entry.provenance
             if provenance.source == "import":
                 self.imported += 1
@@ -222,6 +239,7 @@ class _Tally:
                 self.answered += 1
                 self.first_answer_ok += provenance.calls[0].outcome == "ok"
                 self.reasks += len(provenance.calls) - 1
+                self.evidence_reasks += sum(c.outcome == "unsupported" for c in provenance.calls)
             if provenance.grounding_repairs:
                 self.repaired_papers += 1
                 self.grounding_repairs += len(provenance.grounding_repairs)
@@ -285,6 +303,10 @@ class _Tally:
             "repaired_papers": self.repaired_papers,
             "grounding_repairs": self.grounding_repairs,
             "ungrounded_names": self.ungrounded_names,
+            "lines": self.lines,
+            "evidenced_lines": self.evidenced_lines,
+            "evidence_share": _ratio(self.evidenced_lines, self.lines),
+            "evidence_reasks": self.evidence_reasks,
             "run_reports": self.run_reports,
             "failed": self.failed,
             "failures_by_stage": {stage: self.failures[stage] for stage in FAILURE_STAGES},
@@ -465,6 +487,7 @@ def _quality_table(stats: Stats) -> Table:
         ("re-asks", _mean(total.reasks_per_paper), "right", False),
         ("repairs", _repairs(total), "right", True),
         ("names", str(total.ungrounded_names), "right", False),
+        ("evidence", _percent(total.evidence_share), "right", False),
         ("failed", _failures(total, known=total.run_reports > 0), "left", True),
         ("model", _values(total.models), "left", True),
         ("prompt", _values(total.prompt_versions), "left", True),
@@ -478,6 +501,7 @@ def _quality_table(stats: Stats) -> Table:
             _mean(day.reasks_per_paper),
             _repairs(day),
             str(day.ungrounded_names),
+            _percent(day.evidence_share),
             _failures(day, known=day.run_report),
             _values(day.models),
             _values(day.prompt_versions),
@@ -517,7 +541,8 @@ def _cost_table(stats: Stats) -> Table:
 LEGEND = (
     "full text: share of the LLM's digests read from the PDF; 1st ok: share whose first "
     "answer passed; re-asks: answers after the first, per paper; repairs: numbers repaired "
-    "(in so many papers); names: ungrounded names; failed: papers failed or stopped, by stage, "
+    "(in so many papers); names: ungrounded names; evidence: share of the lines whose quotes "
+    "of the paper were verified; failed: papers failed or stopped, by stage, "
     "from the day's last run report; $/paper: a digest's cost, on average; total $: the "
     "digests and the failed papers."
 )
@@ -546,6 +571,11 @@ def notes(stats: Stats) -> list[str]:
             f"?: {' and '.join(parts)} used a model with no price (or had a bad cost, read "
             "as unknown); the costs shown leave them out, and $/paper is over the digests "
             "whose cost is known."
+        )
+    if total.evidence_reasks:
+        lines.append(
+            f"Evidence: {_count(total.evidence_reasks, 'answer was', 'answers were')} sent "
+            "back for quotes that were not in the paper."
         )
     if total.batch:
         lines.append(
