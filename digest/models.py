@@ -98,19 +98,25 @@ Count = Annotated[int | None, figure(MAX_TOKENS)]  # tokens, characters, attempt
 Seconds = Annotated[float | None, figure(MAX_SECONDS)]
 
 
+# What the LLM is told each field holds (in the digest's schema and the quoted answer's).
+_HELP = {
+    "goal": "One Korean line: what the paper sets out to do "
+    "(e.g. '본 연구는 … 방법을 제안하는 것이다.').",
+    "motivation": "One Korean line: the gap or problem in earlier work that motivates it.",
+    "contribution": "One Korean line: what the paper contributes (method, dataset, finding).",
+    "method": "1 to 4 Korean lines on how the method works, naming its key components.",
+    "results": "1 to 3 Korean lines with concrete benchmarks and numbers from the paper.",
+    "limitations": "1 to 2 Korean lines on the limitations the paper states or implies.",
+    "conclusion": "1 to 2 Korean lines on what the work achieves and why it matters.",
+}
+
+
 class Introduction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    goal: DigestLine = Field(
-        description="One Korean line: what the paper sets out to do "
-        "(e.g. '본 연구는 … 방법을 제안하는 것이다.')."
-    )
-    motivation: DigestLine = Field(
-        description="One Korean line: the gap or problem in earlier work that motivates it."
-    )
-    contribution: DigestLine = Field(
-        description="One Korean line: what the paper contributes (method, dataset, finding)."
-    )
+    goal: DigestLine = Field(description=_HELP["goal"])
+    motivation: DigestLine = Field(description=_HELP["motivation"])
+    contribution: DigestLine = Field(description=_HELP["contribution"])
 
 
 class Digest(BaseModel):
@@ -119,18 +125,10 @@ class Digest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     introduction: Introduction
-    method: list[DigestLine] = Field(
-        description="1 to 4 Korean lines on how the method works, naming its key components."
-    )
-    results: list[DigestLine] = Field(
-        description="1 to 3 Korean lines with concrete benchmarks and numbers from the paper."
-    )
-    limitations: list[DigestLine] = Field(
-        description="1 to 2 Korean lines on the limitations the paper states or implies."
-    )
-    conclusion: list[DigestLine] = Field(
-        description="1 to 2 Korean lines on what the work achieves and why it matters."
-    )
+    method: list[DigestLine] = Field(description=_HELP["method"])
+    results: list[DigestLine] = Field(description=_HELP["results"])
+    limitations: list[DigestLine] = Field(description=_HELP["limitations"])
+    conclusion: list[DigestLine] = Field(description=_HELP["conclusion"])
 
     @field_validator("method", "results", "limitations", "conclusion", mode="before")
     @classmethod
@@ -138,9 +136,16 @@ class Digest(BaseModel):
         return check_line_count(str(info.field_name), lines)
 
 
+def _printable_quote(quote: str) -> str:
+    # A terminal ('digest show') or a page would act on an escape sequence or a bidi override.
+    if any(unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t\u00ad" for c in quote):
+        raise ValueError("a quote holds a control or invisible character")
+    return quote
+
+
 # One quote of the paper behind a line (``digest.llm.evidence``): a few words to a sentence or
 # two; the bound keeps a hostile file from holding megabytes in one.
-Quote = Annotated[str, Field(min_length=1, max_length=2000)]
+Quote = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_printable_quote)]
 LineQuotes = Annotated[list[Quote], Field(min_length=1, max_length=2)]
 
 
@@ -197,9 +202,9 @@ class Evidence(BaseModel):
 # Korean text and its quotes of the paper (digest.llm.evidence checks them). ``Quoted.split``
 # gives the ``Digest`` a post shows and the ``Evidence`` the day file keeps beside it.
 QUOTES_HELP = (
-    "1 or 2 short quotes (about 6 to 40 words each), copied verbatim from the paper text "
-    "given in <paper>, in the paper's language, that state what the line says; every number "
-    "of the line must appear in one of them."
+    "1 short quote (about 6 to 25 words; a second only when the line draws on two places), "
+    "copied verbatim from the paper text given in <paper>, in the paper's language, that "
+    "states what the line says; every number of the line must appear in one of them."
 )
 
 
@@ -215,16 +220,9 @@ class QuotedLine(BaseModel):
 class QuotedIntroduction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    goal: QuotedLine = Field(
-        description="One Korean line: what the paper sets out to do "
-        "(e.g. '본 연구는 … 방법을 제안하는 것이다.')."
-    )
-    motivation: QuotedLine = Field(
-        description="One Korean line: the gap or problem in earlier work that motivates it."
-    )
-    contribution: QuotedLine = Field(
-        description="One Korean line: what the paper contributes (method, dataset, finding)."
-    )
+    goal: QuotedLine = Field(description=_HELP["goal"])
+    motivation: QuotedLine = Field(description=_HELP["motivation"])
+    contribution: QuotedLine = Field(description=_HELP["contribution"])
 
 
 class Quoted(BaseModel):
@@ -233,18 +231,10 @@ class Quoted(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     introduction: QuotedIntroduction
-    method: list[QuotedLine] = Field(
-        description="1 to 4 Korean lines on how the method works, naming its key components."
-    )
-    results: list[QuotedLine] = Field(
-        description="1 to 3 Korean lines with concrete benchmarks and numbers from the paper."
-    )
-    limitations: list[QuotedLine] = Field(
-        description="1 to 2 Korean lines on the limitations the paper states or implies."
-    )
-    conclusion: list[QuotedLine] = Field(
-        description="1 to 2 Korean lines on what the work achieves and why it matters."
-    )
+    method: list[QuotedLine] = Field(description=_HELP["method"])
+    results: list[QuotedLine] = Field(description=_HELP["results"])
+    limitations: list[QuotedLine] = Field(description=_HELP["limitations"])
+    conclusion: list[QuotedLine] = Field(description=_HELP["conclusion"])
 
     def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The digest's data (its lines' texts) and the evidence's (their quotes), for

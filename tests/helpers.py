@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from digest.models import Day, Digest, Introduction, Links, PaperEntry, PaperStyle, Provenance
@@ -72,12 +73,17 @@ STANDIN_QUOTE = (
 _SECTIONS = ("method", "results", "limitations", "conclusion")
 
 
-def quoted(data: dict[str, Any], quote: str = STANDIN_QUOTE) -> dict[str, Any]:
-    """A digest's data as the model answers it: each line (a string) an object with ``quote``
-    as its evidence; whatever is not a line (a hostile answer's) as it is."""
+def quoted(
+    data: dict[str, Any], quote: str | Callable[[str], list[str]] = STANDIN_QUOTE
+) -> dict[str, Any]:
+    """A digest's data as the model answers it: each line (a string) an object with its
+    quotes (``quote``, or what ``quote`` gives for the line); whatever is not a line (a
+    hostile answer's) as it is."""
 
     def line(value: Any) -> Any:
-        return {"text": value, "quotes": [quote]} if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        return {"text": value, "quotes": [quote] if isinstance(quote, str) else quote(value)}
 
     answer = dict(data)
     intro = answer.get("introduction")
@@ -139,18 +145,7 @@ def answering(data: dict[str, Any] | Digest) -> Any:
     plain = data.model_dump() if isinstance(data, Digest) else data
 
     def reply(request: dict[str, Any]) -> Reply:
-        def line(value: Any) -> Any:
-            if not isinstance(value, str):
-                return value
-            return {"text": value, "quotes": paper_quotes(request, value)}
-
-        answer = dict(plain)
-        intro = answer.get("introduction")
-        if isinstance(intro, dict):
-            answer["introduction"] = {name: line(v) for name, v in intro.items()}
-        for section in _SECTIONS:
-            if isinstance(answer.get(section), list):
-                answer[section] = [line(v) for v in answer[section]]
+        answer = quoted(plain, lambda line: paper_quotes(request, line))
         return completion(json.dumps(answer, ensure_ascii=False))
 
     return reply

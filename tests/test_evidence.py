@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from digest.blog.render import render_day
 from digest.llm.evidence import (
@@ -121,6 +122,16 @@ def test_quotes_are_one_or_two_of_a_few_words_each() -> None:
     (too_long,) = check_line(LineEvidence("method[0]", "긴 인용.", (long,)), TEXT)
     assert too_long.why.endswith("words; quote at most 60") and too_long.quote
     assert too_long.quote.endswith("…") and len(too_long.quote) == 160
+    huge = "word " * 10 + "x" * 1200
+    (too_big,) = check_line(LineEvidence("method[0]", "긴 인용.", (huge,)), TEXT)
+    assert too_big.why == "has 1250 characters; quote a sentence"
+    # Words match without control characters; a terminal would act on them all the same.
+    escape = "We propose a three-stage \x1b[2J\u202e curriculum that raises temporal"
+    assert TEXT.holds(escape)
+    (unprintable,) = check_line(LineEvidence("method[0]", "세 단계.", (escape,)), TEXT)
+    assert unprintable.why == "has control or invisible characters; quote the words only"
+    with pytest.raises(ValidationError, match="control or invisible"):
+        Evidence.model_validate({**EVIDENCE_DATA, "results": [[escape]]})
     quote = "We propose a three-stage curriculum"
     three = check_line(LineEvidence("method[0]", "세 단계.", (quote, quote, quote)), TEXT)
     assert [p.why for p in three] == [
@@ -277,21 +288,22 @@ def test_show_prints_each_line_with_its_quotes_and_marks_lines_without(
 
 
 HOSTILE_QUOTE = "a *bold* claim {{ site.github }} <script>alert(1)</script> | with a pipe"
+EVIDENCE_DATA: dict[str, Any] = {
+    "introduction": {
+        "goal": [HOSTILE_QUOTE],
+        "motivation": ["second quote of the paper here"],
+        "contribution": ["third quote of the paper here", "and a fourth one here too"],
+    },
+    "method": [["method quote one is here"], ["method quote two is here"]],
+    "results": [["results quote is right here"]],
+    "limitations": [["limitations quote is here"]],
+    "conclusion": [["conclusion quote is here"]],
+}
 
 
 def evidenced_entry() -> PaperEntry:
     entry = make_entry()
-    quotes = {"goal": [HOSTILE_QUOTE], "motivation": ["second quote of the paper here"],
-              "contribution": ["third quote of the paper here", "and a fourth one here too"]}  # fmt: skip
-    entry.evidence = Evidence.model_validate(
-        {
-            "introduction": quotes,
-            "method": [["method quote one is here"], ["method quote two is here"]],
-            "results": [["results quote is right here"]],
-            "limitations": [["limitations quote is here"]],
-            "conclusion": [["conclusion quote is here"]],
-        }
-    )
+    entry.evidence = Evidence.model_validate(EVIDENCE_DATA)
     return entry
 
 
@@ -331,3 +343,16 @@ def test_jekyll_shows_the_quotes_collapsed_and_literal(tmp_path: Path) -> None:
     lines = jekyll.text_lines(html)
     assert f"Goal: “{HOSTILE_QUOTE}”" in lines
     assert "Method 2: “method quote two is here”" in lines
+
+
+def test_an_abstract_only_digest_quotes_the_abstract(standin: StandIn) -> None:
+    (paper,) = serve_papers(standin, 1)
+    del standin.pdfs[f"{paper.arxiv_id}v1"]  # the PDF host has none: the abstract is read
+    code, _, err = daily()
+    assert code == 0, err
+    (entry,) = entries()
+    assert entry["provenance"]["input"] == "abstract"
+    # The quotes are found in the abstract, with the title the text the model was sent.
+    (quote,) = entry["evidence"]["method"][0]
+    assert SentText(f"{paper.title}\n{paper.abstract}").holds(quote)
+    assert "Abstract 1." in quote

@@ -26,8 +26,10 @@ from typing import Any, NoReturn
 
 import pytest
 
-from digest.llm.grounding import copies_example
+from digest.llm.evidence import LineEvidence, SentText, check_lines
+from digest.llm.grounding import copies_example, digest_lines
 from digest.models import PaperEntry
+from digest.text.extract import extract_pdf
 from tests import conftest, realserver
 from tests.conftest import PDFS, REPO
 from tests.helpers import digest, good
@@ -62,6 +64,7 @@ WHY_NO_POST = (
     "does not state",
     "worked example",  # a weak model's copy of the prompt's example (Gemma 3 270M's favourite)
     "never mentions",  # names of another paper
+    "as evidence",  # quotes that are not the paper's words
 )
 
 
@@ -125,6 +128,18 @@ def run_digest(
     return done
 
 
+def unsupported_lines(entry: PaperEntry) -> list[str]:
+    """The lines of a published entry whose quotes are not the paper's (its whole text, of
+    which the model was sent a part), or whose numbers are in none of its quotes."""
+    assert entry.evidence is not None, "a new entry without its evidence"
+    extracted = extract_pdf(PAPER.read_bytes(), budget=10**7)
+    paper = SentText(f"{entry.title}\n{extracted.text}")
+    quotes = entry.evidence.by_field()
+    lines = [LineEvidence(field, line, tuple(quotes[field]))
+             for field, line in digest_lines(entry.digest)]  # fmt: skip
+    return [problem.problem() for problem in check_lines(lines, paper)]
+
+
 def check_outcome(done: subprocess.CompletedProcess[str]) -> list[tuple[str, int, int]]:
     """What every run must show: usage read, and a valid entry or a clean failure."""
     answers = [(m[1], int(m[2]), int(m[3])) for m in ANSWER_LOG.finditer(done.stderr)]
@@ -134,6 +149,7 @@ def check_outcome(done: subprocess.CompletedProcess[str]) -> list[tuple[str, int
         entry = PaperEntry.model_validate_json(done.stdout)  # the checks run again on load
         assert entry.provenance.tokens_in == sum(tokens for _, tokens, _ in answers)
         assert not copies_example(entry.digest)  # the worked example is never published
+        assert unsupported_lines(entry) == []  # whatever the model answered
     else:
         assert done.returncode == 1, done.stderr
         assert done.stdout == ""  # no digest, so no post

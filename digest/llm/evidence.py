@@ -34,6 +34,7 @@ NEAR = 0.9  # of a quote's words a window of the text must hold
 MIN_QUOTE_WORDS = 4
 MAX_QUOTE_WORDS = 60
 MAX_QUOTES = 2
+MAX_QUOTE_CHARS = 1000  # a day file holds at most 2,000 (digest.models.Quote)
 
 _QUOTES = str.maketrans(
     {
@@ -156,7 +157,15 @@ def check_line(evidence: LineEvidence, text: SentText) -> list[Unsupported]:
         problems.append(Unsupported(field, "the same quote twice; give each once"))
     for quote in quotes:
         count = len(words_of(normalize(quote)))
-        if count < MIN_QUOTE_WORDS:
+        if unprintable(quote):
+            problems.append(
+                Unsupported(field, "has control or invisible characters; quote the words only")
+            )
+        elif len(quote) > MAX_QUOTE_CHARS:
+            problems.append(
+                Unsupported(field, f"has {len(quote)} characters; quote a sentence", _cut(quote))
+            )
+        elif count < MIN_QUOTE_WORDS:
             problems.append(
                 Unsupported(field, f"has {count} words; quote at least {MIN_QUOTE_WORDS}", quote)
             )
@@ -183,6 +192,15 @@ def check_line(evidence: LineEvidence, text: SentText) -> list[Unsupported]:
             )
         )
     return problems
+
+
+def unprintable(quote: str) -> bool:
+    """Whether ``quote`` holds a control or format character (an escape sequence, a bidi
+    override, a zero-width character): words match without them, but a terminal or a page
+    would act on them."""
+    return any(
+        unicodedata.category(char) in ("Cc", "Cf") and char not in "\n\t\u00ad" for char in quote
+    )
 
 
 def check_lines(lines: Iterable[LineEvidence], text: SentText) -> list[Unsupported]:
