@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from digest.blog.render import render_day
+from digest.errors import PostFormatError
 from digest.llm.evidence import (
     NOT_IN_PAPER,
     LineEvidence,
@@ -356,3 +357,15 @@ def test_an_abstract_only_digest_quotes_the_abstract(standin: StandIn) -> None:
     (quote,) = entry["evidence"]["method"][0]
     assert SentText(f"{paper.title}\n{paper.abstract}").holds(quote)
     assert "Abstract 1." in quote
+
+
+def test_import_reads_a_post_with_quotes_as_its_digests_without_evidence() -> None:
+    from digest.blog.post_parser import parse_post_text
+
+    day = make_day(evidenced_entry(), make_entry("2512.13605", "Another"), post_evidence=True)
+    back = parse_post_text(render_day(day), Path("2026-01-05-daily-papers.md"))
+    assert [entry.digest for entry in back.papers] == [entry.digest for entry in day.papers]
+    assert all(entry.evidence is None for entry in back.papers)  # never checked: none
+    broken = render_day(day).replace("</details>", "", 1)
+    with pytest.raises(PostFormatError, match="'</details>' closing the paper's quotes"):
+        parse_post_text(broken.split("# 2.")[0], Path("2026-01-05-daily-papers.md"))

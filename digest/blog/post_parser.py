@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from digest.blog.render import (
+    EVIDENCE_START,
     HARD_BREAK,
     LINK_LABELS,
     LINK_SEPARATOR,
@@ -284,7 +285,22 @@ def _parse_paper(lines: _Lines, expected_number: int) -> _PaperDraft:
     _parse_introduction(lines, draft)
     for name in _SECTIONS:
         draft.sections[name.lower()] = _parse_section(lines, name, draft)
+    _skip_evidence(lines)
     return draft
+
+
+def _skip_evidence(lines: _Lines) -> None:
+    """Step over a paper's quotes (the post_evidence setting's ``<details>`` block): quotes
+    read back from a post were never checked against a paper, so an imported entry has no
+    evidence."""
+    lines.skip_blank()
+    if lines.peek() != EVIDENCE_START:
+        return
+    while (row := lines.peek()) is not None and row != "</details>":
+        lines.next()
+    if row is None:
+        raise lines.fail("'</details>' closing the paper's quotes")
+    lines.next()
 
 
 def _parse_paper_heading(lines: _Lines, expected_number: int) -> _PaperDraft:

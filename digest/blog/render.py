@@ -224,6 +224,7 @@ def render_paper(
 
 
 EVIDENCE_SUMMARY = "근거: 논문 인용"
+EVIDENCE_START = '<details markdown="1">'
 
 
 def evidence_block(evidence: Evidence) -> list[str]:
@@ -236,7 +237,7 @@ def evidence_block(evidence: Evidence) -> list[str]:
         section, _, index = field.partition("[")
         label = labels.get(field) or f"{section.capitalize()} {int(index.rstrip(']')) + 1}"
         items += [f"- {label}: “{_line(' '.join(quote.split()))}”" for quote in quotes]
-    return ["", '<details markdown="1">', f"<summary>{EVIDENCE_SUMMARY}</summary>", "", *items,
+    return ["", EVIDENCE_START, f"<summary>{EVIDENCE_SUMMARY}</summary>", "", *items,
             "", "</details>"]  # fmt: skip
 
 
