@@ -10,33 +10,36 @@ Two measures:
    the project's estimate (``estimate_tokens``: 4 ASCII characters or 1 Hangul syllable a
    token) of the answer's JSON before (the digest alone) and after (with the quotes); the
    quotes are checked as digest checks them.
-2. **A real model** (``--server URL``, e.g. llama-server with Gemma 3 270M): ``digest paper``
-   on held-out papers, once with the code before the quotes (``--before REV``, checked out in
-   a temporary worktree) and once with this checkout, no re-ask; the first answer's output
-   tokens as the server counted them, and whether the paper passed, or why it failed.
+2. **A real model** (``--server URL``, e.g. llama-server with Gemma 3 270M): each PDF given
+   is asked once with prompt v2 (the digest alone) and once with v3 (each line with its
+   quotes), the same text, in json_schema mode as digest sends it; the answers' output tokens
+   as the server counted them, and how many of v3's lines have quotes found in the text sent.
 
-    python bench/evidence_tokens.py [--server URL --before REV --papers A.pdf B.pdf ...]
+    python bench/evidence_tokens.py [--server URL --papers A.pdf B.pdf ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from digest.llm.evidence import LineEvidence, SentText, check_lines, normalize  # noqa: E402
+import httpx2  # noqa: E402
+from openai.lib._parsing._completions import type_to_response_format_param  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from digest.llm.evidence import LineEvidence, SentText, check_lines  # noqa: E402
 from digest.llm.grounding import digest_lines, numbers_in, value  # noqa: E402
-from digest.llm.prompts import estimate_tokens  # noqa: E402
-from digest.models import Digest  # noqa: E402
+from digest.llm.prompts import PROMPT_VERSION, estimate_tokens, prompt_text, render_prompt  # noqa: E402
+from digest.llm.summarize import PaperText, digest_messages  # noqa: E402
+from digest.models import Digest, Quoted  # noqa: E402
 from digest.text.extract import extract_pdf  # noqa: E402
 
 DIGESTS = REPO / "tests" / "data" / "digests"
@@ -49,7 +52,8 @@ GOLD = {
     "2501.12948": "2501.12948v1.pdf",
 }
 TEXT_BUDGET = 30_000  # characters of the paper sent, as the default text_budget about
-ANSWER_LOG = re.compile(r"answer (\d+) \((?:json_schema|json_object)\): (\d+) tokens in, (\d+) out")
+REAL_TEXT_BUDGET = 2_500  # a small model on a CPU: the real-server tests' text
+MAX_TOKENS = 1_600
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -91,7 +95,7 @@ def quotes_for(line: str, text: str, candidates: list[str]) -> list[str]:
                     best = (len(covered), -size, start)
         if best is None:
             break
-        count, size, start = best
+        _, size, start = best
         window = words[start : start + max(-size, 6)]
         quotes.append(" ".join(window))
         wanted -= {value(n) for n in numbers_in(" ".join(window))}
@@ -135,72 +139,104 @@ def gold() -> None:
           f"verify: {verified_all} of {len(GOLD)}")  # fmt: skip
 
 
-def run_digest(checkout: Path, server: str, pdf: Path, home: Path) -> dict[str, object]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "OPENAI_"))}
-    environment |= {
-        "OPENAI_BASE_URL": server,
-        "OPENAI_API_KEY": "sk-local",
-        "DIGEST_MODEL": "gpt-4.1-mini",
-        "DIGEST_TEXT_BUDGET": "2500",
-        "DIGEST_MAX_OUTPUT_TOKENS": "1400",
-        "DIGEST_MAX_REASKS": "0",
-        "DIGEST_CONTEXT_TOKENS": "8192",
-        "DIGEST_LLM_TIMEOUT": "600",
-        "DIGEST_CACHE_DIR": str(home / "cache"),
-        "PYTHONPATH": str(checkout),
+def ask(server: str, messages: list[dict[str, str]], schema: type[BaseModel]) -> dict[str, Any]:
+    """One chat completion from ``server`` in json_schema mode, as digest sends it."""
+    body = {
+        "model": "gpt-4.1-mini",
+        "messages": messages,
+        "response_format": type_to_response_format_param(schema),
+        "max_tokens": MAX_TOKENS,
+        "temperature": 0.2,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "digest", "--verbose", "paper", str(pdf), "--json"],
-        env=environment, capture_output=True, text=True, timeout=1800, cwd=home,
+    answer: dict[str, Any] = httpx2.post(
+        f"{server.rstrip('/')}/chat/completions", json=body, timeout=1800
+    ).json()
+    return answer
+
+
+def real(server: str, papers: list[Path]) -> None:
+    """Each paper asked once with prompt v2 (the digest alone) and once with v3 (each line
+    with its quotes), the same text and server; the answer's output tokens as the server
+    counted them, and whether v3's quotes verify."""
+    print(f"\nreal model at {server}: one answer a prompt version, {MAX_TOKENS} tokens at most")
+    print(f"{'paper':16} {'v2 out':>7} {'v3 out':>7} {'increase':>9}  quotes verified (v3)")
+    increases, refused = [], []
+    for pdf in papers:
+        extracted = extract_pdf(pdf.read_bytes(), REAL_TEXT_BUDGET)
+        paper = PaperText(
+            arxiv_id=None, title=extracted.title or pdf.stem, authors=[], input="full-text",
+            content=extracted.text,
+        )  # fmt: skip
+        counted = {}
+        for version, schema in (("v2", Digest), ("v3", Quoted)):
+            answer = ask(server, messages_of(paper, version), schema)
+            choice = answer["choices"][0]
+            counted[version] = (answer["usage"]["completion_tokens"], choice)
+        (before, _), (after, choice) = counted["v2"], counted["v3"]
+        verdict = "cut off" if choice.get("finish_reason") == "length" else ""
+        if not verdict:
+            verdict, problems = verified(choice["message"]["content"], paper)
+            refused += problems
+        increase = after / before - 1
+        increases.append(increase)
+        print(f"{pdf.stem:16} {before:7} {after:7} {increase:9.1%}  {verdict}")
+    print(f"mean increase {statistics.mean(increases):.1%} over {len(papers)} papers")
+    for problem in refused[:6]:
+        print(f"  refused: {problem[:240]}")
+
+
+def messages_of(paper: PaperText, version: str) -> list[dict[str, str]]:
+    """What digest sends for ``paper`` with prompt ``version`` (v2: before the quotes)."""
+    if version == PROMPT_VERSION:
+        return digest_messages(paper, "json_schema")
+    user = render_prompt(
+        "user", version, title=paper.title, authors="unknown", arxiv_id="none (local PDF)",
+        input_kind="full text (abridged)", content=paper.content,
     )  # fmt: skip
-    answers = ANSWER_LOG.findall(done.stderr)
-    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-    return {
-        "exit": done.returncode,
-        "tokens_out": int(answers[0][2]) if answers else None,
-        "why": "" if done.returncode == 0 else last,
-    }
+    return [
+        {"role": "system", "content": render_prompt("system", version)},
+        {"role": "user", "content": prompt_text("example-user.md", version)},
+        {"role": "assistant", "content": prompt_text("example-assistant.json", version).strip()},
+        {"role": "user", "content": user},
+    ]
 
 
-def real(server: str, before: str, papers: list[Path]) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        old = Path(scratch) / "before"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), before],
-                       check=True, capture_output=True)  # fmt: skip
-        try:
-            print(f"\nreal model at {server}: first answer's output tokens (no re-ask)")
-            rows = []
-            for pdf in papers:
-                for name, checkout in (("before", old), ("after", REPO)):
-                    home = Path(scratch) / f"{pdf.stem}-{name}"
-                    home.mkdir()
-                    result = run_digest(checkout, server, pdf, home)
-                    rows.append((pdf.stem, name, result))
-                    print(f"{pdf.stem:16} {name:7} exit {result['exit']} "
-                          f"tokens_out {result['tokens_out']}  {str(result['why'])[:300]}")  # fmt: skip
-            pairs = {}
-            for stem, name, result in rows:
-                pairs.setdefault(stem, {})[name] = result["tokens_out"]
-            ratios = [p["after"] / p["before"] - 1 for p in pairs.values()
-                      if p.get("before") and p.get("after")]  # fmt: skip
-            if ratios:
-                print(f"mean increase {statistics.mean(ratios):.1%} over {len(ratios)} papers")
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)],
-                           capture_output=True)  # fmt: skip
+def verified(content: str, paper: PaperText) -> tuple[str, list[str]]:
+    """How many of the answer's lines have quotes found in the text sent, and the problems."""
+    try:
+        quoted = Quoted.model_validate_json(content)
+    except ValueError as error:
+        return f"not the schema ({str(error).splitlines()[0]})", []
+    digest_data, evidence = quoted.split()
+    lines = []
+    for field, quotes in _by_field(evidence).items():
+        section, _, index = field.partition("[")
+        text = (digest_data["introduction"][field.split(".")[1]] if field.startswith("intro")
+                else digest_data[section][int(index.rstrip("]"))])  # fmt: skip
+        lines.append(LineEvidence(field, text, tuple(quotes)))
+    problems = check_lines(lines, SentText(f"{paper.title}\n{paper.content}"))
+    bad = {problem.field for problem in problems}
+    return f"{len(lines) - len(bad)} of {len(lines)} lines", [p.problem() for p in problems]
+
+
+def _by_field(evidence: dict[str, Any]) -> dict[str, list[str]]:
+    found = {f"introduction.{n}": evidence["introduction"][n]
+             for n in ("goal", "motivation", "contribution")}  # fmt: skip
+    for section in ("method", "results", "limitations", "conclusion"):
+        for index, quotes in enumerate(evidence[section]):
+            found[f"{section}[{index}]"] = quotes
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", help="an OpenAI-compatible server's base URL (…/v1)")
-    parser.add_argument("--before", default="4dfee51", help="the revision before the quotes")
     parser.add_argument("--papers", nargs="*", type=Path, default=[])
     options = parser.parse_args()
     gold()
     if options.server:
-        real(options.server, options.before, options.papers)
+        real(options.server, options.papers)
 
 
 if __name__ == "__main__":
-    assert normalize("x") == "x"
     main()
