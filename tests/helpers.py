@@ -122,20 +122,23 @@ def paper_quotes(request: dict[str, Any], line: str = "") -> list[str]:
 
     words = paper_text(request)
     wanted = {value(number) for number in numbers_in(line)}
+    held = [{value(n) for n in numbers_in(word)} if wanted else set() for word in words]
     quotes: list[str] = []
     for _ in range(2):
         if not wanted:
             break
-        best, held = None, set()
-        for start in range(0, max(1, len(words) - 5)):
-            window = words[start : start + 40]
-            found = wanted & {value(n) for n in numbers_in(" ".join(window))}
-            if len(found) > len(held):
-                best, held = window, found
-        if best is None:
+        # The run of at most 25 words, from a word holding a wanted number, that holds most.
+        best, most = 0, set()
+        for start, found in enumerate(held):
+            if not found & wanted:
+                continue
+            covered = set().union(*held[start : start + 25]) & wanted
+            if len(covered) > len(most):
+                best, most = start, covered
+        if not most:
             break
-        quotes.append(" ".join(best))
-        wanted -= held
+        quotes.append(" ".join(words[best : best + 25]))
+        wanted -= most
     return quotes or [" ".join(words[:12])]
 
 

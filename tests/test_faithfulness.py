@@ -127,6 +127,7 @@ def test_names_injected_into_a_real_digest_are_caught(arxiv_id: str) -> None:
         assert found[0].field == "results[0]" and injected in found[0].problem()
 
 
+@pytest.mark.slow  # 0.5 s or more: whole corpus papers, read twice
 def test_one_ungrounded_name_is_kept_but_the_copied_example_fails() -> None:
     digest = hand_digest("2004.04906")
     names = paper_names(WRITTEN_FROM["2004.04906"])
@@ -316,6 +317,7 @@ def test_an_ungrounded_name_goes_back_with_the_re_ask(standin: StandIn) -> None:
     assert provenance["ungrounded_names"] == []
 
 
+@pytest.mark.slow  # 0.5 s or more: whole corpus papers, read twice
 def test_a_name_that_survives_the_re_asks_is_published_listed_and_never_cached(
     standin: StandIn,
 ) -> None:

@@ -484,6 +484,7 @@ def test_a_batch_backfill_ranks_each_paper_once_and_a_rerun_asks_nothing(
     assert standin.batch_requests == [] and standin.llm_requests == []
 
 
+@pytest.mark.slow  # 0.5 s or more: two backfills and a deadline
 def test_a_ranking_batch_the_deadline_cuts_is_collected_by_the_next_run(
     standin: StandIn, interests: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
