@@ -576,3 +576,39 @@ def test_a_ranked_arxiv_day_pages_through_the_whole_day(
     assert ids_in_post() == ["2512.12400"]
     (ranked,) = ranking_requests(standin)
     assert asked_ids(ranked) == ["2512.12400"]  # the filter ran over all 2,500
+
+
+def test_a_full_disk_while_the_days_wait_for_their_ranking_stops_before_any_batch(
+    standin: StandIn, interests: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from digest.runs import batch_ranking
+
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.01")
+    serve_backfill(standin, {})
+
+    class FullDisk:
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def seek(self, *where: int) -> int:
+            return 0
+
+        def tell(self) -> int:
+            return 0
+
+        def flush(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(batch_ranking.tempfile, "TemporaryFile", lambda **_: FullDisk())
+    code, _, err = backfill("--batch")
+    assert code == 2
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "the days' candidates could not be kept in" in line and "free space" in line
+    assert not [call for call in standin.batch_api_calls if call == ("POST", "/v1/batches")]
+    assert batch_rankings(standin) == [] and standin.llm_requests == []
