@@ -39,7 +39,7 @@ from digest.llm.evidence import LineEvidence, SentText, check_lines  # noqa: E40
 from digest.llm.grounding import digest_lines, numbers_in, value  # noqa: E402
 from digest.llm.prompts import PROMPT_VERSION, estimate_tokens, prompt_text, render_prompt  # noqa: E402
 from digest.llm.summarize import PaperText, digest_messages  # noqa: E402
-from digest.models import Digest, Quoted  # noqa: E402
+from digest.models import Digest, Quoted, by_field  # noqa: E402
 from digest.text.extract import extract_pdf  # noqa: E402
 
 DIGESTS = REPO / "tests" / "data" / "digests"
@@ -208,24 +208,11 @@ def verified(content: str, paper: PaperText) -> tuple[str, list[str]]:
     except ValueError as error:
         return f"not the schema ({str(error).splitlines()[0]})", []
     digest_data, evidence = quoted.split()
-    lines = []
-    for field, quotes in _by_field(evidence).items():
-        section, _, index = field.partition("[")
-        text = (digest_data["introduction"][field.split(".")[1]] if field.startswith("intro")
-                else digest_data[section][int(index.rstrip("]"))])  # fmt: skip
-        lines.append(LineEvidence(field, text, tuple(quotes)))
+    texts, quotes = by_field(digest_data), by_field(evidence)
+    lines = [LineEvidence(field, texts[field], tuple(quotes[field])) for field in texts]
     problems = check_lines(lines, SentText(f"{paper.title}\n{paper.content}"))
     bad = {problem.field for problem in problems}
     return f"{len(lines) - len(bad)} of {len(lines)} lines", [p.problem() for p in problems]
-
-
-def _by_field(evidence: dict[str, Any]) -> dict[str, list[str]]:
-    found = {f"introduction.{n}": evidence["introduction"][n]
-             for n in ("goal", "motivation", "contribution")}  # fmt: skip
-    for section in ("method", "results", "limitations", "conclusion"):
-        for index, quotes in enumerate(evidence[section]):
-            found[f"{section}[{index}]"] = quotes
-    return found
 
 
 def main() -> None:

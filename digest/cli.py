@@ -25,14 +25,14 @@ from rich.markup import escape
 
 from digest import DISTRIBUTION, __version__
 from digest.blog import render, schemas, weekly
-from digest.blog.notify import notify_post
+from digest.blog.notify import notify_day, notify_week
 from digest.blog.post_parser import parse_post
 from digest.blog.store import OutputLock, OutputStore, dump_day
 from digest.errors import STOPPED_WITH_THE_RUN, DigestError, UsageError
 from digest.files import atomic_write_text, same_content
 from digest.llm.grounding import digest_lines
 from digest.models import Day, PaperEntry
-from digest.options import BatchOptions, NotifyOptions, RunOptions
+from digest.options import BatchOptions, RunOptions
 from digest.redact import format_traceback, protect_std_streams, redact, redacting_stream
 from digest.runs.day import DayRun
 from digest.runs.events import BatchNote, DayBegun, DayDone, NothingFound, RunEvent, Warned
@@ -371,7 +371,8 @@ def weekly_command(
             else weekly.last_complete_week(settings.today())
         )
         with OutputLock(settings.output_dir):
-            text = weekly.render_weekly(asked, weekly.read_week(store, asked, _warn))
+            days = weekly.read_week(store, asked, _warn)
+            text = weekly.render_weekly(asked, days)
             if text is None:
                 stderr.print(
                     f"No papers in the day files of {asked.label} ({asked.monday} to "
@@ -385,22 +386,7 @@ def weekly_command(
                 return
             atomic_write_text(path, text)
             stdout.print(f"{'wrote' if same is None else 'updated'}: {path}")
-        _announce_week(settings.notify_options(), store, asked, path)
-
-
-def _announce_week(
-    options: NotifyOptions, store: OutputStore, week: weekly.Week, post: Path
-) -> bool:
-    """The weekly post's message (the ``notify`` setting); whether it was taken."""
-    papers = weekly.week_papers(weekly.read_week(store, week, _warn))
-    return notify_post(
-        options,
-        weekly.WEEKLY_TITLE.format(week=week.label),
-        f"{week.label} ({week.monday} to {week.sunday})",
-        [paper.entry.title for paper in papers],
-        post,
-        _warn,
-    )
+        notify_week(settings.notify_options(), asked, days, path, _warn)
 
 
 @app.command("notify")
@@ -441,14 +427,12 @@ def notify_command(
             )
             post = weekly.weekly_post_path(store, asked)
             _must_exist(post, f"no weekly issue for {asked.label}: run 'digest weekly' first")
-            sent = _announce_week(options, store, asked, post)
+            sent = notify_week(options, asked, weekly.read_week(store, asked, _warn), post, _warn)
         else:
             day = parse_date(date or "", "--date")
             post = store.post_path(day)
             _must_exist(post, f"no post for {day}: run 'digest daily --date {day}' first")
-            written = store.load_day(day, _warn)
-            titles = [paper.title for paper in written.papers]
-            sent = notify_post(options, written.title, day.isoformat(), titles, post, _warn)
+            sent = notify_day(options, store.load_day(day, _warn), post, _warn)
         if not sent:
             raise typer.Exit(1)
         stdout.print(f"announced: {post}")

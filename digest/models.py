@@ -136,11 +136,30 @@ class Digest(BaseModel):
         return check_line_count(str(info.field_name), lines)
 
 
+def unprintable(text: str) -> bool:
+    """Whether ``text`` holds a control or format character (an escape sequence, a bidi
+    override, a zero-width character) but line breaks, tabs and soft hyphens: a terminal
+    ('digest show') or a page would act on it."""
+    return any(
+        unicodedata.category(char) in ("Cc", "Cf") and char not in "\n\t\u00ad" for char in text
+    )
+
+
 def _printable_quote(quote: str) -> str:
-    # A terminal ('digest show') or a page would act on an escape sequence or a bidi override.
-    if any(unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t\u00ad" for c in quote):
+    if unprintable(quote):
         raise ValueError("a quote holds a control or invisible character")
     return quote
+
+
+def by_field(data: dict[str, Any]) -> dict[str, Any]:
+    """Each line of ``data`` in the digest's shape (a digest's lines, or their quotes) by its
+    field name, in the post's order: ``introduction.goal`` … ``results[0]`` …"""
+    intro = data["introduction"]
+    found = {f"introduction.{name}": intro[name] for name in ("goal", "motivation", "contribution")}
+    for section in ("method", "results", "limitations", "conclusion"):
+        for index, line in enumerate(data[section]):
+            found[f"{section}[{index}]"] = line
+    return found
 
 
 # One quote of the paper behind a line (``digest.llm.evidence``): a few words to a sentence or
@@ -172,15 +191,7 @@ class Evidence(BaseModel):
 
     def by_field(self) -> dict[str, list[str]]:
         """Each line's quotes by its field name (``introduction.goal``, ``results[0]``)."""
-        intro = self.introduction
-        found = {
-            f"introduction.{name}": list(getattr(intro, name))
-            for name in ("goal", "motivation", "contribution")
-        }
-        for section in ("method", "results", "limitations", "conclusion"):
-            for index, quotes in enumerate(getattr(self, section)):
-                found[f"{section}[{index}]"] = list(quotes)
-        return found
+        return by_field(self.model_dump())
 
     def fits(self, digest: Digest) -> bool:
         """Whether it has quotes for exactly the lines of ``digest``."""

@@ -20,8 +20,10 @@ from typing import Any
 import yaml
 
 from digest import redact
+from digest.blog.weekly import WEEKLY_TITLE, Week, week_papers
 from digest.errors import DigestError
 from digest.files import read_bounded
+from digest.models import Day
 from digest.options import NotifyOptions
 
 # Jekyll's named permalink styles (a post's own URL, with its date and slug).
@@ -86,6 +88,30 @@ def notify_post(
         tell(redact.redact(" ".join(" ".join(problems).split())))
         return False
     return True
+
+
+def notify_day(options: NotifyOptions, day: Day, post: Path, tell: Callable[[str], None]) -> bool:
+    """A day post's message: its title, its date and its papers' titles (``notify_post``)."""
+    titles = [paper.title for paper in day.papers]
+    return notify_post(options, day.title, day.date.isoformat(), titles, post, tell)
+
+
+def notify_week(
+    options: NotifyOptions,
+    week: Week,
+    days: Sequence[Day],
+    post: Path,
+    tell: Callable[[str], None],
+) -> bool:
+    """A weekly issue's message, from the day files it was made of (``notify_post``)."""
+    return notify_post(
+        options,
+        WEEKLY_TITLE.format(week=week.label),
+        f"{week.label} ({week.monday} to {week.sunday})",
+        [paper.entry.title for paper in week_papers(days)],
+        post,
+        tell,
+    )
 
 
 def message_body(date_text: str, paper_titles: Sequence[str], url: str | None) -> str:

@@ -29,6 +29,7 @@ from decimal import Decimal
 from functools import cached_property
 
 from digest.llm.grounding import numbers_in, value
+from digest.models import unprintable
 
 NEAR = 0.9  # of a quote's words a window of the text must hold
 MIN_QUOTE_WORDS = 4
@@ -192,15 +193,6 @@ def check_line(evidence: LineEvidence, text: SentText) -> list[Unsupported]:
             )
         )
     return problems
-
-
-def unprintable(quote: str) -> bool:
-    """Whether ``quote`` holds a control or format character (an escape sequence, a bidi
-    override, a zero-width character): words match without them, but a terminal or a page
-    would act on them."""
-    return any(
-        unicodedata.category(char) in ("Cc", "Cf") and char not in "\n\t\u00ad" for char in quote
-    )
 
 
 def check_lines(lines: Iterable[LineEvidence], text: SentText) -> list[Unsupported]:

@@ -38,7 +38,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 
 from digest.llm.prompts import PROMPTS_DIR
-from digest.models import Digest, Quoted
+from digest.models import Digest, Quoted, by_field
 from digest.validation import HANGUL, SECTION_LINE_COUNTS, line_problems
 
 # Digits not preceded by a letter, a digit or a decimal point; thousands separators allowed.
@@ -93,14 +93,7 @@ def numbers_of_source(source: str) -> set[Decimal]:
 
 def digest_lines(digest: Digest) -> list[tuple[str, str]]:
     """Every line of ``digest`` with its field name (``results[0]``), in the post's order."""
-    intro = digest.introduction
-    lines = [
-        (f"introduction.{name}", getattr(intro, name))
-        for name in ("goal", "motivation", "contribution")
-    ]
-    for section in SECTION_LINE_COUNTS:
-        lines += [(f"{section}[{i}]", line) for i, line in enumerate(getattr(digest, section))]
-    return lines
+    return list(by_field(digest.model_dump()).items())
 
 
 def find_ungrounded(digest: Digest, source_values: set[Decimal]) -> list[Ungrounded]:

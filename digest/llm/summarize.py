@@ -51,7 +51,7 @@ from digest.llm.grounding import (
 )
 from digest.llm.prompts import chars_for_tokens, prompt_text, render_prompt
 from digest.llm.server import LlmServer, Messages
-from digest.models import Digest, Evidence, Extractor, InputKind, Quoted
+from digest.models import Digest, Evidence, Extractor, InputKind, Quoted, by_field
 from digest.net import AsyncSleep
 from digest.options import AnswerFormat, LlmOptions
 from digest.validation import describe_validation_error
@@ -129,20 +129,11 @@ class Answered:
     quotes: dict[str, Any]  # in the shape of ``Evidence``
 
     def lines(self) -> list[LineEvidence]:
-        quotes = _quotes_by_field(self.quotes)
+        quotes = by_field(self.quotes)
         return [
             LineEvidence(field, line, tuple(quotes.get(field, ())))
             for field, line in digest_lines(self.digest)
         ]
-
-
-def _quotes_by_field(data: dict[str, Any]) -> dict[str, list[str]]:
-    intro = data["introduction"]
-    found = {f"introduction.{name}": intro[name] for name in ("goal", "motivation", "contribution")}
-    for section in ("method", "results", "limitations", "conclusion"):
-        for index, quotes in enumerate(data[section]):
-            found[f"{section}[{index}]"] = quotes
-    return found
 
 
 def parse_digest(content: str) -> tuple[Answered | None, list[str]]:

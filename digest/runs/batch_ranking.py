@@ -125,8 +125,7 @@ class BatchRanking:
             async for date, candidates in days:
                 waiting.put(date, candidates)
                 ranking = await self._rank(date, candidates, taken, embed=True, watcher=watcher)
-                warned = ranking.warning or ""
-                self.first[date] = _FirstPass(ranking.totals, "embedding" not in warned)
+                self.first[date] = _FirstPass(ranking.totals, not ranking.pre_rank_failed)
                 for arxiv_id in ranking.pooled:
                     taken.setdefault(arxiv_id, date)
             await self.batches.run()

@@ -102,6 +102,7 @@ class DayRanking:
     # ranking's), the ranking's cost counted in --max-cost.
     run: RunOptions = field(default_factory=RunOptions)
     pooled: set[str] = field(default_factory=set)  # the papers the LLM was to score
+    pre_rank_failed: bool = False  # the embeddings failed: the pool is the source's first
 
 
 async def choose_by_interests(
@@ -277,6 +278,7 @@ class Ranking:
         warned = "; ".join(warnings) or None
         ranking = DayRanking(chosen + skipped, sorting.scored(scores), totals, spent, warned)
         ranking.pooled = {candidate.ref.arxiv_id for candidate in pool}
+        ranking.pre_rank_failed = warning is not None
         return ranking
 
     async def _pre_rank(

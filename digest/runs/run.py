@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digest.blog.notify import notify_post
+from digest.blog.notify import notify_day
 from digest.blog.store import OutputLock, OutputStore, remove_stale_temporaries
 from digest.errors import BatchesStillRunning, RunStopped, UsageError
 from digest.llm.prompts import estimate_tokens
@@ -107,15 +107,7 @@ def _announce(finished: DayRun, setup: RunSetup, watcher: Watcher) -> None:
     notifications are asked for; its failure is a warning, never the run's."""
     if setup.notify is None or finished.post is None or not finished.changed:
         return
-    day = finished.day
-    notify_post(
-        setup.notify,
-        day.title,
-        day.date.isoformat(),
-        [paper.title for paper in day.papers],
-        finished.post,
-        lambda line: watcher.tell(Warned(line)),
-    )
+    notify_day(setup.notify, finished.day, finished.post, lambda line: watcher.tell(Warned(line)))
 
 
 @dataclass
