@@ -293,6 +293,40 @@ def test_ctrl_c_while_backfill_batch_waits_leaves_the_batch_and_the_next_run_col
     assert all(post(day).exists() for day in DAYS)
 
 
+def test_ctrl_c_while_the_ranking_batch_waits_and_the_next_run_pays_nothing_again(
+    standin: StandIn, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With interests, the days' rankings go through a batch of their own before the digests:
+    # interrupted while it runs, it is collected by the next run, and nothing is asked twice.
+    from tests.test_ranking import is_ranking, scoring
+
+    serve_days(standin)
+    standin.llm_default = scoring({})
+    standin.stall_batches_from = 1
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.05")
+    monkeypatch.setenv("DIGEST_INTERESTS", "강화학습")
+    run = cli(*RANGE, "--batch")
+    run.wait_until(lambda: any(record.get("batch_id") for record in records()), "submitted")
+    code, err = run.interrupt()
+    said_once(
+        code,
+        err,
+        "interrupted: the batches submitted keep running on the server; run the same "
+        "'digest backfill --batch' again to collect them ('digest backfill --status' shows "
+        "them)",
+    )
+    assert not any(post(day).exists() for day in DAYS)
+
+    standin.stall_batches_from = None
+    code, _, err = digest(*RANGE, "--batch")
+    assert code == 0, err
+    assert len(created(standin)) == 2  # the saved ranking batch, then the digests'
+    rankings = [request for request in standin.batch_requests if is_ranking(request)]
+    assert len(rankings) == len(DAYS)  # one request a day, each answered once
+    assert standin.llm_requests == []
+    assert all(post(day).exists() for day in DAYS)
+
+
 # ``python -m digest``, its modules slow to load: a Ctrl-C before any of the command has run.
 LOADING_SLOWLY = """
 import builtins, sys, time
