@@ -112,6 +112,19 @@ def test_a_number_of_the_line_must_stand_in_its_quotes() -> None:
     assert check_line(LineEvidence("results[1]", "84.6%를 기록했다.", ("from 71.2% to 84.6% on the LongVBench",)), TEXT) == []  # fmt: skip
 
 
+def test_the_number_of_a_name_need_not_be_quoted_but_a_size_must() -> None:
+    text = SentText(
+        "PaSa-7b improves recall by 37.78% over GPT-4o, and Qwen-2.5-7b falls behind. "
+        "The crawler is a 7B model trained on ResNet-50 features."
+    )
+    named = "PaSa-7b는 GPT-4o보다 Recall@20을 37.78% 높였고 Qwen-2.5-7b와 ResNet-50을 앞섰다."
+    quote = ("PaSa-7b improves recall by 37.78% over GPT-4o",)
+    assert check_line(LineEvidence("results[0]", named, quote), text) == []
+    sized = "crawler는 7B 규모의 모델로 recall을 37.78% 높였다."
+    (problem,) = check_line(LineEvidence("results[1]", sized, quote), text)
+    assert "the number 7 of the line is in none of its quotes" in problem.problem()
+
+
 def test_quotes_are_one_or_two_of_a_few_words_each() -> None:
     none = check_line(LineEvidence("method[0]", "세 단계 학습을 제안한다.", ()), TEXT)
     assert [p.problem() for p in none] == [
