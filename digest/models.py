@@ -213,9 +213,10 @@ class Evidence(BaseModel):
 # Korean text and its quotes of the paper (digest.llm.evidence checks them). ``Quoted.split``
 # gives the ``Digest`` a post shows and the ``Evidence`` the day file keeps beside it.
 QUOTES_HELP = (
-    "1 short quote (about 6 to 25 words; a second only when the line draws on two places), "
-    "copied verbatim from the paper text given in <paper>, in the paper's language, that "
-    "states what the line says; every number of the line must appear in one of them."
+    "1 short quote (about 6 to 12 words, a clause is enough; a second only when the line's "
+    "numbers are not all in one place), copied verbatim from the paper text given in <paper>, "
+    "in the paper's language, that states what the line says; every number of the line must "
+    "appear in one of them."
 )
 
 

@@ -95,7 +95,7 @@ def test_paper_json_records_provenance(standin: StandIn, tmp_path: Path) -> None
     assert entry["authors"] == PAPER.authors
     provenance = entry["provenance"]
     assert provenance["source"] == "llm" and provenance["model"] == "standin-model"
-    assert provenance["prompt_version"] == "v3" and provenance["input"] == "full-text"
+    assert provenance["prompt_version"] == "v4" and provenance["input"] == "full-text"
     assert provenance["input_reason"] is None and provenance["extractor"] == "pypdf"
     assert 5_000 < provenance["input_chars"] <= 40_000
     (prompt,) = standin.prompt_tokens  # what the stand-in counted, as a server does

@@ -25,6 +25,7 @@ RELEASED = {
     "v1": "18f25c1d7d47ce99",
     "v2": "8268ea530b62e0b3",
     "v3": "ddca577a6b0eb722",
+    "v4": "353623c9bba41c21",
 }
 # The instructions and the worked example, without the paper (README: "Prompts").
 FIXED_PROMPT_TOKEN_LIMIT = 1_800

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from digest.errors import UsageError
 
-PROMPT_VERSION = "v3"
+PROMPT_VERSION = "v4"
 
 
 def _prompts_dir() -> Path:
