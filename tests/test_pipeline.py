@@ -395,7 +395,7 @@ def test_invalid_english_and_polite_answers_are_reasked_with_the_messages(standi
     assert third["messages"][:4] == first["messages"]
     feedback = third["messages"][5]["content"]
     assert "- method[0]: uses the polite style ('전달합니다.')" in feedback
-    assert "- results[0]: is only 0% Hangul" in feedback
+    assert "- results[0]: is only 0% Hangul, in 0% of its words" in feedback
     assert "Invalid JSON" not in feedback
     assert third["messages"][4]["role"] == "assistant"
     assert "정보를 전달합니다." in third["messages"][4]["content"]  # the model's own answer

@@ -8,8 +8,10 @@ from pydantic import ValidationError
 from digest.models import Digest
 from digest.validation import (
     HANGUL_SHARE_MIN,
+    HANGUL_WORD_SHARE_MIN,
     describe_validation_error,
     hangul_share,
+    hangul_word_share,
     line_problems,
 )
 from tests.conftest import REFERENCE_POST
@@ -42,6 +44,38 @@ def test_the_threshold_sits_below_the_reference_lowest_line() -> None:
     lowest = min(hangul_share(line) for line in reference_lines())
     assert round(lowest, 2) == 0.49
     assert lowest > HANGUL_SHARE_MIN
+
+
+# A large model's lines for papers of tests/data/digests: Korean as Korean ML writers write it,
+# a particle glued to each English term, though most of the letters are Latin.
+TERM_HEAVY_LINES = [
+    "섭동된 Friedmann-Lemaître metric의 conformal newtonian gauge에서 Bose-Einstein 분포 함수의 "
+    "섭동을 collisionless Boltzmann(Vlasov) equation으로 기술한다.",
+    "지식 벤치마크에서 DeepSeek-R1은 MMLU 90.8%, MMLU-Pro 84.0%, GPQA Diamond 71.5%로 "
+    "DeepSeek-V3를 크게 앞섰으며, AlpacaEval 2.0 length-controlled win-rate 87.6%와 ArenaHard "
+    "win-rate 92.3%를 달성하였다.",
+    "TableFormer는 TAPAS의 token, segment, rank embedding을 유지하되 row embedding과 column "
+    "embedding을 제거하고, global positional embedding을 셀마다 초기화되는 per cell positional "
+    "embedding으로 대체하여 셀 간 순서 정보를 없앤다.",
+]
+
+
+@pytest.mark.parametrize("line", TERM_HEAVY_LINES, ids=lambda line: line[:12])
+def test_a_korean_line_heavy_with_english_terms_is_accepted(line: str) -> None:
+    assert hangul_share(line) < HANGUL_SHARE_MIN  # refused by the letters alone
+    assert hangul_word_share(line) >= 0.45
+    assert line_problems(line) == []
+
+
+def test_an_english_sentence_with_a_korean_ending_is_refused_by_words_too() -> None:
+    line = (
+        "The model achieves 65.2% top-5 accuracy on Natural Questions, beating BM25 결과를 보였다."
+    )
+    assert hangul_word_share(line) < HANGUL_WORD_SHARE_MIN
+    (problem,) = line_problems(line)
+    assert problem.startswith(
+        "is only 10% Hangul, in 15% of its words (at least 35% of the words must hold Hangul); "
+    )
 
 
 BAD_LINES = [
