@@ -27,21 +27,27 @@ Three measures:
    and how many lines have quotes found in the text sent: the figures for a model that cannot
    be served here. ``--tokenizer URL`` counts the tokens with the tokenizer of the model a
    llama-server serves (its ``/tokenize``) instead of the estimate, which takes a Hangul
-   syllable for a whole token.
+   syllable for a whole token. ``--publish`` then gives each answer of the current prompt to
+   ``digest paper`` as the model's first and only answer (a local server replays it; json_object
+   mode, no re-ask) and prints whether digest publishes it, or its reason not to.
 
     python bench/evidence_tokens.py [--server URL --papers A.pdf B.pdf ...]
     python bench/evidence_tokens.py --messages DIR --papers A.pdf B.pdf ...
-    python bench/evidence_tokens.py --answers DIR [--tokenizer URL] --papers A.pdf B.pdf ...
+    python bench/evidence_tokens.py --answers DIR [--tokenizer URL] [--publish] --papers A.pdf ...
 """
 
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -354,6 +360,59 @@ def answers(folder: Path, papers: list[Path], count: Count) -> None:
             print(f"  refused: {problem[:300]}")
 
 
+class _Replay(http.server.BaseHTTPRequestHandler):
+    """A chat completions endpoint that answers every request with one saved answer."""
+
+    answer = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        sent = sum(estimate_tokens(message["content"]) for message in request["messages"])
+        body = json.dumps({
+            "id": "replay", "object": "chat.completion", "created": 0, "model": request["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": self.answer}}],
+            "usage": {"prompt_tokens": sent, "completion_tokens": estimate_tokens(self.answer),
+                      "total_tokens": sent + estimate_tokens(self.answer)},
+        }).encode()  # fmt: skip
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def publish(folder: Path, papers: list[Path]) -> None:
+    """Each saved answer of the current prompt given to ``digest paper`` as the model's first
+    and only answer (json_object mode, no re-ask): whether digest publishes it, or why not."""
+    print(f"\n{PROMPT_VERSION} answers through digest paper, as the first answer, no re-ask")
+    published = 0
+    for pdf in papers:
+        _Replay.answer = (folder / f"{pdf.stem}.{PROMPT_VERSION}.answer.json").read_text("utf-8")
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Replay)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        with tempfile.TemporaryDirectory() as cache:
+            environment = {key: value for key, value in os.environ.items()
+                           if not key.startswith(("DIGEST_", "OPENAI_"))}  # fmt: skip
+            environment |= {
+                "OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_port}/v1",
+                "OPENAI_API_KEY": "sk-replay", "DIGEST_LLM_MODE": "json_object",
+                "DIGEST_MAX_REASKS": "0", "DIGEST_CACHE_DIR": cache,
+            }  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-m", "digest", "paper", str(pdf), "--json"],
+                env=environment, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+        server.shutdown()
+        published += done.returncode == 0
+        why = "published" if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
+        print(f"{pdf.stem:22} {why[:220]}")
+    print(f"published at the first answer: {published} of {len(papers)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", help="an OpenAI-compatible server's base URL (…/v1)")
@@ -363,6 +422,9 @@ def main() -> None:
     parser.add_argument(
         "--tokenizer", metavar="URL", help="count --answers' tokens with a llama-server's model"
     )
+    parser.add_argument(
+        "--publish", action="store_true", help="give each answer to digest paper, no re-ask"
+    )
     options = parser.parse_args()
     if options.messages:
         write_messages(options.messages, options.papers)
@@ -370,6 +432,8 @@ def main() -> None:
     if options.answers:
         count = tokenizer(options.tokenizer) if options.tokenizer else estimate_tokens
         answers(options.answers, options.papers, count)
+        if options.publish:
+            publish(options.answers, options.papers)
         return
     gold()
     if options.server:
