@@ -49,6 +49,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,11 @@ def quotes_for(line: str, words: list[str]) -> list[str]:
     return quotes
 
 
+def with_quotes(quotes: dict[str, list[str]], field: str, line: str) -> dict[str, Any]:
+    """A line of the answer as the prompt asks for it: its text and its quotes."""
+    return {"text": line, "quotes": quotes[field]}
+
+
 def gold() -> None:
     print("gold answers (estimated output tokens; one quote a line, two where its numbers need)")
     print(f"{'paper':12} {'before':>7} {'after':>7} {'increase':>9} {'lines':>6} {'verified':>9}")
@@ -141,17 +147,10 @@ def gold() -> None:
         text = extract_pdf((PDFS / pdf).read_bytes(), TEXT_BUDGET).text
         words = text.split()
         before = json.dumps(digest.model_dump(), ensure_ascii=False)
-        quoted = digest.model_dump()
-        lines = []
-        for field, line in digest_lines(digest):
-            quotes = quotes_for(line, words)
-            lines.append(LineEvidence(field, line, tuple(quotes)))
-            item = {"text": line, "quotes": quotes}
-            if field.startswith("introduction."):
-                quoted["introduction"][field.split(".")[1]] = item
-            else:
-                section, index = field[:-1].split("[")
-                quoted[section][int(index)] = item
+        quotes = {field: quotes_for(line, words) for field, line in digest_lines(digest)}
+        lines = [LineEvidence(field, line, tuple(quotes[field]))
+                 for field, line in digest_lines(digest)]  # fmt: skip
+        quoted = reshaped(digest.model_dump(), partial(with_quotes, quotes))
         after = json.dumps(quoted, ensure_ascii=False)
         problems = check_lines(lines, SentText(text))
         verified = len(lines) - len({p.field for p in problems})
@@ -214,6 +213,7 @@ def real(server: str, papers: list[Path]) -> None:
         print(f"  refused: {problem[:240]}")
 
 
+@cache  # each prompt version's answers are checked against the same text
 def paper_of(pdf: Path, budget: int) -> PaperText:
     """What digest sends of a local PDF: its extracted title and first ``budget`` characters."""
     extracted = extract_pdf(pdf.read_bytes(), budget)
@@ -291,17 +291,27 @@ def answer_tokens(data: Any, count: Count = estimate_tokens) -> int:
     return count(json.dumps(data, ensure_ascii=False))
 
 
+def reshaped(data: dict[str, Any], line_of: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """``data`` in the digest's shape, each line replaced by ``line_of(field, line)`` (the
+    field named as ``models.by_field`` names it)."""
+    intro = data["introduction"]
+    shaped: dict[str, Any] = {
+        "introduction": {
+            name: line_of(f"introduction.{name}", line) for name, line in intro.items()
+        }
+    }
+    for section in ("method", "results", "limitations", "conclusion"):
+        shaped[section] = [line_of(f"{section}[{index}]", line)
+                           for index, line in enumerate(data[section])]  # fmt: skip
+    return shaped
+
+
 def quoted_lines(answer: dict[str, Any]) -> tuple[dict[str, Any], list[LineEvidence]]:
     """A quoting answer's lines alone (in the digest's shape) and each line with its quotes, read
     as they are: a line the digest's own checks would refuse is still measured."""
-    intro = answer["introduction"]
-    alone: dict[str, Any] = {"introduction": {n: line["text"] for n, line in intro.items()}}
-    lines = [LineEvidence(f"introduction.{n}", line["text"], tuple(line["quotes"]))
-             for n, line in intro.items()]  # fmt: skip
-    for section in ("method", "results", "limitations", "conclusion"):
-        alone[section] = [line["text"] for line in answer[section]]
-        lines += [LineEvidence(f"{section}[{i}]", line["text"], tuple(line["quotes"]))
-                  for i, line in enumerate(answer[section])]  # fmt: skip
+    alone = reshaped(answer, lambda _, line: line["text"])
+    lines = [LineEvidence(field, line["text"], tuple(line["quotes"]))
+             for field, line in by_field(answer).items()]  # fmt: skip
     return alone, lines
 
 
@@ -331,8 +341,9 @@ def answers(folder: Path, papers: list[Path], count: Count) -> None:
                 continue
             answered += 1
             paper = paper_of(pdf, TEXT_BUDGET)
-            alone, lines = quoted_lines(json.loads(quoted_path.read_text("utf-8")))
-            after = answer_tokens(json.loads(quoted_path.read_text("utf-8")), count)
+            answer = json.loads(quoted_path.read_text("utf-8"))
+            alone, lines = quoted_lines(answer)
+            after = answer_tokens(answer, count)
             shares.append(after / answer_tokens(alone, count) - 1)
             problems = check_lines(lines, SentText(f"{paper.title}\n{paper.content}"))
             bad = {problem.field for problem in problems}

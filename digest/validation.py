@@ -129,9 +129,11 @@ def line_problems(text: str) -> list[str]:
             f"is {len(text)} characters long; shorten it to at most {LINE_MAX_CHARS} characters"
         )
     share = hangul_share(text)
-    if share < HANGUL_SHARE_MIN and hangul_word_share(text) < HANGUL_WORD_SHARE_MIN:
+    # Words are counted only for a line short of Hangul letters: most lines never need it.
+    words = hangul_word_share(text) if share < HANGUL_SHARE_MIN else 1.0
+    if words < HANGUL_WORD_SHARE_MIN:
         problems.append(
-            f"is only {share:.0%} Hangul, in {hangul_word_share(text):.0%} of its words (at least "
+            f"is only {share:.0%} Hangul, in {words:.0%} of its words (at least "
             f"{HANGUL_WORD_SHARE_MIN:.0%} of the words must hold Hangul); write it in Korean, "
             "keeping English only for names, benchmarks and technical terms"
         )

@@ -268,12 +268,9 @@ def test_ctrl_c_during_backfill_is_one_line_and_the_next_run_pays_nothing_again(
     assert all(post(day).exists() for day in DAYS)
 
 
-def test_ctrl_c_while_backfill_batch_waits_leaves_the_batch_and_the_next_run_collects_it(
-    standin: StandIn, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    serve_days(standin)
-    standin.stall_batches_from = 1  # the batch stays in progress while the run waits on it
-    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.05")
+def interrupt_once_a_batch_is_submitted(cli: Callable[..., Run]) -> None:
+    """Run ``backfill --batch`` over RANGE, press Ctrl-C once it has submitted a batch, and see
+    the one line that says the batch is left on the server for the next run."""
     run = cli(*RANGE, "--batch")
     run.wait_until(lambda: any(record.get("batch_id") for record in records()), "submitted")
     code, err = run.interrupt()
@@ -284,6 +281,15 @@ def test_ctrl_c_while_backfill_batch_waits_leaves_the_batch_and_the_next_run_col
         "'digest backfill --batch' again to collect them ('digest backfill --status' shows "
         "them)",
     )
+
+
+def test_ctrl_c_while_backfill_batch_waits_leaves_the_batch_and_the_next_run_collects_it(
+    standin: StandIn, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_days(standin)
+    standin.stall_batches_from = 1  # the batch stays in progress while the run waits on it
+    monkeypatch.setenv("DIGEST_BATCH_POLL", "0.05")
+    interrupt_once_a_batch_is_submitted(cli)
 
     standin.stall_batches_from = None
     code, _, err = digest(*RANGE, "--batch")
@@ -305,16 +311,7 @@ def test_ctrl_c_while_the_ranking_batch_waits_and_the_next_run_pays_nothing_agai
     standin.stall_batches_from = 1
     monkeypatch.setenv("DIGEST_BATCH_POLL", "0.05")
     monkeypatch.setenv("DIGEST_INTERESTS", "강화학습")
-    run = cli(*RANGE, "--batch")
-    run.wait_until(lambda: any(record.get("batch_id") for record in records()), "submitted")
-    code, err = run.interrupt()
-    said_once(
-        code,
-        err,
-        "interrupted: the batches submitted keep running on the server; run the same "
-        "'digest backfill --batch' again to collect them ('digest backfill --status' shows "
-        "them)",
-    )
+    interrupt_once_a_batch_is_submitted(cli)
     assert not any(post(day).exists() for day in DAYS)
 
     standin.stall_batches_from = None

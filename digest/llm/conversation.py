@@ -22,6 +22,7 @@ way the request is the one ``LlmServer.body`` builds.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -116,6 +117,16 @@ def reask_messages(question: Messages, answer: str, problems: list[str]) -> Mess
         {"role": "assistant", "content": answer},
         {"role": "user", "content": render_prompt("reask", problems=listed)},
     ]
+
+
+_FENCED = re.compile(r"```(?:json)?\s*\n(.*)\n```", re.DOTALL)
+
+
+def unfenced(content: str) -> str:
+    """An answer's JSON without the Markdown code fence some models put around it."""
+    text = content.strip()
+    fenced = _FENCED.fullmatch(text)
+    return fenced.group(1) if fenced else text
 
 
 def repeats_itself(text: str, window: int = 600) -> bool:

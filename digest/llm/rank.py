@@ -29,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from digest.errors import DataFileError, LLMConfigError, SummaryFailed
 from digest.files import atomic_write_text, parse_model, read_bounded
 from digest.llm.cache import cache_key
-from digest.llm.conversation import Answer, Conversation, Outcome, converse, prompt_tokens_of
+from digest.llm.conversation import (
+    Answer,
+    Conversation,
+    Outcome,
+    converse,
+    prompt_tokens_of,
+    unfenced,
+)
 from digest.llm.price import CostGuard
 from digest.llm.server import LlmServer, Messages
 from digest.models import Usage
@@ -156,12 +163,8 @@ def _reason_problems(where: str, reason: str) -> list[str]:
 
 def parse_scores(content: str, asked: list[str]) -> tuple[Scores | None, list[str]]:
     """The scores in an answer (a Markdown fence around it forgiven), or the problems."""
-    text = content.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*\n(.*)\n```", text, re.DOTALL)
-    if fenced:
-        text = fenced.group(1)
     try:
-        scores = Scores.model_validate_json(text)
+        scores = Scores.model_validate_json(unfenced(content))
     except ValidationError as error:
         return None, describe_validation_error(error)
     problems = score_problems(scores, asked)

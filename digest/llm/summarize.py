@@ -36,6 +36,7 @@ from digest.llm.conversation import (
     Outcome,
     converse,
     prompt_tokens_of,
+    unfenced,
 )
 from digest.llm.evidence import LineEvidence, SentText, check_lines
 from digest.llm.grounding import (
@@ -142,10 +143,7 @@ def parse_digest(content: str) -> tuple[Answered | None, list[str]]:
     Lenient where weak models stumble and the fix is certain: raw line breaks and tabs inside
     JSON strings (JSON forbids them; the line checks then say that a line must be one line),
     and a Markdown code fence around the JSON."""
-    text = content.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*\n(.*)\n```", text, re.DOTALL)
-    if fenced:
-        text = fenced.group(1)
+    text = unfenced(content)
     try:
         quoted = Quoted.model_validate_json(text)
     except ValidationError as error:
