@@ -8,13 +8,10 @@ Skipped, saying why, where ``jekyll``, Pagefind (dev extras), Chromium or seleni
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import http.server
 import importlib.util
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from digest.blog.render import render_day
 from tests import jekyll
 from tests.conftest import REPO, missing
 from tests.helpers import make_day, make_digest, make_entry
-from tests.test_blog_pages import CHROMEDRIVER, CHROMIUM_FLAGS, chromium, jekyll_build
+from tests.test_blog_pages import CHROMEDRIVER, CHROMIUM_FLAGS, chromium, jekyll_build, serving
 
 # Jekyll, Pagefind and Chromium on a real blog: seconds, in the slow tier.
 pytestmark = pytest.mark.slow
@@ -119,27 +116,14 @@ LOADING = ".pagefind-ui__loading"
 RESULT = ".pagefind-ui__result-inner > .pagefind-ui__result-title a"
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served(site: Path) -> Iterator[str]:
     """The built site on 127.0.0.1 under /myblog/, where its baseurl says it is."""
     root = site.parent / "served"
     root.mkdir()
     (root / "myblog").symlink_to(site, target_is_directory=True)
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/myblog"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(root) as url:
+        yield f"{url}/myblog"
 
 
 @pytest.fixture(scope="module")
